@@ -1,0 +1,168 @@
+//! `daemon.toml`: tinynmd's own settings.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// NM's plugin directories, in priority order (spec §2.2).
+pub const NM_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/NetworkManager/VPN", "/etc/NetworkManager/VPN"];
+
+/// The daemon's settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DaemonConfig {
+    /// `system` (honours `DBUS_SYSTEM_BUS_ADDRESS`) or a D-Bus address.
+    pub bus: String,
+    /// Where TOML profiles live.
+    pub profile_dir: PathBuf,
+    /// Extra directories of `.name` files, searched after NM's own.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Search NM's directories (`/usr/lib/NetworkManager/VPN`, `/etc/NetworkManager/VPN`).
+    pub nm_plugin_dirs: bool,
+    /// Where tinynmd journals what it put in the kernel, to undo it after a crash.
+    pub state_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter).
+    pub log_level: String,
+    /// Timers.
+    pub timeouts: Timeouts,
+}
+
+/// NM's timers (spec §3.4), in seconds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Timeouts {
+    /// Waiting for the plugin to claim its bus name after exec.
+    pub service_start: f64,
+    /// Added to the vpn timeout for the whole activation.
+    pub activation_extra: f64,
+    /// `vpn.timeout` when the profile says 0.
+    pub vpn_default: u32,
+    /// Each call to the plugin.
+    pub plugin_call: f64,
+    /// `GetNameOwner`.
+    pub name_owner: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            service_start: 5.0,
+            activation_extra: 180.0,
+            vpn_default: crate::nm::VPN_TIMEOUT_DEFAULT_SECS,
+            plugin_call: 10.0,
+            name_owner: 3.0,
+        }
+    }
+}
+
+impl Timeouts {
+    /// A setting as a duration.
+    pub fn dur(secs: f64) -> Duration {
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            bus: "system".into(),
+            profile_dir: "/etc/tinynm/connections".into(),
+            plugin_dirs: Vec::new(),
+            nm_plugin_dirs: true,
+            state_dir: "/run/tinynm".into(),
+            log_level: "info".into(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// A `daemon.toml` that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonConfigError {
+    /// Unreadable file.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad content.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl DaemonConfig {
+    /// Parses `daemon.toml` text.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, DaemonConfigError> {
+        let c: DaemonConfig = toml::from_str(text).map_err(|e| DaemonConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let t = &c.timeouts;
+        for (k, v) in [
+            ("service-start", t.service_start),
+            ("activation-extra", t.activation_extra),
+            ("plugin-call", t.plugin_call),
+            ("name-owner", t.name_owner),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(DaemonConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("[timeouts] {k}: expected a positive number of seconds, found {v}"),
+                });
+            }
+        }
+        Ok(c)
+    }
+
+    /// Reads `daemon.toml`.
+    pub fn load(path: &Path) -> Result<Self, DaemonConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DaemonConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// The plugin directories in search order.
+    pub fn all_plugin_dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = if self.nm_plugin_dirs {
+            NM_PLUGIN_DIRS.iter().map(PathBuf::from).collect()
+        } else {
+            Vec::new()
+        };
+        v.extend(self.plugin_dirs.iter().cloned());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let p = Path::new("daemon.toml");
+        let c = DaemonConfig::from_toml_str("", p).unwrap();
+        assert_eq!(c, DaemonConfig::default());
+        let c = DaemonConfig::from_toml_str("[timeouts]\nservice-start = 1\n", p).unwrap();
+        assert_eq!(c.timeouts.service_start, 1.0);
+        let e = DaemonConfig::from_toml_str("colour = 1", p).unwrap_err().to_string();
+        assert!(e.starts_with("daemon.toml: ") && e.contains("unknown field `colour`"), "{e}");
+        let e = DaemonConfig::from_toml_str("[timeouts]\nplugin-call = -1", p)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "daemon.toml: [timeouts] plugin-call: expected a positive number of seconds, found -1"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! tinynm's model: VPN connection profiles (typed sections, validation, secret flags), their
+//! conversion to and from NetworkManager's `a{sa{sv}}`, TOML profile files, `daemon.toml`, and
+//! NM's enum values. No I/O runtime.
+#![deny(missing_docs)]
+
+pub mod daemon_config;
+pub mod dbus;
+pub mod error;
+pub mod nm;
+pub mod profile;
+pub mod toml_profile;
+
+pub use daemon_config::DaemonConfig;
+pub use error::ProfileError;
+pub use profile::Profile;

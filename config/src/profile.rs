@@ -1,0 +1,338 @@
+//! The VPN connection profile: typed sections and their validation.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::error::ProfileError;
+
+/// A VPN connection profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// `[connection]`
+    pub connection: ConnectionSection,
+    /// `[vpn]`
+    pub vpn: VpnSection,
+    /// `[ipv4]`
+    pub ipv4: IpSection,
+    /// `[ipv6]`
+    pub ipv6: IpSection,
+}
+
+/// The `connection` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSection {
+    /// Human name, unique among profiles.
+    pub id: String,
+    /// RFC 4122 text.
+    pub uuid: String,
+    /// Always `vpn` here.
+    pub kind: String,
+    /// Activate on start-up.
+    pub autoconnect: bool,
+    /// `user:NAME:` entries; empty means everyone.
+    pub permissions: Vec<String>,
+    /// Last activation, seconds since the epoch (0 = never).
+    pub timestamp: u64,
+}
+
+/// The `vpn` setting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VpnSection {
+    /// D-Bus service of the plugin, e.g. `org.freedesktop.NetworkManager.openvpn`.
+    pub service_type: String,
+    /// User name handed to the plugin.
+    pub user_name: Option<String>,
+    /// Plugin-specific data (`*-flags` keys hold secret flags).
+    pub data: BTreeMap<String, String>,
+    /// Plugin secrets.
+    pub secrets: BTreeMap<String, String>,
+    /// Survive base-device changes when the plugin can.
+    pub persistent: bool,
+    /// Activation timeout in seconds, 0 = default (60).
+    pub timeout: u32,
+}
+
+/// `ipv4.method` / `ipv6.method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpMethod {
+    /// Accept the plugin's config for this family.
+    #[default]
+    Auto,
+    /// Ignore the plugin's config for this family (`disabled`, `ignore`, …).
+    Other(&'static str),
+}
+
+impl IpMethod {
+    /// The methods NM accepts for a VPN profile.
+    pub const NAMES: &'static [&'static str] =
+        &["auto", "disabled", "ignore", "manual", "link-local", "shared"];
+
+    /// Parses NM's method name.
+    pub fn parse(s: &str) -> Option<IpMethod> {
+        if s == "auto" {
+            return Some(IpMethod::Auto);
+        }
+        Self::NAMES
+            .iter()
+            .find(|n| **n == s)
+            .map(|n| IpMethod::Other(n))
+    }
+
+    /// NM's name for the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpMethod::Auto => "auto",
+            IpMethod::Other(s) => s,
+        }
+    }
+}
+
+/// A static route of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Destination network.
+    pub dest: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Next hop, if any.
+    pub next_hop: Option<IpAddr>,
+    /// Metric, if set (otherwise the VPN metric).
+    pub metric: Option<u32>,
+}
+
+/// `ipv4` or `ipv6`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IpSection {
+    /// What to do with the plugin's config of this family.
+    pub method: IpMethod,
+    /// No default route through the VPN.
+    pub never_default: bool,
+    /// −1 = default (50 for VPNs).
+    pub route_metric: i64,
+    /// Static routes put on the VPN interface.
+    pub routes: Vec<StaticRoute>,
+    /// Static name servers.
+    pub dns: Vec<IpAddr>,
+    /// DNS search domains.
+    pub dns_search: Vec<String>,
+    /// 0 = default (50 for VPNs); lower wins, negative is exclusive.
+    pub dns_priority: i32,
+    /// Drop the plugin's routes.
+    pub ignore_auto_routes: bool,
+    /// Drop the plugin's DNS servers and domains.
+    pub ignore_auto_dns: bool,
+}
+
+impl IpSection {
+    /// A section with NM's defaults.
+    pub fn new() -> Self {
+        IpSection {
+            route_metric: -1,
+            ..Default::default()
+        }
+    }
+}
+
+/// Which address family a section is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4
+    V4,
+    /// IPv6
+    V6,
+}
+
+impl Family {
+    /// The section name.
+    pub fn section(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
+    /// The largest prefix length.
+    pub fn max_prefix(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    /// Whether an address belongs to this family.
+    pub fn holds(self, a: &IpAddr) -> bool {
+        matches!((self, a), (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_)))
+    }
+}
+
+/// Secret flags (`NMSettingSecretFlags`) of a VPN secret.
+pub mod secret_flags {
+    /// Stored by the daemon.
+    pub const NONE: u32 = 0;
+    /// Owned by a secret agent.
+    pub const AGENT_OWNED: u32 = 1;
+    /// Asked for each time.
+    pub const NOT_SAVED: u32 = 2;
+    /// Not needed to activate.
+    pub const NOT_REQUIRED: u32 = 4;
+}
+
+impl Profile {
+    /// A new VPN profile with NM's defaults.
+    pub fn new_vpn(id: &str, uuid: &str, service_type: &str) -> Profile {
+        Profile {
+            connection: ConnectionSection {
+                id: id.to_string(),
+                uuid: uuid.to_string(),
+                kind: "vpn".to_string(),
+                autoconnect: true,
+                permissions: Vec::new(),
+                timestamp: 0,
+            },
+            vpn: VpnSection {
+                service_type: service_type.to_string(),
+                ..Default::default()
+            },
+            ipv4: IpSection::new(),
+            ipv6: IpSection::new(),
+        }
+    }
+
+    /// The flags of a VPN secret, from `vpn.data["<key>-flags"]`; a value that does not parse
+    /// or is not a valid combination counts as 0, as in NM.
+    pub fn secret_flags(&self, key: &str) -> u32 {
+        self.vpn
+            .data
+            .get(&format!("{key}-flags"))
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| *v <= 7)
+            .unwrap_or(0)
+    }
+
+    /// The timeout of the whole connect phase in seconds (`vpn.timeout`, else 60).
+    pub fn vpn_timeout_secs(&self, default: u32) -> u32 {
+        if self.vpn.timeout != 0 {
+            self.vpn.timeout
+        } else {
+            default
+        }
+    }
+
+    /// Checks what the types alone cannot: required values, formats and ranges.
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        let c = &self.connection;
+        if c.id.trim().is_empty() {
+            return Err(ProfileError::key("connection", "id", "must not be empty"));
+        }
+        if !is_uuid(&c.uuid) {
+            return Err(ProfileError::key(
+                "connection",
+                "uuid",
+                format!(
+                    "'{}' is not a UUID (expected RFC 4122 text, like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)",
+                    c.uuid
+                ),
+            ));
+        }
+        if c.kind != "vpn" {
+            return Err(ProfileError::key(
+                "connection",
+                "type",
+                format!("'{}' is not supported (expected 'vpn')", c.kind),
+            ));
+        }
+        for p in &c.permissions {
+            let mut parts = p.split(':');
+            let ok = parts.next() == Some("user")
+                && parts.next().is_some_and(|u| !u.is_empty())
+                && parts.next().is_none_or(|r| r.is_empty())
+                && parts.next().is_none();
+            if !ok {
+                return Err(ProfileError::key(
+                    "connection",
+                    "permissions",
+                    format!("'{p}' is not of the form 'user:NAME:'"),
+                ));
+            }
+        }
+        if self.vpn.service_type.trim().is_empty() {
+            return Err(ProfileError::key("vpn", "service-type", "must not be empty"));
+        }
+        for k in self.vpn.data.keys().chain(self.vpn.secrets.keys()) {
+            if k.is_empty() {
+                return Err(ProfileError::key("vpn", "data", "keys must not be empty"));
+            }
+        }
+        for (fam, s) in [(Family::V4, &self.ipv4), (Family::V6, &self.ipv6)] {
+            s.validate(fam)?;
+        }
+        Ok(())
+    }
+}
+
+impl IpSection {
+    fn validate(&self, fam: Family) -> Result<(), ProfileError> {
+        let sec = fam.section();
+        if self.route_metric < -1 || self.route_metric > u32::MAX as i64 {
+            return Err(ProfileError::key(
+                sec,
+                "route-metric",
+                format!("{} is out of range (expected -1 to 4294967295)", self.route_metric),
+            ));
+        }
+        for r in &self.routes {
+            if !fam.holds(&r.dest) || r.next_hop.is_some_and(|n| !fam.holds(&n)) {
+                return Err(ProfileError::key(
+                    sec,
+                    "routes",
+                    format!("route to {}/{} is not an {sec} route", r.dest, r.prefix),
+                ));
+            }
+            if r.prefix > fam.max_prefix() {
+                return Err(ProfileError::key(
+                    sec,
+                    "routes",
+                    format!(
+                        "prefix {} of {} is out of range (expected 0 to {})",
+                        r.prefix,
+                        r.dest,
+                        fam.max_prefix()
+                    ),
+                ));
+            }
+        }
+        if let Some(a) = self.dns.iter().find(|a| !fam.holds(a)) {
+            return Err(ProfileError::key(
+                sec,
+                "dns",
+                format!("{a} is not an {sec} address"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s` is RFC 4122 text (8-4-4-4-12 hex digits).
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Parses `ADDR/PREFIX` (or a bare address, taken as a host route).
+pub fn parse_prefix(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+        None => max,
+    };
+    Some((addr, prefix))
+}
