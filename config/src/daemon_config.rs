@@ -116,7 +116,9 @@ impl DaemonConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err(DaemonConfigError::Invalid {
                     path: path.to_path_buf(),
-                    message: format!("[timeouts] {k}: expected a positive number of seconds, found {v}"),
+                    message: format!(
+                        "[timeouts] {k}: expected a positive number of seconds, found {v}"
+                    ),
                 });
             }
         }
@@ -155,8 +157,13 @@ mod tests {
         assert_eq!(c, DaemonConfig::default());
         let c = DaemonConfig::from_toml_str("[timeouts]\nservice-start = 1\n", p).unwrap();
         assert_eq!(c.timeouts.service_start, 1.0);
-        let e = DaemonConfig::from_toml_str("colour = 1", p).unwrap_err().to_string();
-        assert!(e.starts_with("daemon.toml: ") && e.contains("unknown field `colour`"), "{e}");
+        let e = DaemonConfig::from_toml_str("colour = 1", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("daemon.toml: ") && e.contains("unknown field `colour`"),
+            "{e}"
+        );
         let e = DaemonConfig::from_toml_str("[timeouts]\nplugin-call = -1", p)
             .unwrap_err()
             .to_string();

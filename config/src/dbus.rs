@@ -275,7 +275,8 @@ fn route_from_data(
         .typed::<u32>("prefix", "u")
         .map_err(|e| err(e.to_string()))?
         .ok_or_else(|| err("'prefix' is required".into()))?;
-    let (dest, _) = parse_prefix(&dest).ok_or_else(|| err(format!("'{dest}' is not an address")))?;
+    let (dest, _) =
+        parse_prefix(&dest).ok_or_else(|| err(format!("'{dest}' is not an address")))?;
     if !fam.holds(&dest) || prefix > fam.max_prefix() as u32 {
         return Err(err(format!("{dest}/{prefix} is not a valid {sec} route")));
     }
@@ -286,7 +287,9 @@ fn route_from_data(
                 .map_err(|_| err(format!("next-hop '{n}' is not an address")))?,
         ),
     };
-    let metric = rd.typed::<u32>("metric", "u").map_err(|e| err(e.to_string()))?;
+    let metric = rd
+        .typed::<u32>("metric", "u")
+        .map_err(|e| err(e.to_string()))?;
     Ok(StaticRoute {
         dest,
         prefix: prefix as u8,
@@ -304,7 +307,10 @@ fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileEr
             ProfileError::key(
                 sec,
                 "method",
-                format!("'{m}' is not a method (expected one of: {})", IpMethod::NAMES.join(", ")),
+                format!(
+                    "'{m}' is not a method (expected one of: {})",
+                    IpMethod::NAMES.join(", ")
+                ),
             )
         })?;
     }
@@ -486,7 +492,9 @@ mod tests {
         // both present and different: legacy wins
         let mut d3 = d.clone();
         let other = vec![vec![ip4_to_u32(Ipv4Addr::new(10, 60, 0, 0)), 24, 0, 0]];
-        d3.get_mut("ipv4").unwrap().insert("routes".into(), ov(other));
+        d3.get_mut("ipv4")
+            .unwrap()
+            .insert("routes".into(), ov(other));
         assert_eq!(
             from_dict(&d3).unwrap().ipv4.routes[0].dest,
             "10.60.0.0".parse::<IpAddr>().unwrap()

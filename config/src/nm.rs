@@ -150,10 +150,12 @@ impl ServiceState {
     /// The state for a wire value; unknown values map to `Unknown`.
     pub fn from_u32(v: u32) -> ServiceState {
         use ServiceState::*;
-        [Unknown, Init, Shutdown, Starting, Started, Stopping, Stopped]
-            .get(v as usize)
-            .copied()
-            .unwrap_or(Unknown)
+        [
+            Unknown, Init, Shutdown, Starting, Started, Stopping, Stopped,
+        ]
+        .get(v as usize)
+        .copied()
+        .unwrap_or(Unknown)
     }
 }
 

@@ -64,8 +64,14 @@ pub enum IpMethod {
 
 impl IpMethod {
     /// The methods NM accepts for a VPN profile.
-    pub const NAMES: &'static [&'static str] =
-        &["auto", "disabled", "ignore", "manual", "link-local", "shared"];
+    pub const NAMES: &'static [&'static str] = &[
+        "auto",
+        "disabled",
+        "ignore",
+        "manual",
+        "link-local",
+        "shared",
+    ];
 
     /// Parses NM's method name.
     pub fn parse(s: &str) -> Option<IpMethod> {
@@ -161,7 +167,10 @@ impl Family {
 
     /// Whether an address belongs to this family.
     pub fn holds(self, a: &IpAddr) -> bool {
-        matches!((self, a), (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_)))
+        matches!(
+            (self, a),
+            (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+        )
     }
 }
 
@@ -256,7 +265,11 @@ impl Profile {
             }
         }
         if self.vpn.service_type.trim().is_empty() {
-            return Err(ProfileError::key("vpn", "service-type", "must not be empty"));
+            return Err(ProfileError::key(
+                "vpn",
+                "service-type",
+                "must not be empty",
+            ));
         }
         for k in self.vpn.data.keys().chain(self.vpn.secrets.keys()) {
             if k.is_empty() {
@@ -277,7 +290,10 @@ impl IpSection {
             return Err(ProfileError::key(
                 sec,
                 "route-metric",
-                format!("{} is out of range (expected -1 to 4294967295)", self.route_metric),
+                format!(
+                    "{} is out of range (expected -1 to 4294967295)",
+                    self.route_metric
+                ),
             ));
         }
         for r in &self.routes {

@@ -152,7 +152,10 @@ fn read_ip(root: &Table, fam: Family) -> Result<IpSection, ProfileError> {
             ProfileError::key(
                 name,
                 "method",
-                format!("'{m}' is not a method (expected one of: {})", IpMethod::NAMES.join(", ")),
+                format!(
+                    "'{m}' is not a method (expected one of: {})",
+                    IpMethod::NAMES.join(", ")
+                ),
             )
         })?;
     }
@@ -163,9 +166,11 @@ fn read_ip(root: &Table, fam: Family) -> Result<IpSection, ProfileError> {
     out.ignore_auto_dns = s.boolean("ignore-auto-dns", false)?;
     out.dns_search = s.strings("dns-search")?;
     for d in s.strings("dns")? {
-        out.dns.push(d.parse().map_err(|_| {
-            ProfileError::key(name, "dns", format!("'{d}' is not an IP address"))
-        })?);
+        out.dns.push(
+            d.parse().map_err(|_| {
+                ProfileError::key(name, "dns", format!("'{d}' is not an IP address"))
+            })?,
+        );
     }
     match s.get("routes") {
         None => {}
@@ -189,23 +194,38 @@ fn read_route(sec: &str, i: usize, item: &Value) -> Result<StaticRoute, ProfileE
             type_name(item)
         )));
     };
-    if let Some(k) = t.keys().find(|k| !["dest", "next-hop", "metric"].contains(&k.as_str())) {
-        return Err(err(format!("unknown key '{k}' (known keys: dest, next-hop, metric)")));
+    if let Some(k) = t
+        .keys()
+        .find(|k| !["dest", "next-hop", "metric"].contains(&k.as_str()))
+    {
+        return Err(err(format!(
+            "unknown key '{k}' (known keys: dest, next-hop, metric)"
+        )));
     }
     let dest = match t.get("dest") {
         Some(Value::String(s)) => s,
-        Some(v) => return Err(err(format!("dest: expected a string, found {}", type_name(v)))),
+        Some(v) => {
+            return Err(err(format!(
+                "dest: expected a string, found {}",
+                type_name(v)
+            )));
+        }
         None => return Err(err("dest is required".into())),
     };
-    let (dest, prefix) = parse_prefix(dest)
-        .ok_or_else(|| err(format!("dest '{dest}' is not ADDRESS/PREFIX")))?;
+    let (dest, prefix) =
+        parse_prefix(dest).ok_or_else(|| err(format!("dest '{dest}' is not ADDRESS/PREFIX")))?;
     let next_hop = match t.get("next-hop") {
         None => None,
         Some(Value::String(s)) => Some(
             s.parse()
                 .map_err(|_| err(format!("next-hop '{s}' is not an IP address")))?,
         ),
-        Some(v) => return Err(err(format!("next-hop: expected a string, found {}", type_name(v)))),
+        Some(v) => {
+            return Err(err(format!(
+                "next-hop: expected a string, found {}",
+                type_name(v)
+            )));
+        }
     };
     let metric = match t.get("metric") {
         None => None,
@@ -222,10 +242,12 @@ fn read_route(sec: &str, i: usize, item: &Value) -> Result<StaticRoute, ProfileE
 
 /// Parses and validates a profile from TOML text.
 pub fn from_toml_str(text: &str) -> Result<Profile, ProfileError> {
-    let root: Table = text.parse().map_err(|e: toml::de::Error| ProfileError::Syntax {
-        path: "<text>".into(),
-        message: e.message().to_string(),
-    })?;
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ProfileError::Syntax {
+            path: "<text>".into(),
+            message: e.message().to_string(),
+        })?;
     from_table(&root)
 }
 
@@ -351,7 +373,10 @@ pub fn to_toml_string(p: &Profile) -> String {
     c.insert("type".into(), p.connection.kind.clone().into());
     c.insert("autoconnect".into(), p.connection.autoconnect.into());
     if !p.connection.permissions.is_empty() {
-        c.insert("permissions".into(), p.connection.permissions.clone().into());
+        c.insert(
+            "permissions".into(),
+            p.connection.permissions.clone().into(),
+        );
     }
     if p.connection.timestamp != 0 {
         c.insert("timestamp".into(), (p.connection.timestamp as i64).into());
@@ -369,7 +394,9 @@ pub fn to_toml_string(p: &Profile) -> String {
         v.insert("timeout".into(), (p.vpn.timeout as i64).into());
     }
     let map = |m: &BTreeMap<String, String>| -> Table {
-        m.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect()
     };
     v.insert("data".into(), map(&p.vpn.data).into());
     if !p.vpn.secrets.is_empty() {
@@ -422,7 +449,10 @@ method = "ignore"
     fn errors_name_section_and_key() {
         let bad = GOOD.replace("route-metric = 70", "route-metric = \"high\"");
         let e = from_toml_str(&bad).unwrap_err().to_string();
-        assert_eq!(e, "[ipv4] route-metric: expected an integer, found a string");
+        assert_eq!(
+            e,
+            "[ipv4] route-metric: expected an integer, found a string"
+        );
         let bad = GOOD.replace("autoconnect = false", "autoconnect = false\ncolour = 1");
         let e = from_toml_str(&bad).unwrap_err().to_string();
         assert!(e.starts_with("[connection] colour: unknown key"), "{e}");
@@ -431,7 +461,10 @@ method = "ignore"
         assert!(e.starts_with("[connection] uuid: 'nope-11d2"), "{e}");
         let bad = GOOD.replace("10.50.0.0/16", "10.50.0.0/33");
         let e = from_toml_str(&bad).unwrap_err().to_string();
-        assert_eq!(e, "[ipv4] routes[0]: dest '10.50.0.0/33' is not ADDRESS/PREFIX");
+        assert_eq!(
+            e,
+            "[ipv4] routes[0]: dest '10.50.0.0/33' is not ADDRESS/PREFIX"
+        );
         let bad = GOOD.replace("service-type = ", "service = ");
         let e = from_toml_str(&bad).unwrap_err().to_string();
         assert_eq!(e, "[vpn] service-type: is required");
@@ -441,7 +474,11 @@ method = "ignore"
     fn file_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x.toml");
-        std::fs::write(&f, GOOD.replace("method = \"ignore\"", "method = \"magic\"")).unwrap();
+        std::fs::write(
+            &f,
+            GOOD.replace("method = \"ignore\"", "method = \"magic\""),
+        )
+        .unwrap();
         let e = load_file(&f).unwrap_err().to_string();
         assert_eq!(
             e,
@@ -452,6 +489,9 @@ method = "ignore"
         );
         std::fs::write(&f, "[connection\nid=1").unwrap();
         let e = load_file(&f).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}: not valid TOML: line 1", f.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("{}: not valid TOML: line 1", f.display())),
+            "{e}"
+        );
     }
 }

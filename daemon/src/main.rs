@@ -1,1 +1,168 @@
-fn main(){}
+//! tinynmd: a small NetworkManager for VPNs. It owns `org.freedesktop.NetworkManager` on the
+//! bus it is given and speaks NM's D-Bus API, so NM's VPN plugins and clients work with it.
+
+mod bus;
+mod core;
+mod netlink;
+mod store;
+mod vpn;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tinynm_config::DaemonConfig;
+use tokio::sync::{mpsc, watch};
+
+/// tinynmd: a small, fast NetworkManager for VPN connections.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// daemon.toml (default: /etc/tinynm/daemon.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// `system` (honours DBUS_SYSTEM_BUS_ADDRESS) or a D-Bus address.
+    #[arg(long, value_name = "system|ADDRESS")]
+    bus: Option<String>,
+    /// A D-Bus address to serve on (same as --bus ADDRESS).
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "bus")]
+    bus_address: Option<String>,
+    /// Directory of TOML profiles.
+    #[arg(long, value_name = "DIR")]
+    profile_dir: Option<PathBuf>,
+    /// Extra directory of VPN plugin `.name` files (repeatable).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Vec<PathBuf>,
+    /// Do not search NM's plugin directories.
+    #[arg(long)]
+    no_nm_plugin_dirs: bool,
+    /// Log level or tracing filter.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn load_config(a: &Args) -> anyhow::Result<DaemonConfig> {
+    let mut cfg = match &a.config {
+        Some(f) => DaemonConfig::load(f)?,
+        None => {
+            let f = PathBuf::from("/etc/tinynm/daemon.toml");
+            if f.exists() {
+                DaemonConfig::load(&f)?
+            } else {
+                DaemonConfig::default()
+            }
+        }
+    };
+    if let Some(b) = a.bus.clone().or_else(|| a.bus_address.clone()) {
+        cfg.bus = b;
+    }
+    if let Some(d) = &a.profile_dir {
+        cfg.profile_dir = d.clone();
+    }
+    cfg.plugin_dirs.extend(a.plugin_dir.iter().cloned());
+    if a.no_nm_plugin_dirs {
+        cfg.nm_plugin_dirs = false;
+    }
+    if let Some(l) = &a.log_level {
+        cfg.log_level = l.clone();
+    }
+    Ok(cfg)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg = load_config(&args)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level).with_context(|| {
+        format!(
+            "log-level '{}' is not a level or tracing filter",
+            cfg.log_level
+        )
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    tracing::debug!("starting with {cfg:?}");
+    // One thread: the daemon's work is I/O-bound, and a small footprint is the point.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(serve(cfg))
+}
+
+async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Builder<'static>> {
+    Ok(if cfg.bus == "system" {
+        zbus::connection::Builder::system()
+    } else {
+        zbus::connection::Builder::address(cfg.bus.as_str())
+    })
+}
+
+async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let netlink = netlink::Netlink::new().context("netlink")?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (manager_tx, manager_rx) = watch::channel(core::ManagerSnapshot {
+        active: Vec::new(),
+        state: tinynm_config::nm::nm_state::DISCONNECTED,
+    });
+    let (settings_tx, settings_rx) = watch::channel(Vec::new());
+    let conn = connect_bus(&cfg)
+        .await?
+        .serve_at("/org/freedesktop", zbus::fdo::ObjectManager)
+        .serve_at(
+            bus::NM_PATH,
+            bus::manager::Manager {
+                cmd: cmd_tx.clone(),
+                snap: manager_rx,
+            },
+        )
+        .serve_at(
+            bus::SETTINGS_PATH,
+            bus::settings::SettingsView {
+                cmd: cmd_tx.clone(),
+                list: settings_rx,
+            },
+        )
+        .build()
+        .await
+        .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
+    let ctx = core::Ctx {
+        conn: conn.clone(),
+        netlink,
+        cfg: cfg.clone(),
+    };
+    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx);
+    core.load_profiles()
+        .await
+        .context("cannot export the profiles")?;
+    let core_task = tokio::spawn(core.run(cmd_rx));
+    conn.request_name(bus::NM_NAME)
+        .await
+        .with_context(|| format!("cannot own {} on '{}'", bus::NM_NAME, cfg.bus))?;
+    tracing::info!(
+        "tinynmd {} serving {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        bus::NM_NAME,
+        cfg.bus
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: deactivating every VPN");
+    let (reply, done) = tokio::sync::oneshot::channel();
+    if cmd_tx.send(core::Command::Shutdown { reply }).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), done).await;
+    }
+    let _ = conn.release_name(bus::NM_NAME).await;
+    core_task.abort();
+    Ok(())
+}

@@ -139,7 +139,7 @@ impl Control {
 
     /// Moves to a new service state and announces it.
     pub async fn set_state(&self, s: ServiceState) -> zbus::Result<()> {
-        {
+        let used = {
             let mut core = self.shared.core.lock().expect("poisoned");
             if core.state == Some(s) {
                 return Ok(());
@@ -151,7 +151,18 @@ impl Control {
                 core.got_ip4 = false;
                 core.got_ip6 = false;
             }
+            core.used
+        };
+        let announced = self.announce_state(s).await;
+        // A plugin that has served its connection and stopped goes away, whether or not the
+        // bus still carries the news.
+        if s == ServiceState::Stopped && self.shared.watch_peer && used {
+            let _ = self.shared.exit.send(true);
         }
+        announced
+    }
+
+    async fn announce_state(&self, s: ServiceState) -> zbus::Result<()> {
         emit(&self.shared.conn, "StateChanged", &(s as u32)).await?;
         let e = SignalEmitter::new(&self.shared.conn, PLUGIN_PATH)?;
         let mut changed = HashMap::new();
@@ -162,14 +173,7 @@ impl Control {
             changed,
             std::borrow::Cow::Borrowed(&[]),
         )
-        .await?;
-        if s == ServiceState::Stopped {
-            let used = self.shared.core.lock().expect("poisoned").used;
-            if self.shared.watch_peer && used {
-                let _ = self.shared.exit.send(true);
-            }
-        }
-        Ok(())
+        .await
     }
 
     /// Sends the generic `Config`.
@@ -181,8 +185,14 @@ impl Control {
     pub async fn set_config_raw(&self, d: Dict) -> zbus::Result<()> {
         {
             let mut core = self.shared.core.lock().expect("poisoned");
-            core.has_ip4 = d.get("has-ip4").and_then(|v| bool::try_from(v).ok()).unwrap_or(false);
-            core.has_ip6 = d.get("has-ip6").and_then(|v| bool::try_from(v).ok()).unwrap_or(false);
+            core.has_ip4 = d
+                .get("has-ip4")
+                .and_then(|v| bool::try_from(v).ok())
+                .unwrap_or(false);
+            core.has_ip6 = d
+                .get("has-ip6")
+                .and_then(|v| bool::try_from(v).ok())
+                .unwrap_or(false);
             core.config = Some(clone_dict(&d));
         }
         emit(&self.shared.conn, "Config", &(d,)).await?;
@@ -280,16 +290,26 @@ impl<S: VpnService> PluginObject<S> {
         match self.ctl.state() {
             ServiceState::Init | ServiceState::Stopped | ServiceState::Unknown => {}
             ServiceState::Starting => {
-                return Err(PluginError::StartingInProgress("Could not start connection: already starting".into()));
+                return Err(PluginError::StartingInProgress(
+                    "Could not start connection: already starting".into(),
+                ));
             }
             ServiceState::Started => {
-                return Err(PluginError::AlreadyStarted("Could not start connection: already started".into()));
+                return Err(PluginError::AlreadyStarted(
+                    "Could not start connection: already started".into(),
+                ));
             }
-            _ => return Err(PluginError::WrongState("Could not start connection: wrong plugin state".into())),
+            _ => {
+                return Err(PluginError::WrongState(
+                    "Could not start connection: wrong plugin state".into(),
+                ));
+            }
         }
         let profile = parse_connection(&connection)?;
         let r = if interactive {
-            self.service.connect_interactive(profile, self.ctl.clone()).await
+            self.service
+                .connect_interactive(profile, self.ctl.clone())
+                .await
         } else {
             self.service.connect(profile, self.ctl.clone()).await
         };
@@ -328,7 +348,11 @@ fn watch_peer<S: VpnService>(service: Arc<S>, ctl: Control, peer: zbus::names::O
         else {
             return;
         };
-        if dbus.name_has_owner(peer.as_ref().into()).await.unwrap_or(false) {
+        if dbus
+            .name_has_owner(peer.as_ref().into())
+            .await
+            .unwrap_or(false)
+        {
             while let Some(sig) = changes.next().await {
                 if sig.args().map(|a| a.new_owner().is_none()).unwrap_or(false) {
                     break;
@@ -371,7 +395,9 @@ impl<S: VpnService> PluginObject<S> {
 
     async fn new_secrets(&self, connection: SettingsDict) -> Result<(), PluginError> {
         if self.ctl.state() != ServiceState::Starting {
-            return Err(PluginError::WrongState("Could not accept new secrets: wrong plugin state".into()));
+            return Err(PluginError::WrongState(
+                "Could not accept new secrets: wrong plugin state".into(),
+            ));
         }
         let profile = parse_connection(&connection)?;
         self.service.new_secrets(profile, self.ctl.clone()).await
@@ -401,11 +427,17 @@ impl<S: VpnService> PluginObject<S> {
         Ok(self.ctl.set_config_raw(config).await?)
     }
 
-    async fn set_ip4_config(&self, config: HashMap<String, OwnedVariant>) -> Result<(), PluginError> {
+    async fn set_ip4_config(
+        &self,
+        config: HashMap<String, OwnedVariant>,
+    ) -> Result<(), PluginError> {
         Ok(self.ctl.set_ip_config_raw(true, config).await?)
     }
 
-    async fn set_ip6_config(&self, config: HashMap<String, OwnedVariant>) -> Result<(), PluginError> {
+    async fn set_ip6_config(
+        &self,
+        config: HashMap<String, OwnedVariant>,
+    ) -> Result<(), PluginError> {
         Ok(self.ctl.set_ip_config_raw(false, config).await?)
     }
 
@@ -479,7 +511,11 @@ impl PluginArgs {
                 }
                 "--persist" => out.persist = true,
                 "--debug" => {}
-                other => return Err(format!("unknown argument '{other}' (expected --bus-name NAME, --persist, --debug)")),
+                other => {
+                    return Err(format!(
+                        "unknown argument '{other}' (expected --bus-name NAME, --persist, --debug)"
+                    ));
+                }
             }
         }
         if !out.bus_name.starts_with(default_service) {
@@ -508,6 +544,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -545,7 +582,8 @@ pub async fn run<S: VpnService>(service: S, args: PluginArgs) -> Result<(), zbus
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| zbus::Error::Failure(e.to_string()))?;
     loop {
-        let idle = matches!(ctl.state(), ServiceState::Init | ServiceState::Stopped) && !args.persist;
+        let idle =
+            matches!(ctl.state(), ServiceState::Init | ServiceState::Stopped) && !args.persist;
         let idle_timer = async {
             if idle {
                 tokio::time::sleep(IDLE_QUIT).await

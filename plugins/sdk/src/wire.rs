@@ -94,7 +94,11 @@ struct Get<'a> {
 }
 
 impl Get<'_> {
-    fn typed<T: TryFrom<OwnedVariant>>(&self, key: &str, sig: &str) -> Result<Option<T>, ConfigError> {
+    fn typed<T: TryFrom<OwnedVariant>>(
+        &self,
+        key: &str,
+        sig: &str,
+    ) -> Result<Option<T>, ConfigError> {
         let Some(v) = self.d.get(key) else {
             return Ok(None);
         };
@@ -140,12 +144,20 @@ fn clear_host_bits(a: IpAddr, prefix: u8) -> IpAddr {
     match a {
         IpAddr::V4(v) => {
             let bits = u32::from(v);
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix as u32) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix as u32)
+            };
             IpAddr::V4(Ipv4Addr::from(bits & mask))
         }
         IpAddr::V6(v) => {
             let bits = u128::from(v);
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix as u32) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix as u32)
+            };
             IpAddr::V6(Ipv6Addr::from(bits & mask))
         }
     }
@@ -160,7 +172,10 @@ impl GenericConfig {
             Some(s) if s == "u" => g.addr("gateway", Family::V4)?,
             Some(s) if s == "ay" => g.addr("gateway", Family::V6)?,
             Some(s) => {
-                return Err(g.err("gateway", format!("expected D-Bus type 'u' or 'ay', got '{s}'")));
+                return Err(g.err(
+                    "gateway",
+                    format!("expected D-Bus type 'u' or 'ay', got '{s}'"),
+                ));
             }
         };
         let gateway = gateway.filter(|a| !a.is_unspecified());
@@ -255,9 +270,16 @@ impl IpConfig {
         let prefix = match g.typed::<u32>("prefix", "u")? {
             None => default_prefix,
             Some(p) if (1..=max as u32).contains(&p) => p as u8,
-            Some(p) => return Err(g.err("prefix", format!("{p} is out of range (expected 1 to {max})"))),
+            Some(p) => {
+                return Err(g.err(
+                    "prefix",
+                    format!("{p} is out of range (expected 1 to {max})"),
+                ));
+            }
         };
-        let ptp = g.addr("ptp", family)?.filter(|a| !a.is_unspecified() && *a != address);
+        let ptp = g
+            .addr("ptp", family)?
+            .filter(|a| !a.is_unspecified() && *a != address);
         let internal_gateway = g
             .addr("internal-gateway", family)?
             .filter(|a| !a.is_unspecified());
@@ -284,7 +306,10 @@ impl IpConfig {
         let mut raw: Vec<PluginRoute> = Vec::new();
         match family {
             Family::V4 => {
-                for r in g.typed::<Vec<Vec<u32>>>("routes", "aau")?.unwrap_or_default() {
+                for r in g
+                    .typed::<Vec<Vec<u32>>>("routes", "aau")?
+                    .unwrap_or_default()
+                {
                     if !(r.len() == 4 || r.len() == 5) || r[1] > 32 {
                         continue;
                     }
@@ -292,7 +317,10 @@ impl IpConfig {
                         dest: IpAddr::V4(u32_to_ip4(r[0])),
                         prefix: r[1] as u8,
                         next_hop: (r[2] != 0).then(|| IpAddr::V4(u32_to_ip4(r[2]))),
-                        pref_src: r.get(4).filter(|s| **s != 0).map(|s| IpAddr::V4(u32_to_ip4(*s))),
+                        pref_src: r
+                            .get(4)
+                            .filter(|s| **s != 0)
+                            .map(|s| IpAddr::V4(u32_to_ip4(*s))),
                     });
                 }
             }
@@ -301,14 +329,18 @@ impl IpConfig {
                     .typed::<Vec<(Vec<u8>, u32, Vec<u8>, u32)>>("routes", "a(ayuayu)")?
                     .unwrap_or_default()
                 {
-                    let Some(dst) = bytes_to_ip6(&dst) else { continue };
+                    let Some(dst) = bytes_to_ip6(&dst) else {
+                        continue;
+                    };
                     if p > 128 {
                         continue;
                     }
                     raw.push(PluginRoute {
                         dest: IpAddr::V6(dst),
                         prefix: p as u8,
-                        next_hop: bytes_to_ip6(&nh).filter(|a| !a.is_unspecified()).map(IpAddr::V6),
+                        next_hop: bytes_to_ip6(&nh)
+                            .filter(|a| !a.is_unspecified())
+                            .map(IpAddr::V6),
                         pref_src: None,
                     });
                 }
@@ -479,41 +511,73 @@ mod tests {
             dns: vec![a4("10.8.0.1")],
             domains: vec![],
             routes: vec![
-                PluginRoute { dest: a4("10.60.1.7"), prefix: 16, next_hop: None, pref_src: None },
-                PluginRoute { dest: a4("10.60.0.0"), prefix: 16, next_hop: None, pref_src: None },
-                PluginRoute { dest: a4("192.0.2.1"), prefix: 32, next_hop: None, pref_src: None },
+                PluginRoute {
+                    dest: a4("10.60.1.7"),
+                    prefix: 16,
+                    next_hop: None,
+                    pref_src: None,
+                },
+                PluginRoute {
+                    dest: a4("10.60.0.0"),
+                    prefix: 16,
+                    next_hop: None,
+                    pref_src: None,
+                },
+                PluginRoute {
+                    dest: a4("192.0.2.1"),
+                    prefix: 32,
+                    next_hop: None,
+                    pref_src: None,
+                },
             ],
             never_default: false,
             preserve_routes: false,
             mss: None,
         };
         let d = base.to_dict();
-        let c = IpConfig::parse(&d, Family::V4, Some(a4("192.0.2.1"))).unwrap().unwrap();
+        let c = IpConfig::parse(&d, Family::V4, Some(a4("192.0.2.1")))
+            .unwrap()
+            .unwrap();
         // host bits cleared, duplicates merged, the host route to the external gateway dropped
         assert_eq!(c.routes.len(), 1);
         assert_eq!(c.routes[0].dest, a4("10.60.0.0"));
         let mut bad = d.clone();
         bad.insert("prefix".into(), ov(33u32));
         assert_eq!(
-            IpConfig::parse(&bad, Family::V4, None).unwrap_err().to_string(),
+            IpConfig::parse(&bad, Family::V4, None)
+                .unwrap_err()
+                .to_string(),
             "Ip4Config: prefix: 33 is out of range (expected 1 to 32)"
         );
         let mut bad = d.clone();
         bad.insert("address".into(), ov(0u32));
         assert_eq!(
-            IpConfig::parse(&bad, Family::V4, None).unwrap_err().to_string(),
+            IpConfig::parse(&bad, Family::V4, None)
+                .unwrap_err()
+                .to_string(),
             "Ip4Config: address: 0.0.0.0 is not a usable address"
         );
         let mut bad = d.clone();
         bad.insert("address".into(), ov("10.8.0.2"));
         assert_eq!(
-            IpConfig::parse(&bad, Family::V4, None).unwrap_err().to_string(),
+            IpConfig::parse(&bad, Family::V4, None)
+                .unwrap_err()
+                .to_string(),
             "Ip4Config: address: expected D-Bus type 'u', got 's'"
         );
         let mut noprefix = d.clone();
         noprefix.remove("prefix");
-        assert_eq!(IpConfig::parse(&noprefix, Family::V4, None).unwrap().unwrap().prefix, 24);
-        assert_eq!(IpConfig::parse(&Dict::new(), Family::V4, None).unwrap(), None);
+        assert_eq!(
+            IpConfig::parse(&noprefix, Family::V4, None)
+                .unwrap()
+                .unwrap()
+                .prefix,
+            24
+        );
+        assert_eq!(
+            IpConfig::parse(&Dict::new(), Family::V4, None).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -536,6 +600,11 @@ mod tests {
             preserve_routes: false,
             mss: None,
         };
-        assert_eq!(IpConfig::parse(&c.to_dict(), Family::V6, None).unwrap().unwrap(), c);
+        assert_eq!(
+            IpConfig::parse(&c.to_dict(), Family::V6, None)
+                .unwrap()
+                .unwrap(),
+            c
+        );
     }
 }

@@ -1,0 +1,624 @@
+//! The daemon's core actor: owns the profiles and the list of active connections, and answers
+//! the commands the D-Bus views send. Each active connection is a task of its own.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tinynm_config::dbus::SettingsDict;
+use tinynm_config::nm::{AcState, Reason, nm_state};
+use tinynm_config::{DaemonConfig, Profile};
+use tokio::sync::{mpsc, oneshot, watch};
+use zbus::{OwnedObjectPath, Variant};
+
+use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
+use crate::bus::settings::{ConnectionView, ProfileSnapshot};
+use crate::bus::{AC_PREFIX, NM_PATH, NmError, SETTINGS_PATH, SettingsError, properties_changed};
+use crate::netlink::Netlink;
+use crate::vpn::connection::{AcCommand, AcParams};
+use crate::vpn::registry;
+
+/// What the views ask of the core.
+pub enum Command {
+    /// `ActivateConnection`
+    Activate {
+        /// Caller's uid.
+        uid: u32,
+        /// Settings.Connection path.
+        connection: OwnedObjectPath,
+        /// Base active connection or `/`.
+        specific_object: OwnedObjectPath,
+        /// Reply.
+        reply: oneshot::Sender<Result<OwnedObjectPath, NmError>>,
+    },
+    /// `DeactivateConnection`
+    Deactivate {
+        /// Caller's uid.
+        uid: u32,
+        /// Active connection path.
+        active: OwnedObjectPath,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), NmError>>,
+    },
+    /// `AddConnection` / `AddConnectionUnsaved`
+    Add {
+        /// Caller's uid.
+        uid: u32,
+        /// The settings.
+        settings: SettingsDict,
+        /// Write it to disk.
+        save: bool,
+        /// Reply.
+        reply: oneshot::Sender<Result<OwnedObjectPath, SettingsError>>,
+    },
+    /// `Settings.Connection.Update`
+    Update {
+        /// Caller's uid.
+        uid: u32,
+        /// Profile number.
+        n: u64,
+        /// The new settings.
+        settings: SettingsDict,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SettingsError>>,
+    },
+    /// `Settings.Connection.Delete`
+    Delete {
+        /// Caller's uid.
+        uid: u32,
+        /// Profile number.
+        n: u64,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SettingsError>>,
+    },
+    /// An active connection's task has ended (sent by the task itself).
+    Ended {
+        /// Active connection number.
+        n: u64,
+    },
+    /// An active connection reached or left ACTIVATED.
+    Changed,
+    /// Deactivate everything and stop.
+    Shutdown {
+        /// Answered when every VPN is down.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What the Manager view shows.
+#[derive(Debug, Clone, Default)]
+pub struct ManagerSnapshot {
+    /// Active connection paths, newest first (as NM orders them).
+    pub active: Vec<OwnedObjectPath>,
+    /// `NMState`
+    pub state: u32,
+}
+
+struct ProfileEntry {
+    snap: watch::Sender<ProfileSnapshot>,
+}
+
+struct ActiveEntry {
+    profile: u64,
+    cmd: mpsc::Sender<AcCommand>,
+    snap: watch::Receiver<AcSnapshot>,
+}
+
+/// Shared, read-only context of the daemon.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The bus connection.
+    pub conn: zbus::Connection,
+    /// Netlink sockets.
+    pub netlink: Netlink,
+    /// daemon.toml
+    pub cfg: Arc<DaemonConfig>,
+}
+
+/// The core actor's state.
+pub struct Core {
+    ctx: Ctx,
+    tx: mpsc::Sender<Command>,
+    profiles: BTreeMap<u64, ProfileEntry>,
+    next_profile: u64,
+    actives: BTreeMap<u64, ActiveEntry>,
+    next_ac: u64,
+    manager: watch::Sender<ManagerSnapshot>,
+    settings: watch::Sender<Vec<OwnedObjectPath>>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+fn profile_path(n: u64) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(format!("{SETTINGS_PATH}/{n}")).expect("valid path")
+}
+
+fn ac_path(n: u64) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(format!("{AC_PREFIX}/{n}")).expect("valid path")
+}
+
+fn number_in(path: &str, prefix: &str) -> Option<u64> {
+    path.strip_prefix(prefix)?.strip_prefix('/')?.parse().ok()
+}
+
+/// Only root changes anything (the default policy; daemon.toml rules and polkit come later).
+fn allowed(uid: u32) -> bool {
+    uid == 0
+}
+
+impl Core {
+    /// A core with no profiles yet.
+    pub fn new(
+        ctx: Ctx,
+        tx: mpsc::Sender<Command>,
+        manager: watch::Sender<ManagerSnapshot>,
+        settings: watch::Sender<Vec<OwnedObjectPath>>,
+    ) -> Self {
+        Core {
+            ctx,
+            tx,
+            profiles: BTreeMap::new(),
+            next_profile: 1,
+            actives: BTreeMap::new(),
+            next_ac: 1,
+            manager,
+            settings,
+            shutdown: None,
+        }
+    }
+
+    /// Loads the profile directory; bad files are logged by file and key and skipped.
+    pub async fn load_profiles(&mut self) -> zbus::Result<()> {
+        let loaded = crate::store::load_dir(&self.ctx.cfg.profile_dir);
+        for e in &loaded.errors {
+            tracing::error!("profile not loaded: {e}");
+        }
+        for (p, f) in loaded.profiles {
+            self.insert_profile(p, Some(f), false).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_profile(
+        &mut self,
+        p: Profile,
+        file: Option<PathBuf>,
+        announce: bool,
+    ) -> zbus::Result<OwnedObjectPath> {
+        let n = self.next_profile;
+        self.next_profile += 1;
+        let path = profile_path(n);
+        let (snap, rx) = watch::channel(ProfileSnapshot {
+            unsaved: file.is_none(),
+            profile: Arc::new(p),
+            file,
+        });
+        self.ctx
+            .conn
+            .object_server()
+            .at(
+                path.as_str(),
+                ConnectionView {
+                    n,
+                    snap: rx,
+                    cmd: self.tx.clone(),
+                },
+            )
+            .await?;
+        self.profiles.insert(n, ProfileEntry { snap });
+        self.publish_settings(announce.then_some(&path)).await?;
+        Ok(path)
+    }
+
+    async fn publish_settings(&self, added: Option<&OwnedObjectPath>) -> zbus::Result<()> {
+        let list: Vec<OwnedObjectPath> = self.profiles.keys().map(|n| profile_path(*n)).collect();
+        self.settings.send_replace(list.clone());
+        if let Some(p) = added {
+            crate::bus::settings::SettingsView::emit_new_connection(
+                &zbus::object_server::SignalEmitter::new(&self.ctx.conn, SETTINGS_PATH)?,
+                p.clone(),
+            )
+            .await?;
+        }
+        properties_changed(
+            &self.ctx.conn,
+            SETTINGS_PATH,
+            "org.freedesktop.NetworkManager.Settings",
+            vec![("Connections", Variant::from(list))],
+        )
+        .await
+    }
+
+    async fn publish_manager(&self) -> zbus::Result<()> {
+        let active: Vec<OwnedObjectPath> = self.actives.keys().rev().map(|n| ac_path(*n)).collect();
+        let any_up = self
+            .actives
+            .values()
+            .any(|a| a.snap.borrow().state == AcState::Activated as u32);
+        let state = if any_up {
+            nm_state::CONNECTED_GLOBAL
+        } else {
+            nm_state::DISCONNECTED
+        };
+        let old = self.manager.send_replace(ManagerSnapshot {
+            active: active.clone(),
+            state,
+        });
+        let mut props = Vec::new();
+        if old.active != active {
+            props.push(("ActiveConnections", Variant::from(active)));
+        }
+        if old.state != state {
+            props.push(("State", Variant::from(state)));
+        }
+        if !props.is_empty() {
+            properties_changed(
+                &self.ctx.conn,
+                NM_PATH,
+                "org.freedesktop.NetworkManager",
+                props,
+            )
+            .await?;
+        }
+        if old.state != state {
+            crate::bus::manager::Manager::emit_state_changed(
+                &zbus::object_server::SignalEmitter::new(&self.ctx.conn, NM_PATH)?,
+                state,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Serves commands until shut down.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(cmd) = rx.recv().await {
+            let stop = self.handle(cmd).await;
+            if stop {
+                break;
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Activate {
+                uid,
+                connection,
+                specific_object,
+                reply,
+            } => {
+                let r = self.activate(uid, connection, specific_object).await;
+                let _ = reply.send(r);
+            }
+            Command::Deactivate { uid, active, reply } => {
+                let _ = reply.send(self.deactivate(uid, &active).await);
+            }
+            Command::Add {
+                uid,
+                settings,
+                save,
+                reply,
+            } => {
+                let _ = reply.send(self.add(uid, settings, save).await);
+            }
+            Command::Update {
+                uid,
+                n,
+                settings,
+                reply,
+            } => {
+                let _ = reply.send(self.update(uid, n, settings).await);
+            }
+            Command::Delete { uid, n, reply } => {
+                let _ = reply.send(self.delete(uid, n).await);
+            }
+            Command::Ended { n } => {
+                if self.actives.remove(&n).is_some() {
+                    let server = self.ctx.conn.object_server();
+                    let path = ac_path(n);
+                    let _ = server.remove::<VpnView, _>(path.as_str()).await;
+                    let _ = server.remove::<ActiveView, _>(path.as_str()).await;
+                    if let Err(e) = self.publish_manager().await {
+                        tracing::warn!("cannot announce the end of {path}: {e}");
+                    }
+                }
+                release_memory();
+                if self.actives.is_empty()
+                    && let Some(s) = self.shutdown.take()
+                {
+                    let _ = s.send(());
+                    return true;
+                }
+            }
+            Command::Changed => {
+                if let Err(e) = self.publish_manager().await {
+                    tracing::warn!("cannot publish the manager's state: {e}");
+                }
+            }
+            Command::Shutdown { reply } => {
+                if self.actives.is_empty() {
+                    let _ = reply.send(());
+                    return true;
+                }
+                for a in self.actives.values() {
+                    let _ = a
+                        .cmd
+                        .send(AcCommand::Deactivate(Reason::UserDisconnected))
+                        .await;
+                }
+                self.shutdown = Some(reply);
+            }
+        }
+        false
+    }
+
+    fn profile_by_path(&self, path: &str) -> Option<(u64, Arc<Profile>)> {
+        let n = number_in(path, SETTINGS_PATH)?;
+        self.profiles
+            .get(&n)
+            .map(|e| (n, e.snap.borrow().profile.clone()))
+    }
+
+    async fn activate(
+        &mut self,
+        uid: u32,
+        connection: OwnedObjectPath,
+        specific_object: OwnedObjectPath,
+    ) -> Result<OwnedObjectPath, NmError> {
+        let Some((pn, profile)) = self.profile_by_path(connection.as_str()) else {
+            return Err(NmError::UnknownConnection(
+                "Connection could not be found.".into(),
+            ));
+        };
+        if !allowed(uid) {
+            return Err(NmError::PermissionDenied(
+                "Not authorized to control networking.".into(),
+            ));
+        }
+        if let Some(a) = self.actives.values().find(|a| a.profile == pn) {
+            let st = a.snap.borrow().state;
+            if st == AcState::Activating as u32 || st == AcState::Activated as u32 {
+                return Err(NmError::ConnectionAlreadyActive(format!(
+                    "Connection '{}' is already active",
+                    profile.connection.id
+                )));
+            }
+        }
+        if specific_object.as_str() != "/"
+            && !number_in(specific_object.as_str(), AC_PREFIX)
+                .is_some_and(|n| self.actives.contains_key(&n))
+        {
+            return Err(NmError::ConnectionNotActive(
+                "Base connection for VPN connection not active.".into(),
+            ));
+        }
+        let plugins = registry::load(&self.ctx.cfg.all_plugin_dirs());
+        let Some(plugin) = plugins
+            .into_iter()
+            .find(|p| p.serves(&profile.vpn.service_type))
+        else {
+            return Err(NmError::ConnectionNotAvailable(format!(
+                "The VPN service '{}' was not installed.",
+                profile.vpn.service_type
+            )));
+        };
+        if !plugin.multiple
+            && self.actives.values().any(|a| {
+                self.profiles
+                    .get(&a.profile)
+                    .is_some_and(|p| plugin.serves(&p.snap.borrow().profile.vpn.service_type))
+            })
+        {
+            return Err(NmError::ConnectionNotAvailable(format!(
+                "The '{}' plugin only supports a single active connection.",
+                plugin.name
+            )));
+        }
+        let n = self.next_ac;
+        self.next_ac += 1;
+        let path = ac_path(n);
+        let (snap_tx, snap_rx) = watch::channel(AcSnapshot {
+            connection: connection.clone(),
+            specific_object,
+            id: profile.connection.id.clone(),
+            uuid: profile.connection.uuid.clone(),
+            state: AcState::Activating as u32,
+            vpn_state: tinynm_config::nm::VpnState::Prepare as u32,
+            banner: String::new(),
+            default4: false,
+            default6: false,
+        });
+        let server = self.ctx.conn.object_server();
+        server
+            .at(
+                path.as_str(),
+                ActiveView {
+                    snap: snap_rx.clone(),
+                },
+            )
+            .await
+            .map_err(NmError::ZBus)?;
+        server
+            .at(
+                path.as_str(),
+                VpnView {
+                    snap: snap_rx.clone(),
+                },
+            )
+            .await
+            .map_err(NmError::ZBus)?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        self.actives.insert(
+            n,
+            ActiveEntry {
+                profile: pn,
+                cmd: cmd_tx,
+                snap: snap_rx,
+            },
+        );
+        // As NM: StateChanged(ACTIVATING), then the Manager's list, then the reply.
+        let e = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+        ActiveView::emit_state_changed(&e, AcState::Activating as u32, Reason::None as u32).await?;
+        properties_changed(
+            &self.ctx.conn,
+            path.as_str(),
+            "org.freedesktop.NetworkManager.Connection.Active",
+            vec![("State", Variant::from(AcState::Activating as u32))],
+        )
+        .await?;
+        self.publish_manager().await?;
+        let params = AcParams {
+            n,
+            path: path.clone(),
+            profile: (*profile).clone(),
+            plugin,
+            ctx: self.ctx.clone(),
+            core: self.tx.clone(),
+            cmd: cmd_rx,
+            snap: snap_tx,
+        };
+        tokio::spawn(crate::vpn::connection::run(params));
+        Ok(path)
+    }
+
+    async fn deactivate(&mut self, uid: u32, active: &OwnedObjectPath) -> Result<(), NmError> {
+        let entry = number_in(active.as_str(), AC_PREFIX).and_then(|n| self.actives.get(&n));
+        let Some(entry) = entry else {
+            return Err(NmError::ConnectionNotActive(
+                "The connection was not active.".into(),
+            ));
+        };
+        if !allowed(uid) {
+            return Err(NmError::PermissionDenied(
+                "Not authorized to deactivate connections.".into(),
+            ));
+        }
+        let _ = entry
+            .cmd
+            .send(AcCommand::Deactivate(Reason::UserDisconnected))
+            .await;
+        Ok(())
+    }
+
+    async fn add(
+        &mut self,
+        uid: u32,
+        d: SettingsDict,
+        save: bool,
+    ) -> Result<OwnedObjectPath, SettingsError> {
+        if !allowed(uid) {
+            return Err(SettingsError::PermissionDenied(
+                "Insufficient privileges: settings.modify.system".into(),
+            ));
+        }
+        let p = tinynm_config::dbus::from_dict(&d)
+            .map_err(|e| SettingsError::InvalidConnection(e.to_string()))?;
+        if self
+            .profiles
+            .values()
+            .any(|e| e.snap.borrow().profile.connection.uuid == p.connection.uuid)
+        {
+            return Err(SettingsError::UuidExists(format!(
+                "A connection with UUID '{}' already exists",
+                p.connection.uuid
+            )));
+        }
+        let file = if save {
+            let f = crate::store::file_for(&self.ctx.cfg.profile_dir, &p);
+            crate::store::write(&f, &p)
+                .map_err(|e| SettingsError::Failed(format!("cannot write {}: {e}", f.display())))?;
+            Some(f)
+        } else {
+            None
+        };
+        self.insert_profile(p, file, true)
+            .await
+            .map_err(SettingsError::ZBus)
+    }
+
+    async fn update(&mut self, uid: u32, n: u64, d: SettingsDict) -> Result<(), SettingsError> {
+        if !allowed(uid) {
+            return Err(SettingsError::PermissionDenied(
+                "Insufficient privileges: settings.modify.system".into(),
+            ));
+        }
+        let Some(entry) = self.profiles.get(&n) else {
+            return Err(SettingsError::Failed("the connection is gone".into()));
+        };
+        let mut p = tinynm_config::dbus::from_dict(&d)
+            .map_err(|e| SettingsError::InvalidConnection(e.to_string()))?;
+        let old = entry.snap.borrow().clone();
+        if p.connection.uuid != old.profile.connection.uuid {
+            return Err(SettingsError::InvalidConnection(
+                "[connection] uuid: cannot be changed by Update".into(),
+            ));
+        }
+        // Update() without secrets keeps the stored ones, as NM does.
+        if !d.get("vpn").is_some_and(|v| v.contains_key("secrets")) {
+            p.vpn.secrets = old.profile.vpn.secrets.clone();
+        }
+        if let Some(f) = &old.file {
+            crate::store::write(f, &p)
+                .map_err(|e| SettingsError::Failed(format!("cannot write {}: {e}", f.display())))?;
+        }
+        entry.snap.send_replace(ProfileSnapshot {
+            profile: Arc::new(p),
+            ..old
+        });
+        let path = profile_path(n);
+        let e = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+        ConnectionView::emit_updated(&e).await?;
+        Ok(())
+    }
+
+    async fn delete(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
+        if !allowed(uid) {
+            return Err(SettingsError::PermissionDenied(
+                "Insufficient privileges: settings.modify.system".into(),
+            ));
+        }
+        let Some(entry) = self.profiles.get(&n) else {
+            return Err(SettingsError::Failed("the connection is gone".into()));
+        };
+        if let Some(f) = &entry.snap.borrow().file
+            && let Err(e) = std::fs::remove_file(f)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(SettingsError::Failed(format!(
+                "cannot delete {}: {e}",
+                f.display()
+            )));
+        }
+        for a in self.actives.values().filter(|a| a.profile == n) {
+            let _ = a
+                .cmd
+                .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
+                .await;
+        }
+        self.profiles.remove(&n);
+        let path = profile_path(n);
+        let e = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+        ConnectionView::emit_removed(&e).await?;
+        let _ = self
+            .ctx
+            .conn
+            .object_server()
+            .remove::<ConnectionView, _>(path.as_str())
+            .await;
+        crate::bus::settings::SettingsView::emit_connection_removed(
+            &zbus::object_server::SignalEmitter::new(&self.ctx.conn, SETTINGS_PATH)?,
+            path,
+        )
+        .await?;
+        self.publish_settings(None).await?;
+        Ok(())
+    }
+}
+
+/// Gives freed memory back to the kernel: after a large config is gone, glibc would keep it.
+pub fn release_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,0 +1,539 @@
+//! Applies a validated IP config through rtnetlink as one transaction: every object added is
+//! journaled; a kernel error rolls back everything already added; teardown deletes exactly
+//! the journal. Addresses and routes go in batches (`request_batch`, ≤256 a datagram).
+
+pub mod plan;
+
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::AddressMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use rtnetlink::{LinkUnspec, RouteMessageBuilder};
+
+pub use plan::Plan;
+
+/// At most this many requests in one datagram: more overflows the socket buffers (notes/).
+pub const BATCH: usize = 256;
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A netlink failure, naming the object and the kernel's error.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The socket could not be opened.
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    /// The kernel refused a change.
+    #[error("kernel refused to {op}: {source}")]
+    Kernel {
+        /// What was being done, naming the object.
+        op: String,
+        /// The kernel's errno.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel did not answer in time.
+    #[error("no answer from the kernel within {0:?} while trying to {1}")]
+    Timeout(Duration, String),
+    /// A request could not be sent.
+    #[error("netlink request failed: {0}")]
+    Proto(String),
+}
+
+/// One object added to the kernel, as it must be undone.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// An address we added.
+    Address(AddressMessage),
+    /// A route we added.
+    Route(RouteMessage),
+    /// The MTU we changed: (ifindex, old MTU).
+    Mtu(u32, u32),
+}
+
+/// Everything one connection put in the kernel, in order.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// In the order applied.
+    pub items: Vec<Applied>,
+}
+
+impl Journal {
+    /// Number of routes in the journal.
+    pub fn routes(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|a| matches!(a, Applied::Route(_)))
+            .count()
+    }
+}
+
+/// What a link looks like now.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkState {
+    /// ifindex
+    pub index: u32,
+    /// Administratively up.
+    pub up: bool,
+    /// Current MTU.
+    pub mtu: u32,
+}
+
+/// How the kernel reaches an address today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    /// Next hop, when not directly reachable.
+    pub gateway: Option<IpAddr>,
+    /// Outgoing interface.
+    pub oif: u32,
+}
+
+/// The daemon's netlink sockets: one for queries and single requests, one for batches.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: rtnetlink::Handle,
+    batch: rtnetlink::proto::ConnectionHandle<RouteNetlinkMessage>,
+}
+
+fn describe_route(r: &RouteMessage) -> String {
+    let mut dst = None;
+    let mut gw = None;
+    let mut oif = None;
+    let mut metric = None;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = Some(addr_of(d)),
+            RouteAttribute::Gateway(g) => gw = Some(addr_of(g)),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            _ => {}
+        }
+    }
+    let mut s = match dst {
+        Some(d) => format!("{d}/{}", r.header.destination_prefix_length),
+        None => "default".to_string(),
+    };
+    if let Some(g) = gw {
+        s.push_str(&format!(" via {g}"));
+    }
+    if let Some(o) = oif {
+        s.push_str(&format!(" dev #{o}"));
+    }
+    if let Some(m) = metric {
+        s.push_str(&format!(" metric {m}"));
+    }
+    s
+}
+
+fn addr_of(a: &RouteAddress) -> String {
+    match a {
+        RouteAddress::Inet(v) => v.to_string(),
+        RouteAddress::Inet6(v) => v.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe_address(a: &AddressMessage) -> String {
+    use netlink_packet_route::address::AddressAttribute as A;
+    let local = a.attributes.iter().find_map(|x| match x {
+        A::Local(l) => Some(*l),
+        _ => None,
+    });
+    let addr = a.attributes.iter().find_map(|x| match x {
+        A::Address(l) => Some(*l),
+        _ => None,
+    });
+    match (local, addr) {
+        (Some(l), Some(p)) if l != p => {
+            format!(
+                "{l} peer {p}/{} on #{}",
+                a.header.prefix_len, a.header.index
+            )
+        }
+        (Some(l), _) | (None, Some(l)) => {
+            format!("{l}/{} on #{}", a.header.prefix_len, a.header.index)
+        }
+        _ => format!("address on #{}", a.header.index),
+    }
+}
+
+impl Applied {
+    fn describe(&self) -> String {
+        match self {
+            Applied::Address(a) => format!("address {}", describe_address(a)),
+            Applied::Route(r) => format!("route {}", describe_route(r)),
+            Applied::Mtu(i, m) => format!("MTU of #{i} (was {m})"),
+        }
+    }
+
+    fn add_message(&self) -> Option<RouteNetlinkMessage> {
+        match self {
+            Applied::Address(a) => Some(RouteNetlinkMessage::NewAddress(a.clone())),
+            Applied::Route(r) => Some(RouteNetlinkMessage::NewRoute(r.clone())),
+            Applied::Mtu(..) => None,
+        }
+    }
+
+    fn del_message(&self) -> Option<RouteNetlinkMessage> {
+        match self {
+            Applied::Address(a) => Some(RouteNetlinkMessage::DelAddress(a.clone())),
+            Applied::Route(r) => Some(RouteNetlinkMessage::DelRoute(r.clone())),
+            Applied::Mtu(..) => None,
+        }
+    }
+}
+
+/// errnos that mean "already gone" when deleting.
+fn already_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ESRCH) | Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV) | Some(libc::ENOENT)
+    )
+}
+
+fn same_request(a: &RouteNetlinkMessage, b: &RouteNetlinkMessage) -> bool {
+    match (a, b) {
+        (RouteNetlinkMessage::NewRoute(x), RouteNetlinkMessage::NewRoute(y))
+        | (RouteNetlinkMessage::DelRoute(x), RouteNetlinkMessage::DelRoute(y)) => x == y,
+        (RouteNetlinkMessage::NewAddress(x), RouteNetlinkMessage::NewAddress(y))
+        | (RouteNetlinkMessage::DelAddress(x), RouteNetlinkMessage::DelAddress(y)) => x == y,
+        _ => false,
+    }
+}
+
+impl Netlink {
+    /// Opens the sockets in the calling thread's network namespace.
+    pub fn new() -> Result<Self, NetlinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        tokio::spawn(conn);
+        let (mut conn, batch, _) = rtnetlink::proto::new_connection::<RouteNetlinkMessage>(
+            rtnetlink::sys::protocols::NETLINK_ROUTE,
+        )
+        .map_err(NetlinkError::Socket)?;
+        {
+            use rtnetlink::sys::AsyncSocket;
+            // ACKs of a whole batch must fit, or the kernel drops them and the batch never ends.
+            conn.socket_mut()
+                .socket_mut()
+                .set_rx_buf_sz(4 << 20)
+                .map_err(NetlinkError::Socket)?;
+        }
+        tokio::spawn(conn);
+        Ok(Netlink { handle, batch })
+    }
+
+    /// A link by name, or `None` when there is none.
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<LinkState>, NetlinkError> {
+        let r = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute()
+            .try_next()
+            .await;
+        match r {
+            Ok(Some(m)) => Ok(Some(link_state(&m))),
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(rt_err(format!("look up link '{name}'"), e)),
+        }
+    }
+
+    /// A link by index.
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<LinkState>, NetlinkError> {
+        let r = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await;
+        match r {
+            Ok(m) => Ok(m.map(|m| link_state(&m))),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(rt_err(format!("look up link #{index}"), e)),
+        }
+    }
+
+    /// How the kernel reaches `dst` now (main table), or `None` when it cannot.
+    pub async fn route_get(&self, dst: IpAddr) -> Result<Option<Lookup>, NetlinkError> {
+        let msg = match dst {
+            IpAddr::V4(a) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(a, 32)
+                .build(),
+            IpAddr::V6(a) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(a, 128)
+                .build(),
+        };
+        let mut req = self.handle.route().get(msg);
+        req.message_mut().header.table = 0;
+        let r = req.execute().try_next().await;
+        match r {
+            Ok(Some(m)) => {
+                let mut out = Lookup {
+                    gateway: None,
+                    oif: 0,
+                };
+                for a in &m.attributes {
+                    match a {
+                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
+                            out.gateway = Some(IpAddr::V4(*g))
+                        }
+                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                            out.gateway = Some(IpAddr::V6(*g))
+                        }
+                        RouteAttribute::Oif(i) => out.oif = *i,
+                        _ => {}
+                    }
+                }
+                Ok((out.oif != 0).then_some(out))
+            }
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if [-libc::ENETUNREACH, -libc::EHOSTUNREACH, -libc::ESRCH]
+                    .contains(&e.raw_code()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(rt_err(format!("look up the route to {dst}"), e)),
+        }
+    }
+
+    /// Sets a link up (and its MTU); returns the old MTU when it changed it.
+    pub async fn link_up(&self, index: u32, mtu: Option<u32>) -> Result<(), NetlinkError> {
+        let mut b = LinkUnspec::new_with_index(index).up();
+        if let Some(m) = mtu {
+            b = b.mtu(m);
+        }
+        self.handle
+            .link()
+            .set(b.build())
+            .execute()
+            .await
+            .map_err(|e| {
+                rt_err(
+                    match mtu {
+                        Some(m) => format!("set link #{index} up with MTU {m}"),
+                        None => format!("set link #{index} up"),
+                    },
+                    e,
+                )
+            })
+    }
+
+    /// Sends requests in batches of at most [`BATCH`] and returns the failed ones, by index.
+    pub async fn batch(
+        &self,
+        msgs: &[RouteNetlinkMessage],
+        flags: u16,
+    ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
+        let mut failed = Vec::new();
+        for (c, chunk) in msgs.chunks(BATCH).enumerate() {
+            let base = c * BATCH;
+            let reqs = chunk.iter().cloned().map(|m| {
+                let mut nl = NetlinkMessage::from(m);
+                nl.header.flags = flags;
+                nl
+            });
+            let mut replies = self
+                .batch
+                .request_batch(reqs, rtnetlink::sys::SocketAddr::new(0, 0))
+                .map_err(|e| NetlinkError::Proto(e.to_string()))?;
+            let drain = async {
+                while let Some(reply) = replies.next().await {
+                    match reply.payload {
+                        NetlinkPayload::Error(e) if e.code.is_some() => {
+                            let err = e.to_io();
+                            let echoed =
+                                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&e.header)
+                                    .ok()
+                                    .and_then(|m| match m.payload {
+                                        NetlinkPayload::InnerMessage(i) => Some(i),
+                                        _ => None,
+                                    });
+                            let at = echoed
+                                .and_then(|m| chunk.iter().position(|c| same_request(c, &m)))
+                                .map(|i| base + i);
+                            match at {
+                                Some(i) => failed.push((i, err)),
+                                None => {
+                                    // Cannot tell which one failed: count the whole chunk as
+                                    // failed so nothing unknown is journaled as ours.
+                                    tracing::warn!(
+                                        "kernel error on an unidentified request: {err}"
+                                    );
+                                    failed.push((usize::MAX, err));
+                                }
+                            }
+                        }
+                        NetlinkPayload::Error(_)
+                        | NetlinkPayload::Done(_)
+                        | NetlinkPayload::Noop => {}
+                        other => tracing::debug!("unexpected netlink reply: {other:?}"),
+                    }
+                }
+            };
+            tokio::time::timeout(REPLY_TIMEOUT, drain)
+                .await
+                .map_err(|_| {
+                    NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {} changes", chunk.len()))
+                })?;
+        }
+        Ok(failed)
+    }
+
+    /// Applies a plan as one transaction. On any error everything already added is removed
+    /// again and the error names the object the kernel refused.
+    pub async fn apply(&self, plan: &Plan) -> Result<Journal, NetlinkError> {
+        let mut journal = Journal::default();
+        let r = self.apply_into(plan, &mut journal).await;
+        match r {
+            Ok(()) => Ok(journal),
+            Err(e) => {
+                for re in self.remove(journal).await {
+                    tracing::error!("rollback: {re}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_into(&self, plan: &Plan, journal: &mut Journal) -> Result<(), NetlinkError> {
+        for l in &plan.links {
+            let now = self
+                .link_by_index(l.index)
+                .await?
+                .ok_or_else(|| NetlinkError::Kernel {
+                    op: format!("bring up link #{}", l.index),
+                    source: io::Error::from_raw_os_error(libc::ENODEV),
+                })?;
+            let mtu = l.mtu.filter(|m| *m != now.mtu);
+            if !now.up || mtu.is_some() {
+                self.link_up(l.index, mtu).await?;
+            }
+            if mtu.is_some() {
+                journal.items.push(Applied::Mtu(l.index, now.mtu));
+            }
+        }
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        for group in [&plan.addresses, &plan.routes] {
+            let msgs: Vec<RouteNetlinkMessage> =
+                group.iter().filter_map(|a| a.add_message()).collect();
+            let failed = self.batch(&msgs, flags).await?;
+            let mut bad = vec![false; group.len()];
+            let mut whole_chunk_unknown = false;
+            for (i, _) in &failed {
+                if *i < group.len() {
+                    bad[*i] = true;
+                } else {
+                    whole_chunk_unknown = true;
+                }
+            }
+            if whole_chunk_unknown {
+                // Journal everything: deleting what is not there is harmless ("already gone").
+                journal.items.extend(group.iter().cloned());
+            } else {
+                journal.items.extend(
+                    group
+                        .iter()
+                        .zip(&bad)
+                        .filter(|(_, b)| !**b)
+                        .map(|(a, _)| a.clone()),
+                );
+            }
+            if let Some((i, e)) = failed.into_iter().next() {
+                let what = group
+                    .get(i)
+                    .map(|a| a.describe())
+                    .unwrap_or_else(|| "a change".into());
+                return Err(NetlinkError::Kernel {
+                    op: format!("add {what}"),
+                    source: e,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes exactly what a journal recorded, newest first; returns the errors (an object
+    /// already gone is not one).
+    pub async fn remove(&self, journal: Journal) -> Vec<NetlinkError> {
+        let mut errors = Vec::new();
+        let items: Vec<Applied> = journal.items.into_iter().rev().collect();
+        let dels: Vec<(usize, RouteNetlinkMessage)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.del_message().map(|m| (i, m)))
+            .collect();
+        let msgs: Vec<RouteNetlinkMessage> = dels.iter().map(|(_, m)| m.clone()).collect();
+        match self.batch(&msgs, NLM_F_REQUEST | NLM_F_ACK).await {
+            Ok(failed) => {
+                for (i, e) in failed {
+                    if already_gone(&e) {
+                        continue;
+                    }
+                    let what = dels
+                        .get(i)
+                        .map(|(j, _)| items[*j].describe())
+                        .unwrap_or_else(|| "a change".into());
+                    errors.push(NetlinkError::Kernel {
+                        op: format!("remove {what}"),
+                        source: e,
+                    });
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+        for a in &items {
+            if let Applied::Mtu(index, old) = a {
+                match self
+                    .handle
+                    .link()
+                    .set(LinkUnspec::new_with_index(*index).mtu(*old).build())
+                    .execute()
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+                    Err(e) => errors.push(rt_err(format!("restore MTU {old} on #{index}"), e)),
+                }
+            }
+        }
+        errors
+    }
+}
+
+fn link_state(m: &LinkMessage) -> LinkState {
+    let mtu = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        })
+        .unwrap_or(0);
+    LinkState {
+        index: m.header.index,
+        up: m.header.flags.contains(LinkFlags::Up),
+        mtu,
+    }
+}
+
+fn rt_err(op: String, e: rtnetlink::Error) -> NetlinkError {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => NetlinkError::Kernel {
+            op,
+            source: m.to_io(),
+        },
+        other => NetlinkError::Proto(format!("{op}: {other}")),
+    }
+}

@@ -1,0 +1,649 @@
+//! One active VPN connection: a task that owns its state machine, its plugin, its timers and
+//! its netlink journal (spec §3–§7). D-Bus objects are views onto the snapshot it publishes.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tinynm_config::Profile;
+use tinynm_config::daemon_config::Timeouts;
+use tinynm_config::nm::{Reason, ServiceState};
+use tinynm_config::profile::{Family, IpMethod};
+use tinynm_vpn_plugin::proxy::VpnPluginProxy;
+use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+use zbus::{OwnedObjectPath, Variant};
+
+use super::machine::{End, Phase, failure_reason, on_name_vanished, on_service_state};
+use super::plugin;
+use super::registry::PluginInfo;
+use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
+use crate::bus::properties_changed;
+use crate::core::{Command, Ctx};
+use crate::netlink::{Journal, plan};
+
+/// Commands to a connection's task.
+#[derive(Debug)]
+pub enum AcCommand {
+    /// Take the VPN down with this reason.
+    Deactivate(Reason),
+}
+
+/// What the core hands to a new connection's task.
+pub struct AcParams {
+    /// Active connection number (also `Connection_<n>`).
+    pub n: u64,
+    /// Its object path.
+    pub path: OwnedObjectPath,
+    /// The applied profile (a snapshot taken at activation).
+    pub profile: Profile,
+    /// The plugin.
+    pub plugin: PluginInfo,
+    /// Daemon context.
+    pub ctx: Ctx,
+    /// To tell the core about changes and the end.
+    pub core: mpsc::Sender<Command>,
+    /// Commands from the core.
+    pub cmd: mpsc::Receiver<AcCommand>,
+    /// The published snapshot.
+    pub snap: watch::Sender<AcSnapshot>,
+}
+
+/// Events from the bus and the plugin process, merged.
+#[derive(Debug)]
+enum Ev {
+    Owner(Option<String>),
+    State(u32),
+    Failure(u32),
+    Config(Dict),
+    Ip4(Dict),
+    Ip6(Dict),
+    SecretsRequired(String, Vec<String>),
+    Exited(String),
+}
+
+struct Ac {
+    p: AcParams,
+    bus_name: String,
+    phase: Phase,
+    events_tx: mpsc::UnboundedSender<Ev>,
+    events: mpsc::UnboundedReceiver<Ev>,
+    forwarders: Vec<tokio::task::JoinHandle<()>>,
+    owner: Option<String>,
+    proxy: Option<VpnPluginProxy<'static>>,
+    last_failure: Option<Reason>,
+    service_state: ServiceState,
+    generic: Option<GenericConfig>,
+    ip4: Option<Option<IpConfig>>,
+    ip6: Option<Option<IpConfig>>,
+    journal: Option<Journal>,
+}
+
+/// Runs the connection to its end, then tells the core.
+pub async fn run(p: AcParams) {
+    let span = tracing::info_span!("vpn", n = p.n, id = %p.profile.connection.id);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let bus_name = p.plugin.bus_name(p.n);
+    let mut ac = Ac {
+        p,
+        bus_name,
+        phase: Phase::Waiting,
+        events_tx,
+        events,
+        forwarders: Vec::new(),
+        owner: None,
+        proxy: None,
+        last_failure: None,
+        service_state: ServiceState::Unknown,
+        generic: None,
+        ip4: None,
+        ip6: None,
+        journal: None,
+    };
+    async move {
+        let end = match ac.activate().await {
+            Ok(()) => ac.active().await,
+            Err(end) => end,
+        };
+        ac.teardown(end).await;
+    }
+    .instrument(span)
+    .await
+}
+
+fn secs(s: f64) -> Duration {
+    Timeouts::dur(s)
+}
+
+impl Ac {
+    fn t(&self) -> &Timeouts {
+        &self.p.ctx.cfg.timeouts
+    }
+
+    /// Moves to a phase and announces it as NM does: the AC's StateChanged and State first,
+    /// then, if the VPN state changed, VpnStateChanged and VpnState.
+    async fn set_phase(&mut self, phase: Phase, reason: Reason) {
+        let (old_ac, old_vpn) = self.phase.external();
+        self.phase = phase;
+        let (ac, vpn) = phase.external();
+        self.p.snap.send_modify(|s| {
+            s.state = ac as u32;
+            s.vpn_state = vpn as u32;
+        });
+        if let Err(e) = self.announce(old_ac != ac, old_vpn != vpn, reason).await {
+            tracing::warn!("cannot announce state {phase:?}: {e}");
+        }
+        if ac != old_ac {
+            let _ = self.p.core.send(Command::Changed).await;
+        }
+    }
+
+    async fn announce(
+        &self,
+        ac_changed: bool,
+        vpn_changed: bool,
+        reason: Reason,
+    ) -> zbus::Result<()> {
+        let conn = &self.p.ctx.conn;
+        let path = self.p.path.as_str();
+        let (ac, vpn) = self.phase.external();
+        let e = zbus::object_server::SignalEmitter::new(conn, path)?;
+        if ac_changed {
+            tracing::info!("state {:?} ({})", ac, reason.nmcli_text());
+            ActiveView::emit_state_changed(&e, ac as u32, reason as u32).await?;
+            let snap = self.p.snap.borrow().clone();
+            properties_changed(
+                conn,
+                path,
+                "org.freedesktop.NetworkManager.Connection.Active",
+                vec![
+                    ("State", Variant::from(ac as u32)),
+                    ("Default", Variant::from(snap.default4)),
+                    ("Default6", Variant::from(snap.default6)),
+                ],
+            )
+            .await?;
+        }
+        if vpn_changed {
+            let banner = self.p.snap.borrow().banner.clone();
+            tracing::info!("VPN state {} (reason {})", vpn.name(), reason as u32);
+            VpnView::emit_vpn_state_changed(&e, vpn as u32, reason as u32).await?;
+            properties_changed(
+                conn,
+                path,
+                "org.freedesktop.NetworkManager.VPN.Connection",
+                vec![
+                    ("VpnState", Variant::from(vpn as u32)),
+                    ("Banner", Variant::from(banner)),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn forward<S, F>(&mut self, stream: S, f: F)
+    where
+        S: futures::Stream + Send + Unpin + 'static,
+        F: Fn(S::Item) -> Option<Ev> + Send + 'static,
+    {
+        let tx = self.events_tx.clone();
+        self.forwarders.push(tokio::spawn(async move {
+            let mut stream = stream;
+            while let Some(item) = stream.next().await {
+                if let Some(ev) = f(item)
+                    && tx.send(ev).is_err()
+                {
+                    break;
+                }
+            }
+        }));
+    }
+
+    /// Waits for the next event, a command, or a deadline.
+    async fn next(&mut self, deadlines: &[(Option<Instant>, End)]) -> Result<Ev, End> {
+        let sleep = |d: Option<Instant>| async move {
+            match d {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let d0 = deadlines
+            .first()
+            .copied()
+            .unwrap_or((None, End::failed(Reason::Unknown)));
+        let d1 = deadlines
+            .get(1)
+            .copied()
+            .unwrap_or((None, End::failed(Reason::Unknown)));
+        tokio::select! {
+            ev = self.events.recv() => Ok(ev.expect("the task holds a sender")),
+            cmd = self.p.cmd.recv() => match cmd {
+                Some(AcCommand::Deactivate(r)) => Err(End::disconnected(r)),
+                None => Err(End::disconnected(Reason::UserDisconnected)),
+            },
+            _ = sleep(d0.0) => Err(d0.1),
+            _ = sleep(d1.0) => Err(d1.1),
+        }
+    }
+
+    async fn activate(&mut self) -> Result<(), End> {
+        let conn = self.p.ctx.conn.clone();
+        let dbus = zbus::fdo::DBusProxy::new(&conn)
+            .await
+            .map_err(|e| self.start_failed(format!("no D-Bus: {e}")))?;
+        // Subscribe first, then ask: the name's appearance cannot be missed.
+        let owners = dbus
+            .receive_name_owner_changed_with_args(&[(0, self.bus_name.as_str())])
+            .await
+            .map_err(|e| self.start_failed(format!("cannot watch {}: {e}", self.bus_name)))?;
+        self.forward(owners, |sig| {
+            let a = sig.args().ok()?;
+            Some(Ev::Owner(a.new_owner().as_ref().map(|o| o.to_string())))
+        });
+        let name: zbus::names::BusName<'_> = self
+            .bus_name
+            .as_str()
+            .try_into()
+            .map_err(|e| self.start_failed(format!("bad bus name {}: {e}", self.bus_name)))?;
+        let owner = tokio::time::timeout(secs(self.t().name_owner), dbus.get_name_owner(name))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|o| o.to_string());
+        self.set_phase(Phase::Prepare, Reason::None).await;
+        let owner = match owner {
+            Some(o) => o,
+            None => self.start_plugin().await?,
+        };
+        self.owner = Some(owner.clone());
+        let activation_deadline = Instant::now()
+            + Duration::from_secs(self.vpn_timeout_secs())
+            + secs(self.t().activation_extra);
+        let proxy = VpnPluginProxy::builder(&conn)
+            .destination(owner.clone())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| self.start_failed(format!("no proxy to {owner}: {e}")))?;
+        self.subscribe(&proxy).await?;
+        self.proxy = Some(proxy.clone());
+
+        self.set_phase(Phase::NeedAuth, Reason::None).await;
+        let timeout_end = End::disconnected(Reason::ServiceStartTimeout);
+        let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
+        let need =
+            tokio::time::timeout(secs(self.t().plugin_call), proxy.need_secrets(dict.clone()))
+                .await;
+        match need {
+            Ok(Ok(s)) if s.is_empty() => {}
+            Ok(Ok(setting)) => {
+                tracing::error!(
+                    "the plugin needs secrets for setting '{setting}' that the profile does not store, and no secret agent is available to ask"
+                );
+                return Err(End::failed(Reason::NoSecrets));
+            }
+            Ok(Err(e)) => {
+                tracing::error!("NeedSecrets failed: {e}");
+                return Err(End::failed(Reason::NoSecrets));
+            }
+            Err(_) => {
+                tracing::error!("NeedSecrets: no reply within {}s", self.t().plugin_call);
+                return Err(End::failed(Reason::NoSecrets));
+            }
+        }
+
+        // NM's state goes to CONNECT when the call is sent, not when it returns.
+        self.set_phase(Phase::Connect, Reason::None).await;
+        let call = secs(self.t().plugin_call);
+        let r = match tokio::time::timeout(
+            call,
+            proxy.connect_interactive(dict.clone(), Default::default()),
+        )
+        .await
+        {
+            Ok(Err(zbus::Error::MethodError(name, _, _)))
+                if name.as_str()
+                    == "org.freedesktop.NetworkManager.VPN.Error.InteractiveNotSupported" =>
+            {
+                tokio::time::timeout(call, proxy.connect(dict)).await
+            }
+            other => other,
+        };
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!("Connect failed: {e}");
+                return Err(End::failed(Reason::ServiceStartFailed));
+            }
+            Err(_) => {
+                tracing::error!("Connect: no reply within {call:?}");
+                return Err(End::failed(Reason::ServiceStartFailed));
+            }
+        }
+        let connect_deadline = Instant::now() + Duration::from_secs(self.vpn_timeout_secs());
+
+        loop {
+            let ev = self
+                .next(&[
+                    (Some(connect_deadline), End::failed(Reason::ConnectTimeout)),
+                    (Some(activation_deadline), timeout_end),
+                ])
+                .await
+                .inspect_err(|e| {
+                    if e.reason == Reason::ConnectTimeout {
+                        tracing::error!(
+                            "no complete config from the plugin within {}s",
+                            self.vpn_timeout_secs()
+                        );
+                    }
+                })?;
+            self.on_event(ev).await?;
+            if self.config_complete() {
+                break;
+            }
+        }
+        self.set_phase(Phase::PreUp, Reason::None).await;
+        self.apply().await?;
+        self.set_phase(Phase::Activated, Reason::None).await;
+        Ok(())
+    }
+
+    fn vpn_timeout_secs(&self) -> u64 {
+        self.p.profile.vpn_timeout_secs(self.t().vpn_default) as u64
+    }
+
+    fn start_failed(&self, why: String) -> End {
+        tracing::error!("{why}");
+        End::disconnected(Reason::ServiceStartFailed)
+    }
+
+    async fn start_plugin(&mut self) -> Result<String, End> {
+        let tx = self.events_tx.clone();
+        let pid = plugin::spawn(&self.p.plugin, &self.bus_name, move |how| {
+            let _ = tx.send(Ev::Exited(how));
+        })
+        .map_err(|e| self.start_failed(e.to_string()))?;
+        tracing::info!(
+            "started {} (pid {pid}) for {}",
+            self.p.plugin.program.display(),
+            self.bus_name
+        );
+        let deadline = Instant::now() + secs(self.t().service_start);
+        loop {
+            match self
+                .next(&[(
+                    Some(deadline),
+                    End::disconnected(Reason::ServiceStartTimeout),
+                )])
+                .await
+            {
+                Ok(Ev::Owner(Some(o))) => return Ok(o),
+                Ok(Ev::Exited(how)) => {
+                    return Err(self.start_failed(format!(
+                        "the plugin {how} before claiming {}",
+                        self.bus_name
+                    )));
+                }
+                Ok(_) => {}
+                Err(end) => {
+                    if end.reason == Reason::ServiceStartTimeout {
+                        tracing::error!(
+                            "the plugin did not claim {} within {}s",
+                            self.bus_name,
+                            self.t().service_start
+                        );
+                    }
+                    return Err(end);
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, proxy: &VpnPluginProxy<'static>) -> Result<(), End> {
+        let err = |e: zbus::Error| {
+            tracing::error!("cannot subscribe to the plugin's signals: {e}");
+            End::failed(Reason::ServiceStartFailed)
+        };
+        let s = proxy.receive_state_signal().await.map_err(err)?;
+        self.forward(s, |m| Some(Ev::State(m.args().ok()?.state)));
+        let s = proxy.receive_failure().await.map_err(err)?;
+        self.forward(s, |m| Some(Ev::Failure(m.args().ok()?.reason)));
+        let s = proxy.receive_config().await.map_err(err)?;
+        self.forward(s, |m| Some(Ev::Config(m.args().ok()?.config)));
+        let s = proxy.receive_ip4_config().await.map_err(err)?;
+        self.forward(s, |m| Some(Ev::Ip4(m.args().ok()?.ip4config)));
+        let s = proxy.receive_ip6_config().await.map_err(err)?;
+        self.forward(s, |m| Some(Ev::Ip6(m.args().ok()?.ip6config)));
+        let s = proxy.receive_secrets_required().await.map_err(err)?;
+        self.forward(s, |m| {
+            let a = m.args().ok()?;
+            Some(Ev::SecretsRequired(a.message, a.secrets))
+        });
+        Ok(())
+    }
+
+    /// Handles one event while connecting or connected.
+    async fn on_event(&mut self, ev: Ev) -> Result<(), End> {
+        match ev {
+            Ev::Owner(new) => {
+                if new != self.owner {
+                    tracing::error!("the plugin's bus name {} lost its owner", self.bus_name);
+                    self.owner = None;
+                    return Err(on_name_vanished());
+                }
+            }
+            Ev::Exited(how) => tracing::info!("the plugin {how}"),
+            Ev::Failure(f) => {
+                let r = failure_reason(f);
+                tracing::warn!("the plugin reported failure {f} ({})", r.nmcli_text());
+                self.last_failure = Some(r);
+            }
+            Ev::State(s) => {
+                let prev = self.service_state;
+                self.service_state = ServiceState::from_u32(s);
+                if let Some(end) = on_service_state(self.phase, s, self.last_failure) {
+                    tracing::error!("the plugin stopped");
+                    return Err(end);
+                }
+                if prev == ServiceState::Started && self.service_state == ServiceState::Starting {
+                    tracing::warn!("the plugin is reconnecting");
+                }
+            }
+            Ev::SecretsRequired(msg, hints) if self.phase <= Phase::Connect => {
+                tracing::error!(
+                    "the plugin asks for more secrets ({msg:?}, hints {hints:?}) and no secret agent is available"
+                );
+                return Err(End::failed(Reason::NoSecrets));
+            }
+            Ev::SecretsRequired(..) => {}
+            Ev::Config(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+                self.set_phase(Phase::IpConfigGet, Reason::None).await;
+                let g = GenericConfig::parse(&d).map_err(|e| self.invalid(e.to_string()))?;
+                g.require_gateway()
+                    .map_err(|e| self.invalid(e.to_string()))?;
+                self.p.snap.send_modify(|s| s.banner = g.banner.clone());
+                if !g.has_ip4 || self.p.profile.ipv4.method != IpMethod::Auto {
+                    self.ip4 = Some(None);
+                }
+                if !g.has_ip6 || self.p.profile.ipv6.method != IpMethod::Auto {
+                    self.ip6 = Some(None);
+                }
+                self.generic = Some(g);
+            }
+            Ev::Ip4(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+                if self.generic.is_none() {
+                    // Old-style plugin: the Ip4Config carries the generic config too.
+                    self.set_phase(Phase::IpConfigGet, Reason::None).await;
+                    let g = GenericConfig::parse(&d).map_err(|e| self.invalid(e.to_string()))?;
+                    g.require_gateway()
+                        .map_err(|e| self.invalid(e.to_string()))?;
+                    self.ip6 = Some(None);
+                    self.generic = Some(g);
+                }
+                if self.p.profile.ipv4.method != IpMethod::Auto {
+                    self.ip4 = Some(None);
+                } else {
+                    let gw = self.generic.as_ref().and_then(|g| g.gateway);
+                    let c = IpConfig::parse(&d, Family::V4, gw)
+                        .map_err(|e| self.invalid(e.to_string()))?;
+                    self.ip4 = Some(c);
+                }
+            }
+            Ev::Ip6(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+                if self.p.profile.ipv6.method != IpMethod::Auto {
+                    self.ip6 = Some(None);
+                } else {
+                    let gw = self.generic.as_ref().and_then(|g| g.gateway);
+                    let c = IpConfig::parse(&d, Family::V6, gw)
+                        .map_err(|e| self.invalid(e.to_string()))?;
+                    self.ip6 = Some(c);
+                }
+            }
+            Ev::Config(_) | Ev::Ip4(_) | Ev::Ip6(_) => {
+                tracing::debug!("config ignored in phase {:?}", self.phase);
+            }
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, why: String) -> End {
+        tracing::error!("invalid config from the plugin: {why}");
+        End::failed(Reason::IpConfigInvalid)
+    }
+
+    fn config_complete(&self) -> bool {
+        self.generic.is_some() && self.ip4.is_some() && self.ip6.is_some()
+    }
+
+    /// Puts the config in the kernel as one transaction.
+    async fn apply(&mut self) -> Result<(), End> {
+        let nl = self.p.ctx.netlink.clone();
+        let g = self.generic.take().expect("complete");
+        let ip4 = self.ip4.take().flatten();
+        let ip6 = self.ip6.take().flatten();
+        if ip4.is_none() && ip6.is_none() {
+            return Err(
+                self.invalid("neither IPv4 nor IPv6 config (both families disabled)".into())
+            );
+        }
+        let gateway_route = match g.gateway {
+            Some(gw) => nl.route_get(gw).await.map_err(|e| {
+                self.invalid(format!("cannot look up the route to the gateway {gw}: {e}"))
+            })?,
+            None => None,
+        };
+        let (ifindex, own) = match &g.tundev {
+            Some(name) => match nl.link_by_name(name).await {
+                Ok(Some(l)) => (l.index, true),
+                Ok(None) => {
+                    return Err(
+                        self.invalid(format!("Config: tundev: interface '{name}' does not exist"))
+                    );
+                }
+                Err(e) => return Err(self.invalid(e.to_string())),
+            },
+            None => match gateway_route {
+                // No interface of its own: the config goes on the parent (NM's route-based VPNs).
+                Some(l) => (l.oif, false),
+                None => {
+                    return Err(self.invalid(format!(
+                        "Config has no tundev and the gateway {} is unreachable, so there is no parent interface",
+                        g.gateway.map(|a| a.to_string()).unwrap_or_default()
+                    )));
+                }
+            },
+        };
+        let plan = plan::build(&plan::Inputs {
+            profile: &self.p.profile,
+            generic: &g,
+            ip4: ip4.as_ref(),
+            ip6: ip6.as_ref(),
+            ifindex,
+            own_interface: own,
+            gateway_route,
+        });
+        let default4 = has_default(&self.p.profile, ip4.as_ref());
+        let default6 = has_default(&self.p.profile, ip6.as_ref());
+        drop((ip4, ip6));
+        let started = Instant::now();
+        match nl.apply(&plan).await {
+            Ok(j) => {
+                tracing::info!(
+                    "applied {} addresses and {} routes on #{ifindex} in {:?}",
+                    plan.addresses.len(),
+                    j.routes(),
+                    started.elapsed()
+                );
+                self.journal = Some(j);
+                self.p.snap.send_modify(|s| {
+                    s.default4 = default4;
+                    s.default6 = default6;
+                });
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!("cannot apply the VPN's config, rolled back: {e}");
+                Err(End::failed(Reason::IpConfigInvalid))
+            }
+        }
+    }
+
+    /// Waits while activated.
+    async fn active(&mut self) -> End {
+        loop {
+            match self.next(&[]).await {
+                Ok(ev) => {
+                    if let Err(end) = self.on_event(ev).await {
+                        return end;
+                    }
+                }
+                Err(end) => return end,
+            }
+        }
+    }
+
+    async fn teardown(&mut self, end: End) {
+        let user = end.phase == Phase::Disconnected
+            && matches!(
+                end.reason,
+                Reason::UserDisconnected | Reason::ConnectionRemoved
+            );
+        if user && self.phase == Phase::Activated {
+            self.set_phase(Phase::Deactivating, end.reason).await;
+        }
+        if let Some(j) = self.journal.take() {
+            let n = j.routes();
+            for e in self.p.ctx.netlink.remove(j).await {
+                tracing::error!("teardown: {e}");
+            }
+            tracing::info!("removed the VPN's config ({n} routes)");
+        }
+        self.p.snap.send_modify(|s| {
+            s.default4 = false;
+            s.default6 = false;
+        });
+        self.set_phase(end.phase, end.reason).await;
+        for f in self.forwarders.drain(..) {
+            f.abort();
+        }
+        // NM sends Disconnect once on FAILED/DISCONNECTED, and never waits for it.
+        if let Some(proxy) = self.proxy.take() {
+            let call = secs(self.t().plugin_call);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(call, proxy.disconnect()).await;
+            });
+        }
+        let _ = self.p.core.send(Command::Ended { n: self.p.n }).await;
+    }
+}
+
+fn has_default(p: &Profile, c: Option<&IpConfig>) -> bool {
+    let Some(c) = c else { return false };
+    let sect = match c.family {
+        Family::V4 => &p.ipv4,
+        Family::V6 => &p.ipv6,
+    };
+    !c.never_default && !sect.never_default
+}

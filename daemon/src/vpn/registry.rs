@@ -1,0 +1,176 @@
+//! The VPN plugin registry: NM's `.name` files (spec §2).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// One plugin, as its `.name` file describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// `[VPN Connection] name`
+    pub name: String,
+    /// `[VPN Connection] service`: the service type and base of the bus name.
+    pub service: String,
+    /// `[VPN Connection] program`: absolute path of the executable.
+    pub program: PathBuf,
+    /// `[VPN Connection] supports-multiple-connections`
+    pub multiple: bool,
+    /// `[VPN Connection] aliases`
+    pub aliases: Vec<String>,
+    /// The file it came from.
+    pub file: PathBuf,
+}
+
+impl PluginInfo {
+    /// The bus name for the active connection number `n` (spec §1).
+    pub fn bus_name(&self, n: u64) -> String {
+        if self.multiple {
+            format!("{}.Connection_{n}", self.service)
+        } else {
+            self.service.clone()
+        }
+    }
+
+    /// Whether this plugin serves a service type.
+    pub fn serves(&self, service_type: &str) -> bool {
+        self.service == service_type || self.aliases.iter().any(|a| a == service_type)
+    }
+}
+
+fn glib_bool(v: &str) -> bool {
+    matches!(v.trim(), "true" | "yes" | "1" | "True" | "TRUE")
+}
+
+/// Parses one `.name` file; `None` when NM's daemon would skip it (spec §2.1).
+pub fn parse(text: &str, file: &Path) -> Option<PluginInfo> {
+    let ini = ini::Ini::load_from_str_opt(
+        text,
+        ini::ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            ..Default::default()
+        },
+    )
+    .ok()?;
+    let g = ini.section(Some("VPN Connection"))?;
+    let name = g.get("name")?.trim().to_string();
+    let service = g.get("service")?.trim().to_string();
+    let program = PathBuf::from(g.get("program")?.trim());
+    if name.is_empty() || service.is_empty() || !program.is_absolute() {
+        return None;
+    }
+    Some(PluginInfo {
+        name,
+        service,
+        program,
+        multiple: g
+            .get("supports-multiple-connections")
+            .is_some_and(glib_bool),
+        aliases: g
+            .get("aliases")
+            .map(|a| {
+                a.split(';')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        file: file.to_path_buf(),
+    })
+}
+
+/// NM's file filter: a regular file owned by root, not group/other-writable, not setuid.
+fn acceptable(meta: &std::fs::Metadata) -> bool {
+    meta.is_file() && meta.uid() == 0 && meta.mode() & 0o022 == 0 && meta.mode() & 0o4000 == 0
+}
+
+/// Loads every acceptable `.name` file from `dirs`, in NM's order: directories in the order
+/// given, newest first within one, the first of two conflicting files winning.
+pub fn load(dirs: &[PathBuf]) -> Vec<PluginInfo> {
+    let mut out: Vec<PluginInfo> = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<(SystemTime, PathBuf)> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "name"))
+            .filter_map(|p| {
+                let m = std::fs::metadata(&p).ok()?;
+                if !acceptable(&m) {
+                    tracing::debug!("{}: ignored (ownership or permissions)", p.display());
+                    return None;
+                }
+                let t = m
+                    .modified()
+                    .ok()
+                    .max(m.created().ok())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                Some((t, p))
+            })
+            .collect();
+        files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, f) in files {
+            let Some(info) = std::fs::read_to_string(&f).ok().and_then(|t| parse(&t, &f)) else {
+                tracing::debug!("{}: ignored (not a daemon plugin description)", f.display());
+                continue;
+            };
+            if out
+                .iter()
+                .any(|o| o.name == info.name || o.service == info.service)
+            {
+                tracing::debug!("{}: ignored (conflicts with a loaded plugin)", f.display());
+                continue;
+            }
+            out.push(info);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_debian_openvpn_name_file() {
+        let text = "[VPN Connection]\nname=openvpn\nservice=org.freedesktop.NetworkManager.openvpn\nprogram=/usr/lib/NetworkManager/nm-openvpn-service\nsupports-multiple-connections=true\n\n[libnm]\nplugin=libnm-vpn-plugin-openvpn.so\n\n[GNOME]\nauth-dialog=/usr/lib/NetworkManager/nm-openvpn-auth-dialog\nsupports-hints=true\n";
+        let p = parse(text, Path::new("x.name")).unwrap();
+        assert_eq!(p.name, "openvpn");
+        assert!(p.multiple);
+        assert_eq!(
+            p.bus_name(4),
+            "org.freedesktop.NetworkManager.openvpn.Connection_4"
+        );
+        assert!(parse("[VPN Connection]\nname=x\nservice=y\n", Path::new("x")).is_none());
+        assert!(
+            parse(
+                "[VPN Connection]\nname=x\nservice=y\nprogram=rel/path\n",
+                Path::new("x")
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn directory_order_and_conflicts() {
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let f = |d: &Path, n: &str, name: &str, prog: &str| {
+            std::fs::write(
+                d.join(n),
+                format!("[VPN Connection]\nname={name}\nservice=org.x.{name}\nprogram={prog}\n"),
+            )
+            .unwrap();
+        };
+        f(d1.path(), "a.name", "one", "/bin/first");
+        f(d2.path(), "b.name", "one", "/bin/second");
+        f(d2.path(), "c.name", "two", "/bin/two");
+        f(d2.path(), "c.txt", "three", "/bin/three");
+        let all = load(&[d1.path().to_path_buf(), d2.path().to_path_buf()]);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].program, PathBuf::from("/bin/first"));
+        assert!(all.iter().any(|p| p.serves("org.x.two")));
+    }
+}

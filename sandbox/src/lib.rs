@@ -1,0 +1,410 @@
+//! Throwaway worlds for tinynmd: a network namespace of its own, a private `dbus-daemon` with
+//! its own config, and a tinynmd with its own profile and plugin directories. The demo, the
+//! integration tests and the benches all run in these. Everything is removed on drop.
+
+pub mod netns;
+pub mod nm;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub use netns::{Kernel, Netns, require_root};
+
+/// Why a sandbox could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Needs root.
+    #[error("{0} needs root: run as root (tests and the demo create network namespaces)")]
+    NotRoot(String),
+    /// A program is missing.
+    #[error("'{program}' was not found: install it with `apt-get install -y {package}`")]
+    MissingTool {
+        /// The program.
+        program: String,
+        /// The Debian package that has it.
+        package: String,
+    },
+    /// One of our binaries is missing.
+    #[error(
+        "{0} was not found next to this program: build it first with `cargo build --workspace`"
+    )]
+    MissingBinary(PathBuf),
+    /// A system call failed.
+    #[error("{0}: {1}")]
+    Sys(&'static str, #[source] std::io::Error),
+    /// Setting up failed.
+    #[error("sandbox setup: {0}")]
+    Setup(String),
+}
+
+/// Finds a program on PATH, or says which Debian package provides it.
+pub fn require_tool(program: &str, package: &str) -> Result<PathBuf, SandboxError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]) {
+        let p = dir.join(program);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(SandboxError::MissingTool {
+        program: program.into(),
+        package: package.into(),
+    })
+}
+
+/// Where cargo put our binaries: next to the running program, or one level up from `deps/`.
+pub fn binary(name: &str) -> Result<PathBuf, SandboxError> {
+    let exe = std::env::current_exe().map_err(|e| SandboxError::Sys("current_exe", e))?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(SandboxError::MissingBinary(p))
+    }
+}
+
+/// A private `dbus-daemon` with a permissive config of its own.
+pub struct Bus {
+    child: Child,
+    /// Its address, for `DBUS_SYSTEM_BUS_ADDRESS`.
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=@SOCKET@</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+  <limit name="max_connections_per_user">4096</limit>
+  <limit name="max_completed_connections">4096</limit>
+  <limit name="max_match_rules_per_connection">65536</limit>
+  <limit name="max_replies_per_connection">8192</limit>
+</busconfig>
+"#;
+
+impl Bus {
+    /// Starts the bus and waits until it listens.
+    pub fn start() -> Result<Bus, SandboxError> {
+        let prog = require_tool("dbus-daemon", "dbus")?;
+        let dir = tempfile::Builder::new()
+            .prefix("tinynm-bus")
+            .tempdir()
+            .map_err(|e| SandboxError::Sys("tempdir", e))?;
+        let sock = dir.path().join("system_bus_socket");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            BUS_CONFIG.replace("@SOCKET@", &sock.display().to_string()),
+        )
+        .map_err(|e| SandboxError::Sys("write bus.conf", e))?;
+        let mut child = Command::new(prog)
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .arg("--nopidfile")
+            .arg("--print-address")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| SandboxError::Sys("spawn dbus-daemon", e))?;
+        // dbus-daemon prints its address once it listens.
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) if !l.trim().is_empty() => l.trim().to_string(),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SandboxError::Setup(
+                    "dbus-daemon did not start listening within 10 s".into(),
+                ));
+            }
+        };
+        Ok(Bus {
+            child,
+            address,
+            _dir: dir,
+        })
+    }
+
+    /// The socket path (for programs that only use the default system bus socket).
+    pub fn socket(&self) -> PathBuf {
+        self._dir.path().join("system_bus_socket")
+    }
+
+    /// A client connection to this bus.
+    pub async fn connect(&self) -> zbus::Result<zbus::Connection> {
+        zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// Ends a child we started, by its PID: SIGTERM, a bounded wait, then SIGKILL.
+pub fn terminate(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits until `name` has an owner on the bus (subscribing first, so it cannot be missed).
+pub async fn wait_for_name(
+    conn: &zbus::Connection,
+    name: &str,
+    limit: Duration,
+) -> Result<String, SandboxError> {
+    use futures::StreamExt;
+    let dbus = zbus::fdo::DBusProxy::new(conn)
+        .await
+        .map_err(|e| SandboxError::Setup(e.to_string()))?;
+    let mut changes = dbus
+        .receive_name_owner_changed_with_args(&[(0, name)])
+        .await
+        .map_err(|e| SandboxError::Setup(e.to_string()))?;
+    let bus_name: zbus::names::BusName<'_> = name
+        .try_into()
+        .map_err(|e: zbus::Error| SandboxError::Setup(e.to_string()))?;
+    if let Ok(o) = dbus.get_name_owner(bus_name).await {
+        return Ok(o.to_string());
+    }
+    let wait = async {
+        while let Some(sig) = changes.next().await {
+            if let Ok(a) = sig.args()
+                && let Some(o) = a.new_owner().as_ref()
+            {
+                return Some(o.to_string());
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(limit, wait).await {
+        Ok(Some(o)) => Ok(o),
+        _ => Err(SandboxError::Setup(format!(
+            "{name} did not appear on the bus within {limit:?}"
+        ))),
+    }
+}
+
+/// The `.name` files of the test-bench plugin, pointing at `program`.
+pub fn write_testbench_plugins(dir: &Path, program: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (file, service) in [
+        ("testbench", "org.freedesktop.NetworkManager.testbench"),
+        (
+            "testbench-silent",
+            "org.freedesktop.NetworkManager.testbench-silent",
+        ),
+        (
+            "testbench-crash",
+            "org.freedesktop.NetworkManager.testbench-crash",
+        ),
+    ] {
+        std::fs::write(
+            dir.join(format!("nm-{file}-service.name")),
+            format!(
+                "[VPN Connection]\nname={file}\nservice={service}\nprogram={}\nsupports-multiple-connections=true\n",
+                program.display()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// A running tinynmd in a namespace, on a bus, with directories of its own.
+pub struct Daemon {
+    child: Child,
+    /// Profile directory.
+    pub profile_dir: PathBuf,
+    /// Plugin directory.
+    pub plugin_dir: PathBuf,
+    /// Its log (stderr).
+    pub log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// Options for [`Daemon::start`].
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Extra lines for daemon.toml.
+    pub config: String,
+    /// Log level.
+    pub log_level: String,
+    /// Profiles to put in the directory before start: (file name, text).
+    pub profiles: Vec<(String, String)>,
+    /// Use a release build? (benches)
+    pub binary_dir: Option<PathBuf>,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            config: String::new(),
+            log_level: "debug".into(),
+            profiles: Vec::new(),
+            binary_dir: None,
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts tinynmd inside `ns` on `bus` and waits for its name.
+    pub async fn start(ns: &Netns, bus: &Bus, opts: DaemonOptions) -> Result<Daemon, SandboxError> {
+        let find = |n: &str| match &opts.binary_dir {
+            Some(d) => {
+                let p = d.join(n);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(SandboxError::MissingBinary(p))
+                }
+            }
+            None => binary(n),
+        };
+        let tinynmd = find("tinynmd")?;
+        let testbench = find("tinynm-testbench")?;
+        let dir = tempfile::Builder::new()
+            .prefix("tinynm-daemon")
+            .tempdir()
+            .map_err(|e| SandboxError::Sys("tempdir", e))?;
+        let profile_dir = dir.path().join("connections");
+        let plugin_dir = dir.path().join("vpn");
+        std::fs::create_dir_all(&profile_dir).map_err(|e| SandboxError::Sys("mkdir", e))?;
+        write_testbench_plugins(&plugin_dir, &testbench)
+            .map_err(|e| SandboxError::Sys("write .name files", e))?;
+        for (name, text) in &opts.profiles {
+            std::fs::write(profile_dir.join(name), text)
+                .map_err(|e| SandboxError::Sys("write profile", e))?;
+        }
+        let conf = dir.path().join("daemon.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "bus = \"{}\"\nprofile-dir = \"{}\"\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = false\nstate-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
+                bus.address,
+                profile_dir.display(),
+                plugin_dir.display(),
+                dir.path().join("state").display(),
+                opts.log_level,
+                opts.config
+            ),
+        )
+        .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;
+        let log = dir.path().join("tinynmd.log");
+        let logf = std::fs::File::create(&log).map_err(|e| SandboxError::Sys("create log", e))?;
+        let mut cmd = Command::new(&tinynmd);
+        cmd.arg("--config")
+            .arg(&conf)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf);
+        ns.prepare(&mut cmd);
+        let child = cmd
+            .spawn()
+            .map_err(|e| SandboxError::Sys("spawn tinynmd", e))?;
+        let mut d = Daemon {
+            child,
+            profile_dir,
+            plugin_dir,
+            log,
+            dir,
+        };
+        let conn = bus
+            .connect()
+            .await
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        if let Err(e) = wait_for_name(
+            &conn,
+            "org.freedesktop.NetworkManager",
+            Duration::from_secs(20),
+        )
+        .await
+        {
+            let log = d.log_text();
+            terminate(&mut d.child);
+            return Err(SandboxError::Setup(format!("{e}; tinynmd's log:\n{log}")));
+        }
+        Ok(d)
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// tinynmd's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size in KiB (VmRSS).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    /// Open file descriptors.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit (bounded).
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
+    /// The temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}

@@ -1,0 +1,238 @@
+//! The world each scenario runs in: its own namespace (with a parent network), its own bus,
+//! its own tinynmd; and a recorder of the signals that matter.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tinynm_config::Profile;
+use tinynm_sandbox::nm::{ManagerProxy, SettingsProxy};
+use tinynm_sandbox::{Bus, Daemon, DaemonOptions, Kernel, Netns};
+use tokio::sync::mpsc;
+use zbus::{MatchRule, MessageStream, OwnedObjectPath};
+
+pub const TESTBENCH: &str = "org.freedesktop.NetworkManager.testbench";
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// Fields drop in order: tinynmd first (it takes its VPNs down over the bus), then the bus,
+/// then the namespace.
+pub struct World {
+    pub daemon: Daemon,
+    pub conn: zbus::Connection,
+    pub bus: Bus,
+    pub ns: Netns,
+    events: mpsc::UnboundedReceiver<Signal>,
+    pub seen: Vec<Signal>,
+}
+
+/// A signal from tinynmd about an active connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// Connection.Active.StateChanged(state, reason)
+    Ac(String, u32, u32),
+    /// VPN.Connection.VpnStateChanged(state, reason)
+    Vpn(String, u32, u32),
+    /// ObjectManager.InterfacesRemoved for a path
+    Removed(String),
+}
+
+impl World {
+    pub async fn new() -> World {
+        Self::with(DaemonOptions::default()).await
+    }
+
+    pub async fn with(opts: DaemonOptions) -> World {
+        let ns = Netns::new().expect("namespace (tests must run as root)");
+        ns.add_parent().expect("parent network");
+        let bus = Bus::start().expect("private bus");
+        let daemon = Daemon::start(&ns, &bus, opts).await.expect("tinynmd");
+        let conn = bus.connect().await.expect("client connection");
+        let (tx, events) = mpsc::unbounded_channel();
+        // One stream for everything tinynmd signals, so the order is the order on the wire.
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .path_namespace("/org/freedesktop")
+            .build()
+            .unwrap();
+        let mut stream = MessageStream::for_match_rule(rule, &conn, None)
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                let h = m.header();
+                let path = h.path().map(|p| p.to_string()).unwrap_or_default();
+                let sig = match (
+                    h.interface().map(|i| i.as_str()),
+                    h.member().map(|m| m.as_str()),
+                ) {
+                    (
+                        Some("org.freedesktop.NetworkManager.Connection.Active"),
+                        Some("StateChanged"),
+                    ) => {
+                        let (s, r): (u32, u32) = m.body().deserialize().unwrap();
+                        Signal::Ac(path, s, r)
+                    }
+                    (_, Some("VpnStateChanged")) => {
+                        let (s, r): (u32, u32) = m.body().deserialize().unwrap();
+                        Signal::Vpn(path, s, r)
+                    }
+                    (_, Some("InterfacesRemoved")) => {
+                        let (p, _): (OwnedObjectPath, Vec<String>) =
+                            m.body().deserialize().unwrap();
+                        Signal::Removed(p.to_string())
+                    }
+                    _ => continue,
+                };
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        });
+        World {
+            ns,
+            bus,
+            daemon,
+            conn,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn manager(&self) -> ManagerProxy<'static> {
+        ManagerProxy::new(&self.conn).await.unwrap()
+    }
+
+    pub async fn settings(&self) -> SettingsProxy<'static> {
+        SettingsProxy::new(&self.conn).await.unwrap()
+    }
+
+    /// Adds a test-bench profile with this vpn.data; returns its path.
+    pub async fn add(&self, id: &str, data: &[(&str, &str)]) -> OwnedObjectPath {
+        self.add_profile(profile(id, TESTBENCH, data)).await
+    }
+
+    pub async fn add_profile(&self, p: Profile) -> OwnedObjectPath {
+        let d = tinynm_config::dbus::to_dict(&p, true);
+        self.settings()
+            .await
+            .add_connection_unsaved(d)
+            .await
+            .unwrap()
+    }
+
+    pub async fn activate(&self, profile: &OwnedObjectPath) -> zbus::Result<OwnedObjectPath> {
+        let root = zbus::ObjectPath::try_from("/").unwrap();
+        self.manager()
+            .await
+            .activate_connection(profile, &root, &root)
+            .await
+    }
+
+    /// Waits (bounded) for the VPN state of `ac` to reach one of `states`; returns (state, reason).
+    pub async fn wait_vpn(&mut self, ac: &str, states: &[u32]) -> (u32, u32) {
+        let ac = ac.to_string();
+        self.wait(|s| match s {
+            Signal::Vpn(p, st, r) if *p == ac && states.contains(st) => Some((*st, *r)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits (bounded) for the active connection object to be removed.
+    pub async fn wait_removed(&mut self, ac: &str) {
+        let ac = ac.to_string();
+        self.wait(|s| match s {
+            Signal::Removed(p) if *p == ac => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn wait<T>(&mut self, f: impl Fn(&Signal) -> Option<T>) -> T {
+        if let Some(t) = self.seen.iter().find_map(&f) {
+            return t;
+        }
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(s)) => {
+                    let hit = f(&s);
+                    self.seen.push(s);
+                    if let Some(t) = hit {
+                        return t;
+                    }
+                }
+                _ => panic!(
+                    "no such signal within {LIMIT:?}; seen: {:?}\n--- tinynmd log ---\n{}",
+                    self.seen,
+                    self.daemon.log_text()
+                ),
+            }
+        }
+    }
+
+    /// The VPN states `ac` went through, in order.
+    pub fn vpn_states(&self, ac: &str) -> Vec<(u32, u32)> {
+        self.seen
+            .iter()
+            .filter_map(|s| match s {
+                Signal::Vpn(p, st, r) if p == ac => Some((*st, *r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The AC states `ac` went through, in order.
+    pub fn ac_states(&self, ac: &str) -> Vec<(u32, u32)> {
+        self.seen
+            .iter()
+            .filter_map(|s| match s {
+                Signal::Ac(p, st, r) if p == ac => Some((*st, *r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.ns.snapshot().expect("netlink dump")
+    }
+
+    /// The kernel as it is with only the parent network: what every test must come back to.
+    pub fn assert_clean(&self, baseline: &Kernel) {
+        let now = self.kernel();
+        assert_eq!(now.routes, baseline.routes, "routes left behind\n{now}");
+        assert_eq!(
+            now.addresses, baseline.addresses,
+            "addresses left behind\n{now}"
+        );
+    }
+}
+
+pub fn profile(id: &str, service: &str, data: &[(&str, &str)]) -> Profile {
+    let uuid = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        fxhash(id),
+        fxhash(service) as u64
+    );
+    let mut p = Profile::new_vpn(id, &uuid, service);
+    p.connection.autoconnect = false;
+    p.vpn.data = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    p
+}
+
+fn fxhash(s: &str) -> u32 {
+    s.bytes().fold(0x811c9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x01000193)
+    })
+}
+
+pub fn data(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
