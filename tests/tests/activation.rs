@@ -72,3 +72,165 @@ async fn ipv4_happy_path() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_happy_path() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let p = w
+        .add(
+            "v6",
+            &[
+                ("tundev", "tbtun6"),
+                ("address", "none"),
+                ("address6", "fd00:8::2"),
+                ("prefix6", "64"),
+                ("routes6", "fd00:60::/48,fd00:70::/56 via fd00:8::1"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    assert!(
+        k.addresses.contains(&"fd00:8::2/64 dev tbtun6".to_string()),
+        "\n{k}"
+    );
+    let mut on_tun = k.routes_on("tbtun6");
+    on_tun.sort();
+    assert_eq!(
+        on_tun,
+        vec![
+            "default dev tbtun6 proto static metric 50",
+            "fd00:60::/48 dev tbtun6 proto static metric 50",
+            "fd00:70::/56 via fd00:8::1 dev tbtun6 proto static metric 50",
+            "fd00:8::/64 dev tbtun6 proto kernel metric 50",
+        ],
+        "\n{k}"
+    );
+    // An IPv6-only VPN puts nothing IPv4 on the tunnel.
+    assert!(
+        !k.addresses
+            .iter()
+            .any(|a| a.contains("tbtun6") && a.contains('.'))
+    );
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[6, 7]).await, (7, 2));
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vpns_at_once_share_the_server_route() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let a = w
+        .add(
+            "a",
+            &[
+                ("tundev", "tba"),
+                ("address", "10.8.1.2"),
+                ("peer", "10.8.1.1"),
+                ("routes", "10.51.0.0/16"),
+            ],
+        )
+        .await;
+    let b = w
+        .add(
+            "b",
+            &[
+                ("tundev", "tbb"),
+                ("address", "10.8.2.2"),
+                ("peer", "10.8.2.1"),
+                ("routes", "10.52.0.0/16"),
+            ],
+        )
+        .await;
+    let ac_a = w.activate(&a).await.unwrap();
+    let ac_b = w.activate(&b).await.unwrap();
+    assert_ne!(ac_a, ac_b);
+    assert_eq!(w.wait_vpn(ac_a.as_str(), &[5, 6, 7]).await, (5, 1));
+    assert_eq!(w.wait_vpn(ac_b.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    for r in [
+        "10.51.0.0/16 dev tba proto static metric 50",
+        "10.52.0.0/16 dev tbb proto static metric 50",
+        "default dev tba proto static metric 50",
+        "default dev tbb proto static metric 50",
+        "192.0.2.1/32 via 10.99.0.1 dev veth0 proto static metric 50",
+    ] {
+        assert!(k.routes.contains(&r.to_string()), "missing {r}\n{k}");
+    }
+    let active = w.manager().await.active_connections().await.unwrap();
+    assert_eq!(
+        active,
+        vec![ac_b.clone(), ac_a.clone()],
+        "newest first, as NM"
+    );
+
+    // Taking A down leaves B whole, including the server route both use.
+    w.manager()
+        .await
+        .deactivate_connection(&ac_a)
+        .await
+        .unwrap();
+    w.wait_removed(ac_a.as_str()).await;
+    let k = w.kernel();
+    assert!(k.routes_on("tba").is_empty(), "\n{k}");
+    assert_eq!(k.routes_on("tbb").len(), 3, "\n{k}");
+    assert!(
+        k.routes
+            .contains(&"192.0.2.1/32 via 10.99.0.1 dev veth0 proto static metric 50".to_string())
+    );
+    w.manager()
+        .await
+        .deactivate_connection(&ac_b)
+        .await
+        .unwrap();
+    w.wait_removed(ac_b.as_str()).await;
+    w.assert_clean(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivate_while_activating() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let p = w
+        .add("slow", &[("tundev", "tbslow"), ("delay-config", "20000")])
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    w.wait_vpn(ac.as_str(), &[3]).await;
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (7, 2));
+    assert_eq!(w.ac_states(ac.as_str()), vec![(1, 1), (4, 2)]);
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_error_mid_apply_rolls_back_everything() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    // The second route's next hop is on no link: the kernel refuses it after the address,
+    // the first route and more are in.
+    let p = w
+        .add(
+            "refused",
+            &[
+                ("tundev", "tbref"),
+                ("route-count", "300"),
+                ("routes", "10.50.0.0/16,10.70.0.0/16 via 192.0.2.77"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (6, 5));
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains("kernel refused to add route 10.70.0.0/16 via 192.0.2.77")
+            && log.contains("Network is unreachable"),
+        "the log names the route and the kernel's error:\n{log}"
+    );
+}

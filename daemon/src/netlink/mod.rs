@@ -4,8 +4,10 @@
 
 pub mod plan;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -54,6 +56,9 @@ pub enum Applied {
     Address(AddressMessage),
     /// A route we added.
     Route(RouteMessage),
+    /// A route on the parent that several VPNs may need (the host route to a shared VPN
+    /// server): counted, and deleted when the last VPN that needs it goes.
+    SharedRoute(RouteMessage),
     /// The MTU we changed: (ifindex, old MTU).
     Mtu(u32, u32),
 }
@@ -70,7 +75,7 @@ impl Journal {
     pub fn routes(&self) -> usize {
         self.items
             .iter()
-            .filter(|a| matches!(a, Applied::Route(_)))
+            .filter(|a| matches!(a, Applied::Route(_) | Applied::SharedRoute(_)))
             .count()
     }
 }
@@ -100,6 +105,9 @@ pub struct Lookup {
 pub struct Netlink {
     handle: rtnetlink::Handle,
     batch: rtnetlink::proto::ConnectionHandle<RouteNetlinkMessage>,
+    // How many of our connections use each shared route. Locked only for instants, never
+    // across an await.
+    shared: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 fn describe_route(r: &RouteMessage) -> String {
@@ -168,15 +176,26 @@ impl Applied {
     fn describe(&self) -> String {
         match self {
             Applied::Address(a) => format!("address {}", describe_address(a)),
-            Applied::Route(r) => format!("route {}", describe_route(r)),
+            Applied::Route(r) | Applied::SharedRoute(r) => format!("route {}", describe_route(r)),
             Applied::Mtu(i, m) => format!("MTU of #{i} (was {m})"),
+        }
+    }
+
+    fn shared_key(&self) -> Option<String> {
+        match self {
+            Applied::SharedRoute(r) => {
+                Some(format!("{} table {}", describe_route(r), r.header.table))
+            }
+            _ => None,
         }
     }
 
     fn add_message(&self) -> Option<RouteNetlinkMessage> {
         match self {
             Applied::Address(a) => Some(RouteNetlinkMessage::NewAddress(a.clone())),
-            Applied::Route(r) => Some(RouteNetlinkMessage::NewRoute(r.clone())),
+            Applied::Route(r) | Applied::SharedRoute(r) => {
+                Some(RouteNetlinkMessage::NewRoute(r.clone()))
+            }
             Applied::Mtu(..) => None,
         }
     }
@@ -184,7 +203,9 @@ impl Applied {
     fn del_message(&self) -> Option<RouteNetlinkMessage> {
         match self {
             Applied::Address(a) => Some(RouteNetlinkMessage::DelAddress(a.clone())),
-            Applied::Route(r) => Some(RouteNetlinkMessage::DelRoute(r.clone())),
+            Applied::Route(r) | Applied::SharedRoute(r) => {
+                Some(RouteNetlinkMessage::DelRoute(r.clone()))
+            }
             Applied::Mtu(..) => None,
         }
     }
@@ -226,7 +247,11 @@ impl Netlink {
                 .map_err(NetlinkError::Socket)?;
         }
         tokio::spawn(conn);
-        Ok(Netlink { handle, batch })
+        Ok(Netlink {
+            handle,
+            batch,
+            shared: Arc::default(),
+        })
     }
 
     /// A link by name, or `None` when there is none.
@@ -424,40 +449,95 @@ impl Netlink {
                 journal.items.push(Applied::Mtu(l.index, now.mtu));
             }
         }
-        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-        for group in [&plan.addresses, &plan.routes] {
-            let msgs: Vec<RouteNetlinkMessage> =
-                group.iter().filter_map(|a| a.add_message()).collect();
-            let failed = self.batch(&msgs, flags).await?;
-            let mut bad = vec![false; group.len()];
-            let mut whole_chunk_unknown = false;
-            for (i, _) in &failed {
-                if *i < group.len() {
-                    bad[*i] = true;
-                } else {
-                    whole_chunk_unknown = true;
+        // Routes without EXCL: the kernel still refuses an identical route, but lets two VPNs
+        // each have, say, a default route of the same metric through their own interface.
+        let address_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        let route_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
+        for (group, flags) in [
+            (&plan.addresses, address_flags),
+            (&plan.routes, route_flags),
+        ] {
+            // A shared route some other connection of ours already has: count it, send nothing.
+            let mut send: Vec<&Applied> = Vec::with_capacity(group.len());
+            {
+                let mut shared = self.shared.lock().expect("poisoned");
+                for a in group {
+                    match a.shared_key() {
+                        Some(k) => match shared.get_mut(&k) {
+                            Some(n) => {
+                                *n += 1;
+                                journal.items.push(a.clone());
+                            }
+                            None => {
+                                // Reserved before it is sent, so that a connection applying
+                                // at the same moment counts it rather than racing to add it.
+                                shared.insert(k, 1);
+                                send.push(a);
+                            }
+                        },
+                        None => send.push(a),
+                    }
                 }
             }
-            if whole_chunk_unknown {
-                // Journal everything: deleting what is not there is harmless ("already gone").
-                journal.items.extend(group.iter().cloned());
-            } else {
-                journal.items.extend(
-                    group
-                        .iter()
-                        .zip(&bad)
-                        .filter(|(_, b)| !**b)
-                        .map(|(a, _)| a.clone()),
-                );
+            let msgs: Vec<RouteNetlinkMessage> =
+                send.iter().filter_map(|a| a.add_message()).collect();
+            let failed = self.batch(&msgs, flags).await?;
+            let mut outcome: Vec<Option<&io::Error>> = vec![None; send.len()];
+            let mut unknown = None;
+            for (i, e) in &failed {
+                match outcome.get_mut(*i) {
+                    Some(o) => *o = Some(e),
+                    None => unknown = Some(e),
+                }
             }
-            if let Some((i, e)) = failed.into_iter().next() {
-                let what = group
-                    .get(i)
-                    .map(|a| a.describe())
-                    .unwrap_or_else(|| "a change".into());
+            let mut first_error = None;
+            {
+                let mut shared = self.shared.lock().expect("poisoned");
+                for (a, o) in send.iter().zip(&outcome) {
+                    if o.is_some()
+                        && let Some(k) = a.shared_key()
+                        && let Some(n) = shared.get_mut(&k)
+                    {
+                        *n -= 1;
+                        if *n == 0 {
+                            shared.remove(&k);
+                        }
+                    }
+                    match o {
+                        None => journal.items.push((*a).clone()),
+                        Some(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                            // Someone else's identical object: it stays, and stays theirs.
+                            tracing::warn!(
+                                "{} is already in the kernel: left as it is",
+                                a.describe()
+                            );
+                        }
+                        Some(e) => {
+                            if first_error.is_none() {
+                                first_error = Some((
+                                    a.describe(),
+                                    io::Error::from_raw_os_error(
+                                        e.raw_os_error().unwrap_or(libc::EIO),
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(e) = unknown {
+                // The kernel named no request we sent: journal all (deleting what is not
+                // there is harmless) and fail.
+                journal.items.extend(send.iter().map(|a| (*a).clone()));
+                return Err(NetlinkError::Kernel {
+                    op: "apply a batch of changes".into(),
+                    source: io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                });
+            }
+            if let Some((what, source)) = first_error {
                 return Err(NetlinkError::Kernel {
                     op: format!("add {what}"),
-                    source: e,
+                    source,
                 });
             }
         }
@@ -468,7 +548,27 @@ impl Netlink {
     /// already gone is not one).
     pub async fn remove(&self, journal: Journal) -> Vec<NetlinkError> {
         let mut errors = Vec::new();
-        let items: Vec<Applied> = journal.items.into_iter().rev().collect();
+        let items: Vec<Applied> = {
+            let mut shared = self.shared.lock().expect("poisoned");
+            journal
+                .items
+                .into_iter()
+                .rev()
+                .filter(|a| match a.shared_key() {
+                    None => true,
+                    Some(k) => match shared.get_mut(&k) {
+                        Some(n) if *n > 1 => {
+                            *n -= 1;
+                            false
+                        }
+                        _ => {
+                            shared.remove(&k);
+                            true
+                        }
+                    },
+                })
+                .collect()
+        };
         let dels: Vec<(usize, RouteNetlinkMessage)> = items
             .iter()
             .enumerate()

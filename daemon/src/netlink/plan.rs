@@ -68,6 +68,7 @@ fn is_private(a: IpAddr) -> bool {
 }
 
 struct RouteSpec {
+    shared: bool,
     dest: IpAddr,
     prefix: u8,
     gateway: Option<IpAddr>,
@@ -199,6 +200,7 @@ pub fn build(i: &Inputs<'_>) -> Plan {
         let oif = i.ifindex;
         plan.addresses.push(Applied::Address(address(c, oif)));
         let kernel_route = |dest, prefix| RouteSpec {
+            shared: false,
             dest,
             prefix,
             gateway: None,
@@ -215,6 +217,7 @@ pub fn build(i: &Inputs<'_>) -> Plan {
             None => {}
         }
         let static_route = |dest, prefix, gateway, metric| RouteSpec {
+            shared: false,
             dest,
             prefix,
             gateway,
@@ -267,14 +270,22 @@ pub fn build(i: &Inputs<'_>) -> Plan {
     plan.routes = routes
         .into_iter()
         .filter(|r| seen.insert((r.dest, r.prefix, r.metric)))
-        .map(|r| Applied::Route(route(r)))
+        .map(|r| {
+            if r.shared {
+                Applied::SharedRoute(route(r))
+            } else {
+                Applied::Route(route(r))
+            }
+        })
         .collect();
     plan
 }
 
 impl RouteSpec {
+    /// The same route on the parent, where other VPNs may need it too.
     fn on(mut self, oif: u32) -> Self {
         self.oif = oif;
+        self.shared = true;
         self
     }
 }
@@ -314,6 +325,7 @@ mod tests {
             .iter()
             .map(|r| match r {
                 Applied::Route(r) => super::super::describe_route(r),
+                Applied::SharedRoute(r) => format!("shared {}", super::super::describe_route(r)),
                 _ => unreachable!(),
             })
             .collect()
@@ -354,8 +366,8 @@ mod tests {
                 "10.8.0.1/32 dev #5 metric 50",
                 "10.60.0.0/16 dev #5 metric 50",
                 "default dev #5 metric 50",
-                "192.0.2.1/32 via 10.99.0.1 dev #2 metric 50",
-                "10.99.0.1/32 dev #2 metric 50",
+                "shared 192.0.2.1/32 via 10.99.0.1 dev #2 metric 50",
+                "shared 10.99.0.1/32 dev #2 metric 50",
             ]
         );
     }

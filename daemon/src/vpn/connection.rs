@@ -267,7 +267,7 @@ impl Ac {
             .build()
             .await
             .map_err(|e| self.start_failed(format!("no proxy to {owner}: {e}")))?;
-        self.subscribe(&proxy).await?;
+        self.subscribe(&owner).await?;
         self.proxy = Some(proxy.clone());
 
         self.set_phase(Phase::NeedAuth, Reason::None).await;
@@ -286,6 +286,9 @@ impl Ac {
             }
             Ok(Err(e)) => {
                 tracing::error!("NeedSecrets failed: {e}");
+                if !self.plugin_alive().await {
+                    return Err(on_name_vanished());
+                }
                 return Err(End::failed(Reason::NoSecrets));
             }
             Err(_) => {
@@ -315,6 +318,9 @@ impl Ac {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!("Connect failed: {e}");
+                if !self.plugin_alive().await {
+                    return Err(on_name_vanished());
+                }
                 return Err(End::failed(Reason::ServiceStartFailed));
             }
             Err(_) => {
@@ -348,6 +354,21 @@ impl Ac {
         self.apply().await?;
         self.set_phase(Phase::Activated, Reason::None).await;
         Ok(())
+    }
+
+    /// Whether the plugin still owns its name: a call that failed because the plugin died is
+    /// the name vanishing, as NM sees it, not a refused call.
+    async fn plugin_alive(&self) -> bool {
+        let Ok(dbus) = zbus::fdo::DBusProxy::new(&self.p.ctx.conn).await else {
+            return false;
+        };
+        let Ok(name) = zbus::names::BusName::try_from(self.bus_name.as_str()) else {
+            return false;
+        };
+        match dbus.get_name_owner(name).await {
+            Ok(o) => Some(o.to_string()) == self.owner,
+            Err(_) => false,
+        }
     }
 
     fn vpn_timeout_secs(&self) -> u64 {
@@ -401,25 +422,41 @@ impl Ac {
         }
     }
 
-    async fn subscribe(&mut self, proxy: &VpnPluginProxy<'static>) -> Result<(), End> {
+    /// One stream for every signal of the plugin's current owner, so that they arrive in the
+    /// order the plugin sent them (a `Failure` before the `StateChanged` it explains).
+    async fn subscribe(&mut self, owner: &str) -> Result<(), End> {
         let err = |e: zbus::Error| {
             tracing::error!("cannot subscribe to the plugin's signals: {e}");
             End::failed(Reason::ServiceStartFailed)
         };
-        let s = proxy.receive_state_signal().await.map_err(err)?;
-        self.forward(s, |m| Some(Ev::State(m.args().ok()?.state)));
-        let s = proxy.receive_failure().await.map_err(err)?;
-        self.forward(s, |m| Some(Ev::Failure(m.args().ok()?.reason)));
-        let s = proxy.receive_config().await.map_err(err)?;
-        self.forward(s, |m| Some(Ev::Config(m.args().ok()?.config)));
-        let s = proxy.receive_ip4_config().await.map_err(err)?;
-        self.forward(s, |m| Some(Ev::Ip4(m.args().ok()?.ip4config)));
-        let s = proxy.receive_ip6_config().await.map_err(err)?;
-        self.forward(s, |m| Some(Ev::Ip6(m.args().ok()?.ip6config)));
-        let s = proxy.receive_secrets_required().await.map_err(err)?;
-        self.forward(s, |m| {
-            let a = m.args().ok()?;
-            Some(Ev::SecretsRequired(a.message, a.secrets))
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(owner)
+            .path(tinynm_vpn_plugin::service::PLUGIN_PATH)
+            .interface(tinynm_vpn_plugin::service::PLUGIN_IFACE)
+            .build()
+            .map_err(err)?;
+        let stream = zbus::MessageStream::for_match_rule(rule, &self.p.ctx.conn, None)
+            .await
+            .map_err(err)?;
+        self.forward(stream, |m| {
+            let m = m.ok()?;
+            let member = m.header().member()?.to_string();
+            let body = m.body();
+            let ev = match member.as_str() {
+                "StateChanged" => Ev::State(body.deserialize().ok()?),
+                "Failure" => Ev::Failure(body.deserialize().ok()?),
+                "Config" => Ev::Config(body.deserialize().ok()?),
+                "Ip4Config" => Ev::Ip4(body.deserialize().ok()?),
+                "Ip6Config" => Ev::Ip6(body.deserialize().ok()?),
+                "SecretsRequired" => {
+                    let (msg, hints): (String, Vec<String>) = body.deserialize().ok()?;
+                    Ev::SecretsRequired(msg, hints)
+                }
+                // LoginBanner is not handled by NM 1.42; a wrong signature is ignored, as NM does.
+                _ => return None,
+            };
+            Some(ev)
         });
         Ok(())
     }

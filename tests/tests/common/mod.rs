@@ -210,10 +210,11 @@ impl World {
 }
 
 pub fn profile(id: &str, service: &str, data: &[(&str, &str)]) -> Profile {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let uuid = format!(
-        "{:08x}-0000-4000-8000-{:012x}",
-        fxhash(id),
-        fxhash(service) as u64
+        "{:08x}-0000-4000-8000-{n:012x}",
+        fxhash(id) ^ fxhash(service)
     );
     let mut p = Profile::new_vpn(id, &uuid, service);
     p.connection.autoconnect = false;
