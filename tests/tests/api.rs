@@ -1,0 +1,186 @@
+//! Bad input over D-Bus and on disk: a clear error naming what was wrong, and nothing changed.
+
+mod common;
+
+use common::{TESTBENCH, World, profile};
+use tinynm_sandbox::DaemonOptions;
+use zbus::Variant;
+
+fn method_error(e: zbus::Error) -> (String, String) {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => (name.to_string(), msg.unwrap_or_default()),
+        zbus::Error::FDO(e) => {
+            use zbus::DBusError;
+            (
+                e.name().to_string(),
+                e.description().unwrap_or_default().to_string(),
+            )
+        }
+        other => panic!("expected a D-Bus error reply, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_calls_get_errors_that_say_what_was_wrong() {
+    let w = World::new().await;
+    let settings = w.settings().await;
+    let before = settings.list_connections().await.unwrap();
+
+    // Unknown profile.
+    let nope =
+        zbus::OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/999").unwrap();
+    let e = w.activate(&nope).await.unwrap_err();
+    assert_eq!(
+        method_error(e),
+        (
+            "org.freedesktop.NetworkManager.UnknownConnection".into(),
+            "Connection could not be found.".into()
+        )
+    );
+
+    // A property of the wrong D-Bus type.
+    let mut d = tinynm_config::dbus::to_dict(&profile("bad", TESTBENCH, &[]), false);
+    d.get_mut("ipv4").unwrap().insert(
+        "route-metric".into(),
+        Variant::from("50").try_into_owned().unwrap(),
+    );
+    let e = settings.add_connection_unsaved(d).await.unwrap_err();
+    assert_eq!(
+        method_error(e),
+        (
+            "org.freedesktop.NetworkManager.Settings.InvalidConnection".into(),
+            "[ipv4] route-metric: expected D-Bus type 'x', got 's'".into()
+        )
+    );
+
+    // A missing setting.
+    let mut d = tinynm_config::dbus::to_dict(&profile("bad2", TESTBENCH, &[]), false);
+    d.remove("vpn");
+    let e = settings.add_connection(d).await.unwrap_err();
+    assert_eq!(method_error(e).1, "[vpn]: setting is missing");
+
+    // The wrong signature altogether.
+    let e = w
+        .conn
+        .call_method(
+            Some("org.freedesktop.NetworkManager"),
+            "/org/freedesktop/NetworkManager",
+            Some("org.freedesktop.NetworkManager"),
+            "ActivateConnection",
+            &("not", "paths"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(method_error(e).0, "org.freedesktop.DBus.Error.InvalidArgs");
+
+    // A plugin that is not installed.
+    let path = w
+        .add_profile(profile("nosuch", "org.example.nosuch", &[]))
+        .await;
+    let e = w.activate(&path).await.unwrap_err();
+    assert_eq!(
+        method_error(e),
+        (
+            "org.freedesktop.NetworkManager.ConnectionNotAvailable".into(),
+            "The VPN service 'org.example.nosuch' was not installed.".into()
+        )
+    );
+
+    // Nothing changed but the one good profile; nothing is active; nothing written to disk.
+    let after = settings.list_connections().await.unwrap();
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(
+        w.manager()
+            .await
+            .active_connections()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(std::fs::read_dir(&w.daemon.profile_dir).unwrap().count(), 0);
+}
+
+const GOOD: &str = r#"
+[connection]
+id = "good"
+uuid = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+autoconnect = false
+
+[vpn]
+service-type = "org.freedesktop.NetworkManager.testbench"
+data = { tundev = "tbfile" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_profile_file_is_reported_by_file_and_key_and_the_rest_load() {
+    let broken = GOOD.replace("1b4e28ba", "2b4e28ba").replace(
+        "autoconnect = false",
+        "autoconnect = false\n\n[ipv4]\nroute-metric = \"high\"",
+    );
+    let w = World::with(DaemonOptions {
+        profiles: vec![
+            ("good.toml".into(), GOOD.into()),
+            ("broken.toml".into(), broken),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let settings = w.settings().await;
+    let list = settings.list_connections().await.unwrap();
+    assert_eq!(list.len(), 1);
+    let log = w.daemon.log_text();
+    let file = w.daemon.profile_dir.join("broken.toml");
+    let want = format!(
+        "{}: [ipv4] route-metric: expected an integer, found a string",
+        file.display()
+    );
+    assert!(log.contains(&want), "log lacks {want:?}:\n{log}");
+    // The good one is whole and activates.
+    let path = settings
+        .get_connection_by_uuid("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+        .await
+        .unwrap();
+    let mut w = w;
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_profiles_are_written_0600_and_deleted() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new().await;
+    let mut p = profile("saved", TESTBENCH, &[("tundev", "tbsave")]);
+    p.vpn.secrets.insert("password".into(), "s3cret".into());
+    let path = w
+        .settings()
+        .await
+        .add_connection(tinynm_config::dbus::to_dict(&p, true))
+        .await
+        .unwrap();
+    let file = w
+        .daemon
+        .profile_dir
+        .join(format!("{}.toml", p.connection.uuid));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let back = tinynm_config::toml_profile::load_file(&file).unwrap();
+    assert_eq!(back, p);
+    // GetSettings never carries secrets.
+    let c = tinynm_sandbox::nm::SettingsConnectionProxy::builder(&w.conn)
+        .path(path.clone())
+        .build()
+        .await
+        .unwrap();
+    let got = c.get_settings().await.unwrap();
+    assert!(!got["vpn"].contains_key("secrets"));
+    c.delete().await.unwrap();
+    assert!(!file.exists());
+    assert!(
+        w.settings()
+            .await
+            .list_connections()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
