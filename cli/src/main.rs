@@ -1,1 +1,253 @@
-fn main() {}
+//! tinynm: the command-line client of tinynmd (and of NetworkManager: it speaks NM's API).
+
+mod demo;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use tinynm_config::Profile;
+use tinynm_config::nm::{Reason, VpnState};
+use tinynm_sandbox::nm::{ActiveProxy, ManagerProxy, SettingsConnectionProxy, SettingsProxy};
+use zbus::{MatchRule, MessageStream, OwnedObjectPath};
+
+/// tinynm: drive tinynmd (or NetworkManager) from the command line.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// D-Bus address of the bus tinynmd is on (default: the system bus, honouring
+    /// DBUS_SYSTEM_BUS_ADDRESS).
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    bus_address: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Connection profiles.
+    #[command(subcommand, visible_alias = "c")]
+    Connection(ConnCmd),
+    /// Runs tinynmd in a throwaway namespace with its own bus, activates a VPN of the
+    /// test-bench plugin, shows what it put in the kernel, takes it down, cleans up.
+    Demo {
+        /// Number of extra /32 routes the VPN pushes.
+        #[arg(long, default_value_t = 5)]
+        routes: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConnCmd {
+    /// Lists the profiles.
+    #[command(visible_alias = "show-all")]
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one profile (no secrets).
+    Show {
+        /// id or UUID.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Activates a profile and follows it until it is up or has failed.
+    Up {
+        /// id or UUID.
+        id: String,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
+    },
+    /// Deactivates a profile's active connection.
+    Down {
+        /// id or UUID.
+        id: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Demo { routes } => demo::run(routes).await,
+        Cmd::Connection(c) => match connect(cli.bus_address.as_deref()).await {
+            Ok(conn) => connection(&conn, c).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = r {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn connect(address: Option<&str>) -> anyhow::Result<zbus::Connection> {
+    let b = match address {
+        Some(a) => zbus::connection::Builder::address(a),
+        None => zbus::connection::Builder::system(),
+    };
+    b.build()
+        .await
+        .context("cannot connect to the bus (is tinynmd's bus up? see --bus-address)")
+}
+
+/// Every profile: (path, settings).
+async fn profiles(conn: &zbus::Connection) -> anyhow::Result<Vec<(OwnedObjectPath, Profile)>> {
+    let settings = SettingsProxy::new(conn)
+        .await
+        .context("org.freedesktop.NetworkManager is not on this bus")?;
+    let mut out = Vec::new();
+    for p in settings
+        .list_connections()
+        .await
+        .context("ListConnections")?
+    {
+        let c = SettingsConnectionProxy::builder(conn)
+            .path(p.clone())
+            .build()
+            .await?;
+        let d = c
+            .get_settings()
+            .await
+            .with_context(|| format!("GetSettings on {p}"))?;
+        match tinynm_config::dbus::from_dict(&d) {
+            Ok(prof) => out.push((p, prof)),
+            Err(e) => eprintln!("Warning: {p} is not a VPN profile tinynm understands: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+async fn find(conn: &zbus::Connection, id: &str) -> anyhow::Result<(OwnedObjectPath, Profile)> {
+    let all = profiles(conn).await?;
+    all.into_iter()
+        .find(|(_, p)| p.connection.id == id || p.connection.uuid == id)
+        .ok_or_else(|| {
+            anyhow::anyhow!("unknown connection '{id}' (no profile has that id or UUID)")
+        })
+}
+
+fn json_of(path: &OwnedObjectPath, p: &Profile) -> serde_json::Value {
+    serde_json::json!({
+        "path": path.as_str(),
+        "id": p.connection.id,
+        "uuid": p.connection.uuid,
+        "type": p.connection.kind,
+        "autoconnect": p.connection.autoconnect,
+        "service-type": p.vpn.service_type,
+        "data": p.vpn.data,
+        "ipv4": { "method": p.ipv4.method.as_str(), "never-default": p.ipv4.never_default, "route-metric": p.ipv4.route_metric },
+        "ipv6": { "method": p.ipv6.method.as_str(), "never-default": p.ipv6.never_default, "route-metric": p.ipv6.route_metric },
+    })
+}
+
+async fn connection(conn: &zbus::Connection, c: ConnCmd) -> anyhow::Result<()> {
+    match c {
+        ConnCmd::List { json } => {
+            let all = profiles(conn).await?;
+            if json {
+                let v: Vec<_> = all.iter().map(|(p, c)| json_of(p, c)).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{:<24} {:<36} {:<5} SERVICE", "NAME", "UUID", "TYPE");
+                for (_, p) in &all {
+                    println!(
+                        "{:<24} {:<36} {:<5} {}",
+                        p.connection.id, p.connection.uuid, p.connection.kind, p.vpn.service_type
+                    );
+                }
+            }
+            Ok(())
+        }
+        ConnCmd::Show { id, json } => {
+            let (path, p) = find(conn, &id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json_of(&path, &p))?);
+            } else {
+                print!(
+                    "{}",
+                    tinynm_config::toml_profile::to_toml_string(&Profile {
+                        vpn: tinynm_config::profile::VpnSection {
+                            secrets: Default::default(),
+                            ..p.vpn.clone()
+                        },
+                        ..p
+                    })
+                );
+            }
+            Ok(())
+        }
+        ConnCmd::Up { id, wait } => up(conn, &id, Duration::from_secs(wait)).await,
+        ConnCmd::Down { id } => down(conn, &id).await,
+    }
+}
+
+/// Activates and prints every VPN state until the end; the exit code says how it ended.
+pub async fn up(conn: &zbus::Connection, id: &str, wait: Duration) -> anyhow::Result<()> {
+    let (path, p) = find(conn, id).await?;
+    // Subscribe before activating: no state change can be missed.
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.NetworkManager.VPN.Connection")
+        .member("VpnStateChanged")
+        .build()?;
+    let mut stream = MessageStream::for_match_rule(rule, conn, None).await?;
+    let root = zbus::ObjectPath::try_from("/")?;
+    let ac = ManagerProxy::new(conn)
+        .await?
+        .activate_connection(&path, &root, &root)
+        .await
+        .with_context(|| format!("cannot activate '{}'", p.connection.id))?;
+    let follow = async {
+        while let Some(Ok(m)) = stream.next().await {
+            if m.header().path().map(|x| x.as_str()) != Some(ac.as_str()) {
+                continue;
+            }
+            let (state, reason): (u32, u32) = m.body().deserialize()?;
+            let st = VpnState::from_u32(state);
+            println!("VPN state: {}", st.name());
+            match st {
+                VpnState::Activated => {
+                    println!("Connection successfully activated (D-Bus active path: {ac})");
+                    return Ok(());
+                }
+                VpnState::Failed | VpnState::Disconnected => {
+                    bail!(
+                        "Connection activation failed: {}",
+                        Reason::from_u32(reason).nmcli_text()
+                    );
+                }
+                _ => {}
+            }
+        }
+        bail!("the bus connection closed")
+    };
+    tokio::time::timeout(wait, follow).await.map_err(|_| {
+        anyhow::anyhow!("timed out after {wait:?} waiting for '{}'", p.connection.id)
+    })?
+}
+
+async fn down(conn: &zbus::Connection, id: &str) -> anyhow::Result<()> {
+    let (path, p) = find(conn, id).await?;
+    let manager = ManagerProxy::new(conn).await?;
+    for ac in manager.active_connections().await? {
+        let a = ActiveProxy::builder(conn).path(ac.clone()).build().await?;
+        if a.connection().await.ok().as_ref() == Some(&path) {
+            manager
+                .deactivate_connection(&ac)
+                .await
+                .with_context(|| format!("cannot deactivate '{}'", p.connection.id))?;
+            println!(
+                "Connection '{}' successfully deactivated (D-Bus active path: {ac})",
+                p.connection.id
+            );
+            return Ok(());
+        }
+    }
+    bail!("'{}' is not an active connection", p.connection.id)
+}

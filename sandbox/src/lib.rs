@@ -118,7 +118,8 @@ impl Bus {
             .arg("--print-address")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Unprivileged-limit warnings only; a failure to start shows as no address.
+            .stderr(Stdio::null())
             .spawn()
             .map_err(|e| SandboxError::Sys("spawn dbus-daemon", e))?;
         // dbus-daemon prints its address once it listens.
