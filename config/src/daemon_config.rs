@@ -8,6 +8,9 @@ use serde::Deserialize;
 /// NM's plugin directories, in priority order (spec §2.2).
 pub const NM_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/NetworkManager/VPN", "/etc/NetworkManager/VPN"];
 
+/// The log levels `log-level` takes.
+pub const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
 /// The daemon's settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -22,7 +25,7 @@ pub struct DaemonConfig {
     pub nm_plugin_dirs: bool,
     /// Where tinynmd journals what it put in the kernel, to undo it after a crash.
     pub state_dir: PathBuf,
-    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter).
+    /// `off`, `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
     /// Timers.
     pub timeouts: Timeouts,
@@ -106,6 +109,16 @@ impl DaemonConfig {
             path: path.to_path_buf(),
             message: e.to_string().trim().replace('\n', " "),
         })?;
+        if !LOG_LEVELS.contains(&c.log_level.to_ascii_lowercase().as_str()) {
+            return Err(DaemonConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "log-level: '{}' is not one of {}",
+                    c.log_level,
+                    LOG_LEVELS.join(", ")
+                ),
+            });
+        }
         let t = &c.timeouts;
         for (k, v) in [
             ("service-start", t.service_start),
@@ -163,6 +176,13 @@ mod tests {
         assert!(
             e.starts_with("daemon.toml: ") && e.contains("unknown field `colour`"),
             "{e}"
+        );
+        let e = DaemonConfig::from_toml_str("log-level = \"loud\"", p)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "daemon.toml: log-level: 'loud' is not one of off, error, warn, info, debug, trace"
         );
         let e = DaemonConfig::from_toml_str("[timeouts]\nplugin-call = -1", p)
             .unwrap_err()

@@ -14,6 +14,9 @@ use anyhow::Context;
 use clap::Parser;
 use tinynm_config::DaemonConfig;
 use tokio::sync::{mpsc, watch};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// tinynmd: a small, fast NetworkManager for VPN connections.
 #[derive(Parser, Debug)]
@@ -37,7 +40,7 @@ struct Args {
     /// Do not search NM's plugin directories.
     #[arg(long)]
     no_nm_plugin_dirs: bool,
-    /// Log level or tracing filter.
+    /// Log level: off, error, warn, info, debug, trace.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 }
@@ -73,17 +76,25 @@ fn load_config(a: &Args) -> anyhow::Result<DaemonConfig> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cfg = load_config(&args)?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level).with_context(|| {
-        format!(
-            "log-level '{}' is not a level or tracing filter",
+    let level: LevelFilter = cfg.log_level.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "log-level '{}' is not one of off, error, warn, info, debug, trace",
             cfg.log_level
         )
     })?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+    // Our own modules at the chosen level; libraries (zbus…) only from warnings up.
+    let filter = Targets::new()
+        .with_target("tinynmd", level)
+        .with_target("tinynm_vpn_plugin", level)
+        .with_default(level.min(LevelFilter::WARN));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
+        .with(filter)
         .init();
     tracing::debug!("starting with {cfg:?}");
     // One thread: the daemon's work is I/O-bound, and a small footprint is the point.

@@ -1,1 +1,284 @@
-fn main() {}
+//! tinynm-bench: tinynmd's daemon work, route apply/remove beside `ip -batch` in the same run,
+//! and its memory, in a namespace of its own. Prints a Markdown report.
+//!
+//! Times are seen from the bus: "apply" runs from the plugin's `Ip4Config` signal to the
+//! connection's `VpnStateChanged(ACTIVATED)` (parsing, validation, netlink, signals); "remove"
+//! from the `DeactivateConnection` call to `VpnStateChanged(DISCONNECTED)`, which tinynmd sends
+//! only once every route is gone from the kernel.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use tinynm_config::Profile;
+use tinynm_sandbox::nm::{ManagerProxy, SettingsProxy};
+use tinynm_sandbox::{Bus, Daemon, DaemonOptions, Netns};
+use zbus::{MatchRule, MessageStream, OwnedObjectPath};
+
+const TESTBENCH: &str = "org.freedesktop.NetworkManager.testbench";
+
+struct Bench {
+    ns: Netns,
+    daemon: Daemon,
+    conn: zbus::Connection,
+    signals: MessageStream,
+    profiles: u32,
+    _bus: Bus,
+}
+
+struct Cycle {
+    apply: Duration,
+    remove: Duration,
+    rss_active_kib: u64,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl Bench {
+    async fn new() -> anyhow::Result<Bench> {
+        tinynm_sandbox::require_root("tinynm-bench")?;
+        let ns = Netns::new()?;
+        ns.add_parent()?;
+        let bus = Bus::start()?;
+        let exe = std::env::current_exe()?;
+        let daemon = Daemon::start(
+            &ns,
+            &bus,
+            DaemonOptions {
+                log_level: "warn".into(),
+                binary_dir: exe.parent().map(|p| p.to_path_buf()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let conn = bus.connect().await?;
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .build()?;
+        let signals =
+            MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(4096)).await?;
+        Ok(Bench {
+            ns,
+            daemon,
+            conn,
+            signals,
+            profiles: 0,
+            _bus: bus,
+        })
+    }
+
+    async fn add(&mut self, routes: u32) -> anyhow::Result<OwnedObjectPath> {
+        self.profiles += 1;
+        let uuid = format!("5e1b0000-0000-4000-8000-{:012x}", self.profiles);
+        let mut p = Profile::new_vpn(&format!("bench-{}", self.profiles), &uuid, TESTBENCH);
+        p.connection.autoconnect = false;
+        p.vpn.data.insert("tundev".into(), "bench0".into());
+        p.vpn.data.insert("route-count".into(), routes.to_string());
+        let path = SettingsProxy::new(&self.conn)
+            .await?
+            .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+            .await?;
+        Ok(path)
+    }
+
+    /// Waits for a VPN state signal of `ac`; returns when it arrived.
+    async fn wait_state(&mut self, ac: &str, want: u32) -> anyhow::Result<Instant> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.signals.next())
+                .await
+                .context("timed out waiting for tinynmd")?
+                .context("bus closed")??;
+            let at = Instant::now();
+            let h = m.header();
+            if h.member().map(|m| m.as_str()) == Some("VpnStateChanged")
+                && h.path().map(|p| p.as_str()) == Some(ac)
+            {
+                let (s, r): (u32, u32) = m.body().deserialize()?;
+                if s == want {
+                    return Ok(at);
+                }
+                if s == 6 || s == 7 {
+                    bail!(
+                        "VPN ended in state {s}, reason {r}:\n{}",
+                        self.daemon.log_text()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits for the plugin's `Ip4Config` signal.
+    async fn wait_ip4(&mut self) -> anyhow::Result<Instant> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.signals.next())
+                .await
+                .context("timed out waiting for the plugin")?
+                .context("bus closed")??;
+            let at = Instant::now();
+            if m.header().member().map(|m| m.as_str()) == Some("Ip4Config") {
+                return Ok(at);
+            }
+        }
+    }
+
+    /// One activate/deactivate cycle of a profile.
+    async fn cycle(&mut self, profile: &OwnedObjectPath) -> anyhow::Result<Cycle> {
+        let root = zbus::ObjectPath::try_from("/")?;
+        let manager = ManagerProxy::new(&self.conn).await?;
+        let ac = manager.activate_connection(profile, &root, &root).await?;
+        let got_config = self.wait_ip4().await?;
+        let activated = self.wait_state(ac.as_str(), 5).await?;
+        let rss_active_kib = self.daemon.rss_kib().unwrap_or(0);
+        let t0 = Instant::now();
+        manager.deactivate_connection(&ac).await?;
+        let down = self.wait_state(ac.as_str(), 7).await?;
+        // Let the plugin of this cycle leave before the next one starts.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(Cycle {
+            apply: activated - got_config,
+            remove: down - t0,
+            rss_active_kib,
+        })
+    }
+
+    /// `ip -batch` adding, then deleting, the same routes on a tun of its own.
+    fn ip_batch(&self, n: u32) -> anyhow::Result<(Duration, Duration)> {
+        let ip = tinynm_sandbox::require_tool("ip", "iproute2")?;
+        let run = |script: &str| -> anyhow::Result<Duration> {
+            let mut cmd = Command::new(&ip);
+            cmd.args(["-batch", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            self.ns.prepare(&mut cmd);
+            let t0 = Instant::now();
+            let mut child = cmd.spawn()?;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(script.as_bytes())?;
+            let out = child.wait_with_output()?;
+            let d = t0.elapsed();
+            if !out.status.success() {
+                bail!("ip -batch failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(d)
+        };
+        run("tuntap add dev ref0 mode tun\nlink set ref0 up\n")?;
+        let routes: Vec<String> = (1..=n)
+            .map(|i| {
+                let a =
+                    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(100, 64, 0, 0)) + i);
+                format!("{a}/32 dev ref0 metric 50")
+            })
+            .collect();
+        let add: String = routes.iter().map(|r| format!("route add {r}\n")).collect();
+        let del: String = routes.iter().map(|r| format!("route del {r}\n")).collect();
+        let a = run(&add)?;
+        let d = run(&del)?;
+        run("tuntap del dev ref0 mode tun\n")?;
+        Ok((a, d))
+    }
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs = if quick { 1 } else { 3 };
+    let mut b = Bench::new().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = b.daemon.rss_kib().unwrap_or(0);
+    let idle_fds = b.daemon.fd_count();
+
+    println!("# tinynm-bench\n");
+    println!(
+        "One tinynmd (release build) in a namespace of its own; every size runs {runs} times on the same daemon.\n"
+    );
+
+    // Daemon work at 0 routes.
+    let p0 = b.add(0).await?;
+    let mut zero = Vec::new();
+    for _ in 0..if quick { 5 } else { 30 } {
+        zero.push(b.cycle(&p0).await?.apply);
+    }
+    let med = median(&mut zero);
+    println!("## Daemon work from Ip4Config to ACTIVATED, 0 routes\n");
+    println!(
+        "{} cycles: median {}, min {}, max {} (target ≤ 2 ms; NetworkManager 1.42: about 18 ms)\n",
+        zero.len(),
+        ms(med),
+        ms(zero[0]),
+        ms(*zero.last().expect("runs"))
+    );
+
+    println!("## Routes: tinynmd apply/remove beside `ip -batch` add/delete of the same routes\n");
+    println!(
+        "| routes | run | tinynmd apply | ip -batch add | ratio | tinynmd remove | ip -batch del | ratio | RSS while active |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rss_50k = 0;
+    let sizes: &[u32] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 50_000]
+    };
+    for &n in sizes {
+        let p = b.add(n).await?;
+        for run in 1..=runs {
+            let c = b.cycle(&p).await?;
+            let (ia, id) = b.ip_batch(n)?;
+            if n == 50_000 {
+                rss_50k = rss_50k.max(c.rss_active_kib);
+            }
+            println!(
+                "| {n} | {run} | {} | {} | {:.2}× | {} | {} | {:.2}× | {} |",
+                ms(c.apply),
+                ms(ia),
+                c.apply.as_secs_f64() / ia.as_secs_f64(),
+                ms(c.remove),
+                ms(id),
+                c.remove.as_secs_f64() / id.as_secs_f64(),
+                mib(c.rss_active_kib)
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = b.daemon.rss_kib().unwrap_or(0);
+    println!("\n## Memory\n");
+    println!("| | tinynmd | target | NetworkManager 1.42 |");
+    println!("|---|---:|---:|---:|");
+    println!("| idle RSS | {} | ≤ 4 MiB | 19.6 MiB |", mib(idle));
+    if rss_50k > 0 {
+        println!(
+            "| RSS with 50,000 routes active | {} | ≤ 40 MiB | about 360 MiB |",
+            mib(rss_50k)
+        );
+    }
+    println!(
+        "| RSS after the last deactivation | {} ({:+.1} MiB from idle) | within 2 MiB of idle | never given back |",
+        mib(after),
+        (after as f64 - idle as f64) / 1024.0
+    );
+    println!(
+        "| open fds idle / after | {idle_fds} / {} | | |",
+        b.daemon.fd_count()
+    );
+    Ok(())
+}

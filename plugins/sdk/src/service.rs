@@ -534,15 +534,15 @@ pub fn init_logging() {
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
         .map(|l| match l {
-            0..=3 => "error",
-            4 => "warn",
-            5 => "info",
-            6 => "debug",
-            _ => "trace",
+            0..=3 => tracing::Level::ERROR,
+            4 => tracing::Level::WARN,
+            5 => tracing::Level::INFO,
+            6 => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
         })
-        .unwrap_or("info");
+        .unwrap_or(tracing::Level::INFO);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
