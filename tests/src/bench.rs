@@ -53,7 +53,7 @@ impl Bench {
             &ns,
             &bus,
             DaemonOptions {
-                log_level: "warn".into(),
+                log_level: std::env::var("TINYNM_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
                 binary_dir: exe.parent().map(|p| p.to_path_buf()),
                 ..Default::default()
             },
@@ -280,5 +280,8 @@ async fn main() -> anyhow::Result<()> {
         "| open fds idle / after | {idle_fds} / {} | | |",
         b.daemon.fd_count()
     );
+    if std::env::var_os("TINYNM_BENCH_LOG").is_some() {
+        eprintln!("{}", b.daemon.log_text());
+    }
     Ok(())
 }
