@@ -57,7 +57,7 @@ enum Ev {
     State(u32),
     Failure(u32),
     Config(Dict),
-    Ip4(Dict),
+    Ip4(Instant, Dict),
     Ip6(Dict),
     SecretsRequired(String, Vec<String>),
     Exited(String),
@@ -78,6 +78,8 @@ struct Ac {
     ip4: Option<Option<IpConfig>>,
     ip6: Option<Option<IpConfig>>,
     journal: Option<Journal>,
+    /// When the last Ip4Config arrived, for the daemon-work figure.
+    ip4_at: Option<Instant>,
 }
 
 /// Runs the connection to its end, then tells the core.
@@ -100,6 +102,7 @@ pub async fn run(p: AcParams) {
         ip4: None,
         ip6: None,
         journal: None,
+        ip4_at: None,
     };
     async move {
         let end = match ac.activate().await {
@@ -353,6 +356,12 @@ impl Ac {
         self.set_phase(Phase::PreUp, Reason::None).await;
         self.apply().await?;
         self.set_phase(Phase::Activated, Reason::None).await;
+        if let Some(at) = self.ip4_at.take() {
+            tracing::info!(
+                "{} µs of daemon work from Ip4Config to ACTIVATED",
+                at.elapsed().as_micros()
+            );
+        }
         Ok(())
     }
 
@@ -447,7 +456,7 @@ impl Ac {
                 "StateChanged" => Ev::State(body.deserialize().ok()?),
                 "Failure" => Ev::Failure(body.deserialize().ok()?),
                 "Config" => Ev::Config(body.deserialize().ok()?),
-                "Ip4Config" => Ev::Ip4(body.deserialize().ok()?),
+                "Ip4Config" => Ev::Ip4(Instant::now(), body.deserialize().ok()?),
                 "Ip6Config" => Ev::Ip6(body.deserialize().ok()?),
                 "SecretsRequired" => {
                     let (msg, hints): (String, Vec<String>) = body.deserialize().ok()?;
@@ -509,7 +518,8 @@ impl Ac {
                 }
                 self.generic = Some(g);
             }
-            Ev::Ip4(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+            Ev::Ip4(at, d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+                self.ip4_at = Some(at);
                 if self.generic.is_none() {
                     // Old-style plugin: the Ip4Config carries the generic config too.
                     self.set_phase(Phase::IpConfigGet, Reason::None).await;
@@ -538,7 +548,7 @@ impl Ac {
                     self.ip6 = Some(c);
                 }
             }
-            Ev::Config(_) | Ev::Ip4(_) | Ev::Ip6(_) => {
+            Ev::Config(_) | Ev::Ip4(..) | Ev::Ip6(_) => {
                 tracing::debug!("config ignored in phase {:?}", self.phase);
             }
         }

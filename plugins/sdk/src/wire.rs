@@ -306,22 +306,41 @@ impl IpConfig {
         let mut raw: Vec<PluginRoute> = Vec::new();
         match family {
             Family::V4 => {
-                for r in g
-                    .typed::<Vec<Vec<u32>>>("routes", "aau")?
-                    .unwrap_or_default()
-                {
-                    if !(r.len() == 4 || r.len() == 5) || r[1] > 32 {
-                        continue;
+                // Read in place: a VPN may push tens of thousands of routes, and a typed copy
+                // of the whole array would double the work.
+                if let Some(v) = d.get("routes") {
+                    let sig = v.value_signature().to_string();
+                    if sig != "aau" {
+                        return Err(
+                            g.err("routes", format!("expected D-Bus type 'aau', got '{sig}'"))
+                        );
                     }
-                    raw.push(PluginRoute {
-                        dest: IpAddr::V4(u32_to_ip4(r[0])),
-                        prefix: r[1] as u8,
-                        next_hop: (r[2] != 0).then(|| IpAddr::V4(u32_to_ip4(r[2]))),
-                        pref_src: r
-                            .get(4)
-                            .filter(|s| **s != 0)
-                            .map(|s| IpAddr::V4(u32_to_ip4(*s))),
-                    });
+                    if let Variant::Array(outer) = &**v {
+                        raw.reserve(outer.len());
+                        for item in outer.inner() {
+                            let Variant::Array(r) = item else { continue };
+                            let n = r.len();
+                            if !(n == 4 || n == 5) {
+                                continue;
+                            }
+                            let mut f = [0u32; 5];
+                            for (slot, x) in f.iter_mut().zip(r.inner()) {
+                                if let Variant::U32(u) = x {
+                                    *slot = *u;
+                                }
+                            }
+                            if f[1] > 32 {
+                                continue;
+                            }
+                            raw.push(PluginRoute {
+                                dest: IpAddr::V4(u32_to_ip4(f[0])),
+                                prefix: f[1] as u8,
+                                next_hop: (f[2] != 0).then(|| IpAddr::V4(u32_to_ip4(f[2]))),
+                                pref_src: (n == 5 && f[4] != 0)
+                                    .then(|| IpAddr::V4(u32_to_ip4(f[4]))),
+                            });
+                        }
+                    }
                 }
             }
             Family::V6 => {
