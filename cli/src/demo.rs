@@ -36,14 +36,35 @@ fn print_kernel(title: &str, base: &Kernel, now: &Kernel) {
     for a in addrs {
         println!("  address {a}");
     }
-    for r in routes {
+    // The VPN's own routes first, then what it put on the parent; at most 20 lines of each.
+    const SHOWN: usize = 20;
+    for r in routes.iter().take(SHOWN) {
         println!("  route   {r}");
+    }
+    if routes.len() > SHOWN {
+        println!("  … and {} more routes", routes.len() - SHOWN);
     }
 }
 
-/// Runs the demo; Ctrl-C at any point still cleans everything up.
-pub async fn run(routes: u32) -> anyhow::Result<()> {
+/// Runs the demo; Ctrl-C (or SIGTERM) at any point still cleans everything up.
+pub async fn run(routes: u32, hold: u64) -> anyhow::Result<()> {
     tinynm_sandbox::require_root("tinynm demo")?;
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed first, so that an interrupt during set-up is ours to handle too.
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let r = tokio::select! {
+        r = world(routes, hold) => r,
+        _ = int.recv() => Err(anyhow::anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    // Whatever happened, the world future has been dropped by now: tinynmd stopped (taking
+    // its VPNs down), the bus stopped, the namespace gone.
+    println!("Cleaned up: tinynmd stopped, bus stopped, namespace gone.");
+    r
+}
+
+async fn world(routes: u32, hold: u64) -> anyhow::Result<()> {
     println!(
         "Setting up: a network namespace with a parent network (veth0 10.99.0.2/24, default via 10.99.0.1)"
     );
@@ -64,25 +85,18 @@ pub async fn run(routes: u32) -> anyhow::Result<()> {
         "tinynmd running (pid {}) in the namespace, owning org.freedesktop.NetworkManager",
         daemon.pid()
     );
-    let r = tokio::select! {
-        r = job(&ns, &bus, routes) => r,
-        _ = tokio::signal::ctrl_c() => {
-            println!("\nInterrupted: cleaning up");
-            Ok(())
-        }
-    };
+    let r = job(&ns, &bus, routes, hold).await;
     if r.is_err() {
         eprintln!("--- tinynmd's log ---\n{}", daemon.log_text());
     }
-    // Drops in order: tinynmd (takes its VPNs down), the bus, the namespace.
+    // In this order: tinynmd (takes its VPNs down over the bus), the bus, the namespace.
     drop(daemon);
     drop(bus);
     drop(ns);
-    println!("Cleaned up: tinynmd stopped, bus stopped, namespace gone.");
     r
 }
 
-async fn job(ns: &Netns, bus: &Bus, routes: u32) -> anyhow::Result<()> {
+async fn job(ns: &Netns, bus: &Bus, routes: u32, hold: u64) -> anyhow::Result<()> {
     let conn = bus.connect().await?;
     let base = ns.snapshot()?;
     let mut p = Profile::new_vpn(
@@ -146,6 +160,10 @@ async fn job(ns: &Netns, bus: &Bus, routes: u32) -> anyhow::Result<()> {
             if l.up { "UP" } else { "DOWN" },
             l.mtu
         );
+    }
+    if hold > 0 {
+        println!("Holding the VPN up for {hold} s (Ctrl-C cleans up at any time)");
+        tokio::time::sleep(Duration::from_secs(hold)).await;
     }
     println!("Deactivating");
     manager.deactivate_connection(&ac).await?;

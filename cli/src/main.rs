@@ -35,6 +35,9 @@ enum Cmd {
         /// Number of extra /32 routes the VPN pushes.
         #[arg(long, default_value_t = 5)]
         routes: u32,
+        /// Keep the VPN up this many seconds before taking it down.
+        #[arg(long, default_value_t = 0)]
+        hold: u64,
     },
 }
 
@@ -74,7 +77,7 @@ enum ConnCmd {
 async fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Demo { routes } => demo::run(routes).await,
+        Cmd::Demo { routes, hold } => demo::run(routes, hold).await,
         Cmd::Connection(c) => match connect(cli.bus_address.as_deref()).await {
             Ok(conn) => connection(&conn, c).await,
             Err(e) => Err(e),

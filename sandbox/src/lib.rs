@@ -6,6 +6,7 @@ pub mod netns;
 pub mod nm;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -112,6 +113,9 @@ impl Bus {
         )
         .map_err(|e| SandboxError::Sys("write bus.conf", e))?;
         let mut child = Command::new(prog)
+            // A group of its own: a terminal's Ctrl-C is for whoever owns this sandbox, which
+            // then stops the bus in its own time.
+            .process_group(0)
             .arg(format!("--config-file={}", conf.display()))
             .arg("--nofork")
             .arg("--nopidfile")
@@ -325,7 +329,8 @@ impl Daemon {
         let log = dir.path().join("tinynmd.log");
         let logf = std::fs::File::create(&log).map_err(|e| SandboxError::Sys("create log", e))?;
         let mut cmd = Command::new(&tinynmd);
-        cmd.arg("--config")
+        cmd.process_group(0)
+            .arg("--config")
             .arg(&conf)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .env_remove("RUST_LOG")

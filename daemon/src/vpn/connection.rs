@@ -289,7 +289,7 @@ impl Ac {
             }
             Ok(Err(e)) => {
                 tracing::error!("NeedSecrets failed: {e}");
-                if !self.plugin_alive().await {
+                if died_meanwhile(&e) && !self.plugin_alive().await {
                     return Err(on_name_vanished());
                 }
                 return Err(End::failed(Reason::NoSecrets));
@@ -321,7 +321,7 @@ impl Ac {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!("Connect failed: {e}");
-                if !self.plugin_alive().await {
+                if died_meanwhile(&e) && !self.plugin_alive().await {
                     return Err(on_name_vanished());
                 }
                 return Err(End::failed(Reason::ServiceStartFailed));
@@ -684,6 +684,24 @@ impl Ac {
         }
         let _ = self.p.core.send(Command::Ended { n: self.p.n }).await;
     }
+}
+
+/// Whether a failed call failed because the plugin left the bus, not because it answered an
+/// error (which NM handles first, as it comes before the name vanishes).
+fn died_meanwhile(e: &zbus::Error) -> bool {
+    let name = match e {
+        zbus::Error::MethodError(name, _, _) => name.as_str().to_string(),
+        zbus::Error::FDO(f) => zbus::DBusError::name(f.as_ref()).to_string(),
+        zbus::Error::InputOutput(_) => return true,
+        _ => return false,
+    };
+    matches!(
+        name.as_str(),
+        "org.freedesktop.DBus.Error.NoReply"
+            | "org.freedesktop.DBus.Error.ServiceUnknown"
+            | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            | "org.freedesktop.DBus.Error.Disconnected"
+    )
 }
 
 fn has_default(p: &Profile, c: Option<&IpConfig>) -> bool {

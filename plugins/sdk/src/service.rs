@@ -305,6 +305,13 @@ impl<S: VpnService> PluginObject<S> {
                 ));
             }
         }
+        // One instance serves one connection: once asked, it goes away when it stops.
+        self.ctl.shared.core.lock().expect("poisoned").used = true;
+        if self.ctl.shared.watch_peer
+            && let Some(peer) = sender
+        {
+            watch_peer(self.service.clone(), self.ctl.clone(), peer.into());
+        }
         let profile = parse_connection(&connection)?;
         let r = if interactive {
             self.service
@@ -316,11 +323,6 @@ impl<S: VpnService> PluginObject<S> {
         match r {
             Ok(()) => {
                 self.ctl.set_state(ServiceState::Starting).await?;
-                if self.ctl.shared.watch_peer
-                    && let Some(peer) = sender
-                {
-                    watch_peer(self.service.clone(), self.ctl.clone(), peer.into());
-                }
                 Ok(())
             }
             Err(e) => {
@@ -363,8 +365,9 @@ fn watch_peer<S: VpnService>(service: Arc<S>, ctl: Control, peer: zbus::names::O
             tracing::info!("the daemon ({peer}) left the bus: disconnecting");
             let _ = ctl.set_state(ServiceState::Stopping).await;
             let _ = service.disconnect().await;
-            let _ = ctl.set_state(ServiceState::Stopped).await;
         }
+        let _ = ctl.set_state(ServiceState::Stopped).await;
+        let _ = ctl.shared.exit.send(true);
     });
 }
 
@@ -581,6 +584,8 @@ pub async fn run<S: VpnService>(service: S, args: PluginArgs) -> Result<(), zbus
         .map_err(|e| zbus::Error::Failure(e.to_string()))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| zbus::Error::Failure(e.to_string()))?;
+    // Ends when the bus connection does: with no bus, nobody can reach this plugin.
+    let mut bus_messages = zbus::MessageStream::from(&conn);
     loop {
         let idle =
             matches!(ctl.state(), ServiceState::Init | ServiceState::Stopped) && !args.persist;
@@ -593,6 +598,11 @@ pub async fn run<S: VpnService>(service: S, args: PluginArgs) -> Result<(), zbus
         };
         tokio::select! {
             _ = exit_rx.changed() => break,
+            m = bus_messages.next() => if m.is_none() {
+                tracing::info!("the bus connection closed: quitting");
+                shutdown(&service, &ctl).await;
+                break;
+            },
             _ = term.recv() => { shutdown(&service, &ctl).await; break }
             _ = int.recv() => { shutdown(&service, &ctl).await; break }
             _ = idle_timer => { tracing::info!("idle: quitting"); break }
