@@ -184,3 +184,60 @@ async fn saved_profiles_are_written_0600_and_deleted() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_rewrites_the_file_keeps_secrets_and_refuses_bad_settings() {
+    let w = World::new().await;
+    let mut p = profile("upd", TESTBENCH, &[("tundev", "tbupd")]);
+    p.vpn.secrets.insert("password".into(), "s3cret".into());
+    let path = w
+        .settings()
+        .await
+        .add_connection(tinynm_config::dbus::to_dict(&p, true))
+        .await
+        .unwrap();
+    let file = w
+        .daemon
+        .profile_dir
+        .join(format!("{}.toml", p.connection.uuid));
+    let c = tinynm_sandbox::nm::SettingsConnectionProxy::builder(&w.conn)
+        .path(path.clone())
+        .build()
+        .await
+        .unwrap();
+
+    // An update without secrets (what clients send) keeps the stored ones.
+    let mut q = p.clone();
+    q.vpn.data.insert("mtu".into(), "1300".into());
+    c.update(tinynm_config::dbus::to_dict(&q, false))
+        .await
+        .unwrap();
+    let on_disk = tinynm_config::toml_profile::load_file(&file).unwrap();
+    assert_eq!(
+        on_disk.vpn.data.get("mtu").map(String::as_str),
+        Some("1300")
+    );
+    assert_eq!(
+        on_disk.vpn.secrets.get("password").map(String::as_str),
+        Some("s3cret")
+    );
+    let got = tinynm_config::dbus::from_dict(&c.get_settings().await.unwrap()).unwrap();
+    assert_eq!(got.vpn.data, q.vpn.data);
+
+    // A bad update changes nothing.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let mut d = tinynm_config::dbus::to_dict(&q, false);
+    d.get_mut("ipv6").unwrap().insert(
+        "method".into(),
+        Variant::from("sideways").try_into_owned().unwrap(),
+    );
+    let e = c.update(d).await.unwrap_err();
+    assert_eq!(
+        method_error(e),
+        (
+            "org.freedesktop.NetworkManager.Settings.InvalidConnection".into(),
+            "[ipv6] method: 'sideways' is not a method (expected one of: auto, disabled, ignore, manual, link-local, shared)".into()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+}
