@@ -116,6 +116,7 @@ async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Bui
 async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let netlink = netlink::Netlink::new().context("netlink")?;
+    netlink::recover(&netlink, &cfg.state_dir).await;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (manager_tx, manager_rx) = watch::channel(core::ManagerSnapshot {
         active: Vec::new(),

@@ -257,6 +257,7 @@ pub struct Daemon {
     /// Its log (stderr).
     pub log: PathBuf,
     dir: tempfile::TempDir,
+    tinynmd: PathBuf,
 }
 
 /// Options for [`Daemon::start`].
@@ -327,27 +328,46 @@ impl Daemon {
         )
         .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;
         let log = dir.path().join("tinynmd.log");
-        let logf = std::fs::File::create(&log).map_err(|e| SandboxError::Sys("create log", e))?;
-        let mut cmd = Command::new(&tinynmd);
-        cmd.process_group(0)
-            .arg("--config")
-            .arg(&conf)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(logf);
-        ns.prepare(&mut cmd);
-        let child = cmd
-            .spawn()
-            .map_err(|e| SandboxError::Sys("spawn tinynmd", e))?;
+        let child = Self::spawn(ns, bus, &tinynmd, &conf, &log)?;
         let mut d = Daemon {
             child,
             profile_dir,
             plugin_dir,
             log,
             dir,
+            tinynmd,
         };
+        d.wait_ready(bus).await?;
+        Ok(d)
+    }
+
+    fn spawn(
+        ns: &Netns,
+        bus: &Bus,
+        tinynmd: &Path,
+        conf: &Path,
+        log: &Path,
+    ) -> Result<Child, SandboxError> {
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| SandboxError::Sys("open log", e))?;
+        let mut cmd = Command::new(tinynmd);
+        cmd.process_group(0)
+            .arg("--config")
+            .arg(conf)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf);
+        ns.prepare(&mut cmd);
+        cmd.spawn()
+            .map_err(|e| SandboxError::Sys("spawn tinynmd", e))
+    }
+
+    async fn wait_ready(&mut self, bus: &Bus) -> Result<(), SandboxError> {
         let conn = bus
             .connect()
             .await
@@ -359,11 +379,25 @@ impl Daemon {
         )
         .await
         {
-            let log = d.log_text();
-            terminate(&mut d.child);
+            let log = self.log_text();
+            terminate(&mut self.child);
             return Err(SandboxError::Setup(format!("{e}; tinynmd's log:\n{log}")));
         }
-        Ok(d)
+        Ok(())
+    }
+
+    /// Kills tinynmd with SIGKILL, as a crash would end it, and reaps it.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts tinynmd again with the same configuration, directories and log.
+    pub async fn restart(&mut self, ns: &Netns, bus: &Bus) -> Result<(), SandboxError> {
+        terminate(&mut self.child);
+        let conf = self.dir.path().join("daemon.toml");
+        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log)?;
+        self.wait_ready(bus).await
     }
 
     /// The daemon's log so far.

@@ -234,3 +234,40 @@ async fn kernel_error_mid_apply_rolls_back_everything() {
         "the log names the route and the kernel's error:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_crashed_daemon_left_is_removed_at_its_next_start() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    // A route-based VPN: its config sits on the parent, which outlives the plugin.
+    let p = w
+        .add(
+            "crashy",
+            &[
+                ("malformed", "no-tundev"),
+                ("address", "10.8.9.2"),
+                ("routes", "10.77.0.0/16"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    w.daemon.crash();
+    let k = w.kernel();
+    assert!(
+        k.addresses.contains(&"10.8.9.2/32 dev veth0".to_string()),
+        "\n{k}"
+    );
+    assert!(
+        k.routes
+            .contains(&"10.77.0.0/16 dev veth0 proto static metric 50".to_string()),
+        "\n{k}"
+    );
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    w.assert_clean(&base);
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains("objects an earlier tinynmd left in the kernel"),
+        "{log}"
+    );
+}

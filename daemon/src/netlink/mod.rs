@@ -58,7 +58,7 @@ pub enum NetlinkError {
 }
 
 /// One object added to the kernel, as it must be undone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     /// An address we added.
     Address(AddressMessage),
@@ -72,7 +72,7 @@ pub enum Applied {
 }
 
 /// Everything one connection put in the kernel, in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Journal {
     /// In the order applied.
     pub items: Vec<Applied>,
@@ -663,5 +663,87 @@ fn rt_err(op: String, e: rtnetlink::Error) -> NetlinkError {
             source: m.to_io(),
         },
         other => NetlinkError::Proto(format!("{op}: {other}")),
+    }
+}
+
+/// On disk, a journal is the add requests of what it holds, as netlink messages back to back:
+/// enough for a later tinynmd to delete exactly those objects after a crash.
+impl Journal {
+    /// The journal's objects as netlink messages. MTU changes are not kept: they die with the
+    /// VPN's own interface, which is the only one tinynmd changes the MTU of.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for a in &self.items {
+            let Some(m) = a.add_message() else { continue };
+            let mut nl = NetlinkMessage::from(m);
+            nl.finalize();
+            let start = out.len();
+            out.resize(start + nl.buffer_len(), 0);
+            nl.serialize(&mut out[start..]);
+        }
+        out
+    }
+
+    /// Reads what [`Journal::to_bytes`] wrote; a damaged tail is ignored.
+    pub fn from_bytes(mut b: &[u8]) -> Journal {
+        let mut items = Vec::new();
+        while b.len() >= 16 {
+            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            if len < 16 || len > b.len() {
+                break;
+            }
+            if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]) {
+                match m.payload {
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+                        items.push(Applied::Route(r))
+                    }
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
+                        items.push(Applied::Address(a))
+                    }
+                    _ => {}
+                }
+            }
+            b = &b[len..];
+        }
+        Journal { items }
+    }
+}
+
+/// Writes a connection's journal atomically (temporary file, rename).
+pub fn save_journal(path: &std::path::Path, j: &Journal) -> io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, j.to_bytes())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// After a crash: removes what the journals in `dir` say an earlier tinynmd put in the kernel,
+/// then the journals.
+pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let p = e.path();
+        if !p.extension().is_some_and(|x| x == "journal" || x == "tmp") {
+            continue;
+        }
+        let j = std::fs::read(&p)
+            .map(|b| Journal::from_bytes(&b))
+            .unwrap_or_default();
+        let n = j.items.len();
+        let errors = nl.remove(j).await;
+        for err in &errors {
+            tracing::error!("recovery from {}: {err}", p.display());
+        }
+        tracing::warn!(
+            "removed {n} objects an earlier tinynmd left in the kernel ({})",
+            p.display()
+        );
+        if let Err(err) = std::fs::remove_file(&p) {
+            tracing::error!("cannot remove {}: {err}", p.display());
+        }
     }
 }

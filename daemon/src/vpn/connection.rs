@@ -380,6 +380,15 @@ impl Ac {
         }
     }
 
+    /// Where this connection's kernel objects are journaled while it is up.
+    fn journal_path(&self) -> std::path::PathBuf {
+        self.p
+            .ctx
+            .cfg
+            .state_dir
+            .join(format!("ac-{}.journal", self.p.n))
+    }
+
     fn vpn_timeout_secs(&self) -> u64 {
         self.p.profile.vpn_timeout_secs(self.t().vpn_default) as u64
     }
@@ -623,6 +632,14 @@ impl Ac {
                     j.routes(),
                     started.elapsed()
                 );
+                // Journaled before anyone hears of ACTIVATED: a crash from then on leaves
+                // nothing the next start does not remove.
+                if let Err(e) = crate::netlink::save_journal(&self.journal_path(), &j) {
+                    tracing::warn!(
+                        "cannot journal the VPN's kernel objects in {}: {e} (a crash would leave them)",
+                        self.journal_path().display()
+                    );
+                }
                 self.journal = Some(j);
                 self.p.snap.send_modify(|s| {
                     s.default4 = default4;
@@ -666,6 +683,7 @@ impl Ac {
                 tracing::error!("teardown: {e}");
             }
             tracing::info!("removed the VPN's config ({n} routes)");
+            let _ = std::fs::remove_file(self.journal_path());
         }
         self.p.snap.send_modify(|s| {
             s.default4 = false;
