@@ -37,6 +37,64 @@ pub fn bytes_to_ip6(b: &[u8]) -> Option<Ipv6Addr> {
     <[u8; 16]>::try_from(b).ok().map(Ipv6Addr::from)
 }
 
+/// NM's legacy IPv4 route, `[dest, prefix, next_hop, metric]` in network-order `u32`s;
+/// `None` for an IPv6 route.
+pub fn route4_legacy(
+    dest: IpAddr,
+    prefix: u8,
+    next_hop: Option<IpAddr>,
+    metric: u32,
+) -> Option<Vec<u32>> {
+    let IpAddr::V4(dst) = dest else { return None };
+    let nh = match next_hop {
+        Some(IpAddr::V4(n)) => ip4_to_u32(n),
+        _ => 0,
+    };
+    Some(vec![ip4_to_u32(dst), prefix as u32, nh, metric])
+}
+
+/// NM's legacy IPv6 route, `(dest, prefix, next_hop, metric)`; `None` for an IPv4 route.
+pub fn route6_legacy(
+    dest: IpAddr,
+    prefix: u8,
+    next_hop: Option<IpAddr>,
+    metric: u32,
+) -> Option<(Vec<u8>, u32, Vec<u8>, u32)> {
+    let IpAddr::V6(dst) = dest else { return None };
+    let nh = match next_hop {
+        Some(IpAddr::V6(n)) => n,
+        _ => Ipv6Addr::UNSPECIFIED,
+    };
+    Some((
+        dst.octets().to_vec(),
+        prefix as u32,
+        nh.octets().to_vec(),
+        metric,
+    ))
+}
+
+/// NM's legacy IPv4 name servers (`au`); IPv6 entries are left out.
+pub fn dns4_legacy(addrs: &[IpAddr]) -> Vec<u32> {
+    addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(a) => Some(ip4_to_u32(*a)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// NM's legacy IPv6 name servers (`aay`); IPv4 entries are left out.
+pub fn dns6_legacy(addrs: &[IpAddr]) -> Vec<Vec<u8>> {
+    addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(a) => Some(a.octets().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn ip_string_dict(items: Vec<(&str, Variant<'static>)>) -> HashMap<String, OwnedVariant> {
     items
         .into_iter()
@@ -70,36 +128,18 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
         ov(Vec::<HashMap<String, OwnedVariant>>::new()),
     );
     d.insert("dns-search".into(), ov(s.dns_search.clone()));
+    let metric = |r: &StaticRoute| r.metric.unwrap_or(0);
     match fam {
         Family::V4 => {
             let routes: Vec<Vec<u32>> = s
                 .routes
                 .iter()
-                .filter_map(|r| match (r.dest, r.next_hop) {
-                    (IpAddr::V4(dst), nh) => Some(vec![
-                        ip4_to_u32(dst),
-                        r.prefix as u32,
-                        match nh {
-                            Some(IpAddr::V4(n)) => ip4_to_u32(n),
-                            _ => 0,
-                        },
-                        r.metric.unwrap_or(0),
-                    ]),
-                    _ => None,
-                })
+                .filter_map(|r| route4_legacy(r.dest, r.prefix, r.next_hop, metric(r)))
                 .collect();
             d.insert("routes".into(), ov(routes));
             d.insert("addresses".into(), ov(Vec::<Vec<u32>>::new()));
             if !s.dns.is_empty() {
-                let dns: Vec<u32> = s
-                    .dns
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V4(a) => Some(ip4_to_u32(*a)),
-                        _ => None,
-                    })
-                    .collect();
-                d.insert("dns".into(), ov(dns));
+                d.insert("dns".into(), ov(dns4_legacy(&s.dns)));
             }
         }
         Family::V6 => {
@@ -107,18 +147,7 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
             let routes: Vec<(Vec<u8>, u32, Vec<u8>, u32)> = s
                 .routes
                 .iter()
-                .filter_map(|r| match (r.dest, r.next_hop) {
-                    (IpAddr::V6(dst), nh) => Some((
-                        dst.octets().to_vec(),
-                        r.prefix as u32,
-                        match nh {
-                            Some(IpAddr::V6(n)) => n.octets().to_vec(),
-                            _ => Ipv6Addr::UNSPECIFIED.octets().to_vec(),
-                        },
-                        r.metric.unwrap_or(0),
-                    )),
-                    _ => None,
-                })
+                .filter_map(|r| route6_legacy(r.dest, r.prefix, r.next_hop, metric(r)))
                 .collect();
             d.insert("routes".into(), ov(routes));
             d.insert(
@@ -126,15 +155,7 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
                 ov(Vec::<(Vec<u8>, u32, Vec<u8>)>::new()),
             );
             if !s.dns.is_empty() {
-                let dns: Vec<Vec<u8>> = s
-                    .dns
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V6(a) => Some(a.octets().to_vec()),
-                        _ => None,
-                    })
-                    .collect();
-                d.insert("dns".into(), ov(dns));
+                d.insert("dns".into(), ov(dns6_legacy(&s.dns)));
             }
         }
     }

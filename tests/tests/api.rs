@@ -166,11 +166,7 @@ async fn saved_profiles_are_written_0600_and_deleted() {
     let back = tinynm_config::toml_profile::load_file(&file).unwrap();
     assert_eq!(back, p);
     // GetSettings never carries secrets.
-    let c = tinynm_sandbox::nm::SettingsConnectionProxy::builder(&w.conn)
-        .path(path.clone())
-        .build()
-        .await
-        .unwrap();
+    let c = w.profile_object(&path).await;
     let got = c.get_settings().await.unwrap();
     assert!(!got["vpn"].contains_key("secrets"));
     c.delete().await.unwrap();
@@ -200,11 +196,7 @@ async fn update_rewrites_the_file_keeps_secrets_and_refuses_bad_settings() {
         .daemon
         .profile_dir
         .join(format!("{}.toml", p.connection.uuid));
-    let c = tinynm_sandbox::nm::SettingsConnectionProxy::builder(&w.conn)
-        .path(path.clone())
-        .build()
-        .await
-        .unwrap();
+    let c = w.profile_object(&path).await;
 
     // An update without secrets (what clients send) keeps the stored ones.
     let mut q = p.clone();

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use tinynm_config::dbus::{bytes_to_ip6, ip4_to_u32, u32_to_ip4};
+use tinynm_config::dbus::{
+    bytes_to_ip6, dns4_legacy, dns6_legacy, ip4_to_u32, route4_legacy, route6_legacy, u32_to_ip4,
+};
 use tinynm_config::profile::Family;
 use zbus::{OwnedVariant, Variant};
 
@@ -410,71 +412,29 @@ impl IpConfig {
         if let Some(p) = self.internal_gateway {
             put(&mut d, "internal-gateway", p);
         }
-        match self.family {
-            Family::V4 => {
-                let dns: Vec<u32> = self
-                    .dns
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V4(a) => Some(ip4_to_u32(*a)),
-                        _ => None,
-                    })
-                    .collect();
-                if !dns.is_empty() {
-                    d.insert("dns".into(), ov(dns));
-                }
-                let routes: Vec<Vec<u32>> = self
+        let (dns, routes) = match self.family {
+            Family::V4 => (
+                ov(dns4_legacy(&self.dns)),
+                ov(self
                     .routes
                     .iter()
-                    .filter_map(|r| match (r.dest, r.next_hop) {
-                        (IpAddr::V4(dst), nh) => Some(vec![
-                            ip4_to_u32(dst),
-                            r.prefix as u32,
-                            match nh {
-                                Some(IpAddr::V4(n)) => ip4_to_u32(n),
-                                _ => 0,
-                            },
-                            0,
-                        ]),
-                        _ => None,
-                    })
-                    .collect();
-                if !routes.is_empty() {
-                    d.insert("routes".into(), ov(routes));
-                }
-            }
-            Family::V6 => {
-                let dns: Vec<Vec<u8>> = self
-                    .dns
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V6(a) => Some(a.octets().to_vec()),
-                        _ => None,
-                    })
-                    .collect();
-                if !dns.is_empty() {
-                    d.insert("dns".into(), ov(dns));
-                }
-                let routes: Vec<(Vec<u8>, u32, Vec<u8>, u32)> = self
+                    .filter_map(|r| route4_legacy(r.dest, r.prefix, r.next_hop, 0))
+                    .collect::<Vec<_>>()),
+            ),
+            Family::V6 => (
+                ov(dns6_legacy(&self.dns)),
+                ov(self
                     .routes
                     .iter()
-                    .filter_map(|r| match (r.dest, r.next_hop) {
-                        (IpAddr::V6(dst), nh) => Some((
-                            dst.octets().to_vec(),
-                            r.prefix as u32,
-                            match nh {
-                                Some(IpAddr::V6(n)) => n.octets().to_vec(),
-                                _ => Ipv6Addr::UNSPECIFIED.octets().to_vec(),
-                            },
-                            0,
-                        )),
-                        _ => None,
-                    })
-                    .collect();
-                if !routes.is_empty() {
-                    d.insert("routes".into(), ov(routes));
-                }
-            }
+                    .filter_map(|r| route6_legacy(r.dest, r.prefix, r.next_hop, 0))
+                    .collect::<Vec<_>>()),
+            ),
+        };
+        if !self.dns.is_empty() {
+            d.insert("dns".into(), dns);
+        }
+        if !self.routes.is_empty() {
+            d.insert("routes".into(), routes);
         }
         if !self.domains.is_empty() {
             d.insert("domains".into(), ov(self.domains.clone()));

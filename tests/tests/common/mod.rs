@@ -107,6 +107,18 @@ impl World {
         SettingsProxy::new(&self.conn).await.unwrap()
     }
 
+    /// The Settings.Connection object of a profile.
+    pub async fn profile_object(
+        &self,
+        path: &OwnedObjectPath,
+    ) -> tinynm_sandbox::nm::SettingsConnectionProxy<'static> {
+        tinynm_sandbox::nm::SettingsConnectionProxy::builder(&self.conn)
+            .path(path.clone())
+            .build()
+            .await
+            .unwrap()
+    }
+
     /// Adds a test-bench profile with this vpn.data; returns its path.
     pub async fn add(&self, id: &str, data: &[(&str, &str)]) -> OwnedObjectPath {
         self.add_profile(profile(id, TESTBENCH, data)).await
