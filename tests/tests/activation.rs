@@ -271,3 +271,47 @@ async fn what_a_crashed_daemon_left_is_removed_at_its_next_start() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_from_anyone_but_the_plugin_are_ignored() {
+    use std::collections::HashMap;
+    let mut w = World::new().await;
+    let p = w
+        .add(
+            "owned",
+            &[
+                ("tundev", "tbown"),
+                ("delay-config", "1500"),
+                ("routes", "10.50.0.0/16"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    w.wait_vpn(ac.as_str(), &[3]).await;
+    // An impostor on the bus sends what would stop or hijack the VPN if tinynmd listened.
+    let plugin = "/org/freedesktop/NetworkManager/VPN/Plugin";
+    let iface = "org.freedesktop.NetworkManager.VPN.Plugin";
+    let mut bogus: HashMap<&str, zbus::Variant<'_>> = HashMap::new();
+    bogus.insert("tundev", zbus::Variant::from("lo"));
+    bogus.insert("gateway", zbus::Variant::from(1u32));
+    w.conn
+        .emit_signal(None::<()>, plugin, iface, "Failure", &(0u32,))
+        .await
+        .unwrap();
+    w.conn
+        .emit_signal(None::<()>, plugin, iface, "Config", &(bogus,))
+        .await
+        .unwrap();
+    w.conn
+        .emit_signal(None::<()>, plugin, iface, "StateChanged", &(6u32,))
+        .await
+        .unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    assert_eq!(
+        k.routes_on("tbown").len(),
+        2,
+        "the plugin's own config\n{k}"
+    );
+    assert!(k.routes_on("lo").is_empty(), "\n{k}");
+}
