@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zbus::{OwnedObjectPath, Variant};
 
 use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
+use crate::bus::objects::{Iface, Objects, announce_added, announce_removed};
 use crate::bus::settings::{ConnectionView, ProfileSnapshot};
 use crate::bus::{AC_PREFIX, NM_PATH, NmError, SETTINGS_PATH, SettingsError, properties_changed};
 use crate::netlink::Netlink;
@@ -57,8 +58,10 @@ pub enum Command {
         uid: u32,
         /// Profile number.
         n: u64,
-        /// The new settings.
-        settings: SettingsDict,
+        /// The new settings; `None` changes only where the profile is kept (Update2).
+        settings: Option<SettingsDict>,
+        /// Where to keep it.
+        storage: Storage,
         /// Reply.
         reply: oneshot::Sender<Result<(), SettingsError>>,
     },
@@ -83,6 +86,17 @@ pub enum Command {
         /// Answered when every VPN is down.
         reply: oneshot::Sender<()>,
     },
+}
+
+/// Where an updated profile is kept (`Update`, `UpdateUnsaved`, `Update2`'s flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Where it is now.
+    Keep,
+    /// In its file (a new one if it had none).
+    ToDisk,
+    /// In memory only; its file, if any, is left as it was.
+    InMemory,
 }
 
 /// What the Manager view shows.
@@ -125,6 +139,7 @@ pub struct Core {
     next_ac: u64,
     manager: watch::Sender<ManagerSnapshot>,
     settings: watch::Sender<Vec<OwnedObjectPath>>,
+    objects: watch::Sender<Objects>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -140,6 +155,15 @@ fn number_in(path: &str, prefix: &str) -> Option<u64> {
     path.strip_prefix(prefix)?.strip_prefix('/')?.parse().ok()
 }
 
+/// `NMConnectivityState` for an `NMState`: FULL when connected (tinynmd runs no checks).
+pub fn connectivity(state: u32) -> u32 {
+    if state == nm_state::CONNECTED_GLOBAL {
+        4
+    } else {
+        1
+    }
+}
+
 /// Only root changes anything (the default policy; daemon.toml rules and polkit come later).
 fn allowed(uid: u32) -> bool {
     uid == 0
@@ -152,6 +176,7 @@ impl Core {
         tx: mpsc::Sender<Command>,
         manager: watch::Sender<ManagerSnapshot>,
         settings: watch::Sender<Vec<OwnedObjectPath>>,
+        objects: watch::Sender<Objects>,
     ) -> Self {
         Core {
             ctx,
@@ -162,6 +187,7 @@ impl Core {
             next_ac: 1,
             manager,
             settings,
+            objects,
             shutdown: None,
         }
     }
@@ -205,6 +231,11 @@ impl Core {
             )
             .await?;
         self.profiles.insert(n, ProfileEntry { snap });
+        self.objects
+            .send_modify(|o| drop(o.insert(path.to_string(), vec![Iface::Connection])));
+        if announce {
+            announce_added(&self.ctx.conn, path.as_str(), &[Iface::Connection]).await?;
+        }
         self.publish_settings(announce.then_some(&path)).await?;
         Ok(path)
     }
@@ -228,27 +259,50 @@ impl Core {
         .await
     }
 
-    async fn publish_manager(&self) -> zbus::Result<()> {
+    /// Publishes the Manager's list and state (and their PropertiesChanged when they changed).
+    pub async fn publish_manager(&self) -> zbus::Result<()> {
+        let change = self.update_manager().await;
+        self.announce_manager(change).await
+    }
+
+    /// Recomputes the Manager's snapshot; returns the old one, for [`Core::announce_manager`].
+    async fn update_manager(&self) -> ManagerSnapshot {
         let active: Vec<OwnedObjectPath> = self.actives.keys().rev().map(|n| ac_path(*n)).collect();
         let any_up = self
             .actives
             .values()
             .any(|a| a.snap.borrow().state == AcState::Activated as u32);
-        let state = if any_up {
+        // Connected when a VPN is up or the kernel has a way out (a FIB lookup of a TEST-NET-2
+        // address: nothing is sent anywhere).
+        let way_out = self
+            .ctx
+            .netlink
+            .route_get(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                198, 51, 100, 255,
+            )))
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        tracing::debug!("manager: any VPN up {any_up}, a way out {way_out}");
+        let state = if any_up || way_out {
             nm_state::CONNECTED_GLOBAL
         } else {
             nm_state::DISCONNECTED
         };
-        let old = self.manager.send_replace(ManagerSnapshot {
-            active: active.clone(),
-            state,
-        });
+        self.manager.send_replace(ManagerSnapshot { active, state })
+    }
+
+    /// Emits what changed since `old`.
+    async fn announce_manager(&self, old: ManagerSnapshot) -> zbus::Result<()> {
+        let ManagerSnapshot { active, state } = self.manager.borrow().clone();
         let mut props = Vec::new();
         if old.active != active {
             props.push(("ActiveConnections", Variant::from(active)));
         }
         if old.state != state {
             props.push(("State", Variant::from(state)));
+            props.push(("Connectivity", Variant::from(connectivity(state))));
         }
         if !props.is_empty() {
             properties_changed(
@@ -305,9 +359,10 @@ impl Core {
                 uid,
                 n,
                 settings,
+                storage,
                 reply,
             } => {
-                let _ = reply.send(self.update(uid, n, settings).await);
+                let _ = reply.send(self.update(uid, n, settings, storage).await);
             }
             Command::Delete { uid, n, reply } => {
                 let _ = reply.send(self.delete(uid, n).await);
@@ -316,11 +371,19 @@ impl Core {
                 if self.actives.remove(&n).is_some() {
                     let server = self.ctx.conn.object_server();
                     let path = ac_path(n);
-                    let _ = server.remove::<VpnView, _>(path.as_str()).await;
-                    let _ = server.remove::<ActiveView, _>(path.as_str()).await;
+                    // The Manager stops listing the object before the object goes (as Settings
+                    // does for profiles): no client, and no GetManagedObjects answer, ever sees
+                    // ActiveConnections name an object that is not there.
                     if let Err(e) = self.publish_manager().await {
                         tracing::warn!("cannot announce the end of {path}: {e}");
                     }
+                    self.objects.send_modify(|o| drop(o.remove(path.as_str())));
+                    let ifaces = [Iface::Vpn, Iface::Active];
+                    if let Err(e) = announce_removed(&self.ctx.conn, path.as_str(), &ifaces).await {
+                        tracing::warn!("cannot announce the removal of {path}: {e}");
+                    }
+                    let _ = server.remove::<VpnView, _>(path.as_str()).await;
+                    let _ = server.remove::<ActiveView, _>(path.as_str()).await;
                 }
                 release_memory();
                 if self.actives.is_empty()
@@ -447,6 +510,13 @@ impl Core {
             )
             .await
             .map_err(NmError::ZBus)?;
+        // Both interfaces in one InterfacesAdded: libnm types the object from the first one.
+        let ifaces = [Iface::Active, Iface::Vpn];
+        self.objects
+            .send_modify(|o| drop(o.insert(path.to_string(), ifaces.to_vec())));
+        announce_added(&self.ctx.conn, path.as_str(), &ifaces)
+            .await
+            .map_err(NmError::ZBus)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         self.actives.insert(
             n,
@@ -536,7 +606,13 @@ impl Core {
             .map_err(SettingsError::ZBus)
     }
 
-    async fn update(&mut self, uid: u32, n: u64, d: SettingsDict) -> Result<(), SettingsError> {
+    async fn update(
+        &mut self,
+        uid: u32,
+        n: u64,
+        d: Option<SettingsDict>,
+        storage: Storage,
+    ) -> Result<(), SettingsError> {
         if !allowed(uid) {
             return Err(SettingsError::PermissionDenied(
                 "Insufficient privileges: settings.modify.system".into(),
@@ -545,27 +621,60 @@ impl Core {
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };
-        let mut p = tinynm_config::dbus::from_dict(&d)
-            .map_err(|e| SettingsError::InvalidConnection(e.to_string()))?;
         let old = entry.snap.borrow().clone();
-        if p.connection.uuid != old.profile.connection.uuid {
-            return Err(SettingsError::InvalidConnection(
-                "[connection] uuid: cannot be changed by Update".into(),
-            ));
-        }
-        // Update() without secrets keeps the stored ones, as NM does.
-        if !d.get("vpn").is_some_and(|v| v.contains_key("secrets")) {
-            p.vpn.secrets = old.profile.vpn.secrets.clone();
-        }
-        if let Some(f) = &old.file {
-            crate::store::write(f, &p)
+        let p = match &d {
+            None => (*old.profile).clone(),
+            Some(d) => {
+                let mut p = tinynm_config::dbus::from_dict(d)
+                    .map_err(|e| SettingsError::InvalidConnection(e.to_string()))?;
+                if p.connection.uuid != old.profile.connection.uuid {
+                    return Err(SettingsError::InvalidConnection(
+                        "[connection] uuid: cannot be changed by Update".into(),
+                    ));
+                }
+                // An update without secrets keeps the stored ones, as NM does.
+                if !d.get("vpn").is_some_and(|v| v.contains_key("secrets")) {
+                    p.vpn.secrets = old.profile.vpn.secrets.clone();
+                }
+                p
+            }
+        };
+        let unsaved = match storage {
+            Storage::Keep => old.unsaved,
+            Storage::ToDisk => false,
+            Storage::InMemory => true,
+        };
+        let mut file = old.file.clone();
+        if !unsaved {
+            let f = file
+                .get_or_insert_with(|| crate::store::file_for(&self.ctx.cfg.profile_dir, &p))
+                .clone();
+            crate::store::write(&f, &p)
                 .map_err(|e| SettingsError::Failed(format!("cannot write {}: {e}", f.display())))?;
         }
+        let filename = file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
         entry.snap.send_replace(ProfileSnapshot {
             profile: Arc::new(p),
-            ..old
+            file,
+            unsaved,
         });
         let path = profile_path(n);
+        if unsaved != old.unsaved {
+            properties_changed(
+                &self.ctx.conn,
+                path.as_str(),
+                "org.freedesktop.NetworkManager.Settings.Connection",
+                vec![
+                    ("Unsaved", Variant::from(unsaved)),
+                    ("Flags", Variant::from(u32::from(unsaved))),
+                    ("Filename", Variant::from(filename)),
+                ],
+            )
+            .await?;
+        }
         let e = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
         ConnectionView::emit_updated(&e).await?;
         Ok(())
@@ -595,22 +704,25 @@ impl Core {
                 .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
                 .await;
         }
+        // NM's order: Connections, Removed, ConnectionRemoved, InterfacesRemoved, the reply.
         self.profiles.remove(&n);
         let path = profile_path(n);
+        self.publish_settings(None).await?;
         let e = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
         ConnectionView::emit_removed(&e).await?;
+        crate::bus::settings::SettingsView::emit_connection_removed(
+            &zbus::object_server::SignalEmitter::new(&self.ctx.conn, SETTINGS_PATH)?,
+            path.clone(),
+        )
+        .await?;
+        announce_removed(&self.ctx.conn, path.as_str(), &[Iface::Connection]).await?;
+        self.objects.send_modify(|o| drop(o.remove(path.as_str())));
         let _ = self
             .ctx
             .conn
             .object_server()
             .remove::<ConnectionView, _>(path.as_str())
             .await;
-        crate::bus::settings::SettingsView::emit_connection_removed(
-            &zbus::object_server::SignalEmitter::new(&self.ctx.conn, SETTINGS_PATH)?,
-            path,
-        )
-        .await?;
-        self.publish_settings(None).await?;
         Ok(())
     }
 }

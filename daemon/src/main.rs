@@ -123,9 +123,21 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         state: tinynm_config::nm::nm_state::DISCONNECTED,
     });
     let (settings_tx, settings_rx) = watch::channel(Vec::new());
+    let (objects_tx, objects_rx) = watch::channel(bus::objects::Objects::from([
+        (bus::NM_PATH.to_string(), vec![bus::objects::Iface::Manager]),
+        (
+            bus::SETTINGS_PATH.to_string(),
+            vec![bus::objects::Iface::Settings],
+        ),
+    ]));
     let conn = connect_bus(&cfg)
         .await?
-        .serve_at("/org/freedesktop", zbus::fdo::ObjectManager)
+        .serve_at(
+            bus::objects::ROOT,
+            bus::objects::ObjectManagerView {
+                objects: objects_rx,
+            },
+        )
         .serve_at(
             bus::NM_PATH,
             bus::manager::Manager {
@@ -148,10 +160,13 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         netlink,
         cfg: cfg.clone(),
     };
-    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx);
+    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx, objects_tx);
     core.load_profiles()
         .await
         .context("cannot export the profiles")?;
+    core.publish_manager()
+        .await
+        .context("cannot publish the manager's state")?;
     let core_task = tokio::spawn(core.run(cmd_rx));
     conn.request_name(bus::NM_NAME)
         .await

@@ -1,11 +1,34 @@
 //! `org.freedesktop.NetworkManager`: the Manager view.
 
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
-use zbus::OwnedObjectPath;
+
 use zbus::object_server::SignalEmitter;
+use zbus::{OwnedObjectPath, OwnedVariant};
 
 use super::{NmError, caller_uid};
 use crate::core::{Command, ManagerSnapshot};
+
+/// NM 1.42's permission actions (without the `org.freedesktop.NetworkManager.` prefix).
+const PERMISSIONS: [&str; 17] = [
+    "checkpoint-rollback",
+    "enable-disable-connectivity-check",
+    "enable-disable-network",
+    "enable-disable-statistics",
+    "enable-disable-wifi",
+    "enable-disable-wimax",
+    "enable-disable-wwan",
+    "network-control",
+    "reload",
+    "settings.modify.global-dns",
+    "settings.modify.hostname",
+    "settings.modify.own",
+    "settings.modify.system",
+    "sleep-wake",
+    "wifi.scan",
+    "wifi.share.open",
+    "wifi.share.protected",
+];
 
 /// The Manager object.
 pub struct Manager {
@@ -102,6 +125,109 @@ impl Manager {
     #[zbus(property)]
     fn devices(&self) -> Vec<OwnedObjectPath> {
         Vec::new()
+    }
+
+    #[zbus(name = "state")]
+    fn state_method(&self) -> u32 {
+        self.snap.borrow().state
+    }
+
+    /// Every action and whether the caller may do it: root may do everything (tinynmd's
+    /// default policy).
+    async fn get_permissions(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<HashMap<String, String>, NmError> {
+        let uid = caller_uid(conn, &hdr).await?;
+        let answer = if uid == 0 { "yes" } else { "no" };
+        Ok(PERMISSIONS
+            .iter()
+            .map(|p| {
+                (
+                    format!("org.freedesktop.NetworkManager.{p}"),
+                    answer.to_string(),
+                )
+            })
+            .collect())
+    }
+
+    #[zbus(property)]
+    fn version_info(&self) -> Vec<u32> {
+        // (major << 16 | minor << 8 | micro) of the API level tinynmd speaks
+        vec![(1 << 16) | (42 << 8) | 4]
+    }
+    #[zbus(property)]
+    fn capabilities(&self) -> Vec<u32> {
+        Vec::new()
+    }
+    #[zbus(property)]
+    fn wireless_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn wireless_hardware_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn wwan_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn wwan_hardware_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn wimax_enabled(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn wimax_hardware_enabled(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn radio_flags(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn checkpoints(&self) -> Vec<OwnedObjectPath> {
+        Vec::new()
+    }
+    #[zbus(property)]
+    fn primary_connection(&self) -> OwnedObjectPath {
+        OwnedObjectPath::try_from("/").expect("valid path")
+    }
+    #[zbus(property)]
+    fn primary_connection_type(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn activating_connection(&self) -> OwnedObjectPath {
+        OwnedObjectPath::try_from("/").expect("valid path")
+    }
+    #[zbus(property)]
+    fn metered(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn connectivity(&self) -> u32 {
+        crate::core::connectivity(self.snap.borrow().state)
+    }
+    #[zbus(property)]
+    fn connectivity_check_available(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn connectivity_check_enabled(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn connectivity_check_uri(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn global_dns_configuration(&self) -> HashMap<String, OwnedVariant> {
+        HashMap::new()
     }
 
     #[zbus(property)]

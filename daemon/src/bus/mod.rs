@@ -2,6 +2,7 @@
 
 pub mod active;
 pub mod manager;
+pub mod objects;
 pub mod settings;
 
 use std::collections::HashMap;

@@ -1,16 +1,17 @@
 //! `Settings` and `Settings.Connection`: views onto the core's profiles.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tinynm_config::Profile;
 use tinynm_config::dbus::SettingsDict;
 use tokio::sync::{mpsc, oneshot, watch};
-use zbus::OwnedObjectPath;
 use zbus::object_server::SignalEmitter;
+use zbus::{OwnedObjectPath, OwnedVariant};
 
 use super::{SettingsError, caller_uid};
-use crate::core::Command;
+use crate::core::{Command, Storage};
 
 /// One profile as the core publishes it.
 #[derive(Debug, Clone)]
@@ -100,6 +101,36 @@ impl SettingsView {
         self.add(connection, false, &hdr, conn).await
     }
 
+    async fn add_connection2(
+        &self,
+        settings: SettingsDict,
+        flags: u32,
+        _args: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(OwnedObjectPath, HashMap<String, OwnedVariant>), SettingsError> {
+        const TO_DISK: u32 = 0x1;
+        const IN_MEMORY: u32 = 0x2;
+        const BLOCK_AUTOCONNECT: u32 = 0x20;
+        if flags & !(TO_DISK | IN_MEMORY | BLOCK_AUTOCONNECT) != 0 {
+            return Err(SettingsError::InvalidArguments(format!(
+                "unknown flags 0x{:x}",
+                flags & !(TO_DISK | IN_MEMORY | BLOCK_AUTOCONNECT)
+            )));
+        }
+        let save = match (flags & TO_DISK != 0, flags & IN_MEMORY != 0) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => {
+                return Err(SettingsError::InvalidArguments(
+                    "Need either to-disk or in-memory flag".into(),
+                ));
+            }
+        };
+        let path = self.add(settings, save, &hdr, conn).await?;
+        Ok((path, HashMap::new()))
+    }
+
     #[zbus(property)]
     fn connections(&self) -> Vec<OwnedObjectPath> {
         self.list.borrow().clone()
@@ -140,6 +171,30 @@ pub struct ConnectionView {
     pub cmd: mpsc::Sender<Command>,
 }
 
+impl ConnectionView {
+    async fn send_update(
+        &self,
+        settings: Option<SettingsDict>,
+        storage: Storage,
+        hdr: &zbus::message::Header<'_>,
+        conn: &zbus::Connection,
+    ) -> Result<(), SettingsError> {
+        let uid = caller_uid(conn, hdr).await?;
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Update {
+                uid,
+                n: self.n,
+                settings,
+                storage,
+                reply,
+            })
+            .await
+            .map_err(closed)?;
+        rx.await?
+    }
+}
+
 #[zbus::interface(name = "org.freedesktop.NetworkManager.Settings.Connection")]
 impl ConnectionView {
     fn get_settings(&self) -> SettingsDict {
@@ -152,18 +207,59 @@ impl ConnectionView {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), SettingsError> {
-        let uid = caller_uid(conn, &hdr).await?;
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Update {
-                uid,
-                n: self.n,
-                settings: properties,
-                reply,
-            })
+        self.send_update(Some(properties), Storage::ToDisk, &hdr, conn)
             .await
-            .map_err(closed)?;
-        rx.await?
+    }
+
+    async fn update_unsaved(
+        &self,
+        properties: SettingsDict,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(), SettingsError> {
+        self.send_update(Some(properties), Storage::InMemory, &hdr, conn)
+            .await
+    }
+
+    async fn save(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(), SettingsError> {
+        self.send_update(None, Storage::ToDisk, &hdr, conn).await
+    }
+
+    async fn update2(
+        &self,
+        settings: SettingsDict,
+        flags: u32,
+        _args: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<HashMap<String, OwnedVariant>, SettingsError> {
+        const TO_DISK: u32 = 0x1;
+        const IN_MEMORY_ANY: u32 = 0x2 | 0x4 | 0x8;
+        const KNOWN: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40;
+        if flags & !KNOWN != 0 {
+            return Err(SettingsError::InvalidArguments(format!(
+                "unknown flags 0x{:x}",
+                flags & !KNOWN
+            )));
+        }
+        let storage = match (flags & TO_DISK != 0, flags & IN_MEMORY_ANY != 0) {
+            (true, true) => {
+                return Err(SettingsError::InvalidArguments(
+                    "flags to-disk and in-memory are exclusive".into(),
+                ));
+            }
+            (true, false) => Storage::ToDisk,
+            (false, true) => Storage::InMemory,
+            (false, false) => Storage::Keep,
+        };
+        // An empty settings dict changes only where the profile is kept.
+        let settings = (!settings.is_empty()).then_some(settings);
+        self.send_update(settings, storage, &hdr, conn).await?;
+        Ok(HashMap::new())
     }
 
     async fn delete(
