@@ -100,12 +100,31 @@ pub enum Storage {
 }
 
 /// What the Manager view shows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ManagerSnapshot {
     /// Active connection paths, newest first (as NM orders them).
     pub active: Vec<OwnedObjectPath>,
     /// `NMState`
     pub state: u32,
+    /// The active connection with the default route (the newest VPN that took it), or `/`.
+    pub primary: OwnedObjectPath,
+}
+
+impl ManagerSnapshot {
+    /// The state of a daemon with nothing active.
+    pub fn new() -> Self {
+        ManagerSnapshot {
+            active: Vec::new(),
+            state: nm_state::DISCONNECTED,
+            primary: OwnedObjectPath::try_from("/").expect("valid path"),
+        }
+    }
+}
+
+impl Default for ManagerSnapshot {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 struct ProfileEntry {
@@ -290,13 +309,36 @@ impl Core {
         } else {
             nm_state::DISCONNECTED
         };
-        self.manager.send_replace(ManagerSnapshot { active, state })
+        let primary = self
+            .actives
+            .iter()
+            .rev()
+            .find(|(_, a)| {
+                let s = a.snap.borrow();
+                s.state == AcState::Activated as u32 && (s.default4 || s.default6)
+            })
+            .map(|(n, _)| ac_path(*n))
+            .unwrap_or_else(|| OwnedObjectPath::try_from("/").expect("valid path"));
+        self.manager.send_replace(ManagerSnapshot {
+            active,
+            state,
+            primary,
+        })
     }
 
     /// Emits what changed since `old`.
     async fn announce_manager(&self, old: ManagerSnapshot) -> zbus::Result<()> {
-        let ManagerSnapshot { active, state } = self.manager.borrow().clone();
+        let ManagerSnapshot {
+            active,
+            state,
+            primary,
+        } = self.manager.borrow().clone();
         let mut props = Vec::new();
+        if old.primary != primary {
+            let kind = if primary.as_str() == "/" { "" } else { "vpn" };
+            props.push(("PrimaryConnectionType", Variant::from(kind)));
+            props.push(("PrimaryConnection", Variant::from(primary)));
+        }
         if old.active != active {
             props.push(("ActiveConnections", Variant::from(active)));
         }

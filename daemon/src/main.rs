@@ -118,10 +118,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
     let netlink = netlink::Netlink::new().context("netlink")?;
     netlink::recover(&netlink, &cfg.state_dir).await;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (manager_tx, manager_rx) = watch::channel(core::ManagerSnapshot {
-        active: Vec::new(),
-        state: tinynm_config::nm::nm_state::DISCONNECTED,
-    });
+    let (manager_tx, manager_rx) = watch::channel(core::ManagerSnapshot::new());
     let (settings_tx, settings_rx) = watch::channel(Vec::new());
     let (objects_tx, objects_rx) = watch::channel(bus::objects::Objects::from([
         (bus::NM_PATH.to_string(), vec![bus::objects::Iface::Manager]),

@@ -201,3 +201,80 @@ async fn a_failing_vpn_prints_nms_reason_and_fails() {
         err(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_prints_the_vpn_taking_the_default_route() {
+    use std::io::{BufRead, BufReader};
+    let mut w = World::new().await;
+    let p = w.add("watched", &[("tundev", "tbmon")]).await;
+    let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
+    let mut child = std::process::Command::new(bin)
+        .arg("monitor")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LANG", "C")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let expect = |want: &str| {
+        let deadline = std::time::Instant::now() + common::LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l == want => return,
+                Ok(_) => continue,
+                Err(_) => panic!("nmcli monitor never printed {want:?}"),
+            }
+        }
+    };
+    expect("NetworkManager is running");
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    expect("'watched' is now the primary connection");
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    expect("There's no primary connection");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_libnm_script_lists_activates_and_waits() {
+    let w = World::new().await;
+    w.add(
+        "scripted",
+        &[("tundev", "tbgi"), ("routes", "10.56.0.0/16")],
+    )
+    .await;
+    w.add("other", &[]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/libnm_activate.py");
+    let python = "/usr/bin/python3";
+    let addr = w.bus.address.clone();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .arg("scripted")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", addr)
+            .output()
+            .expect("python3 with gi (apt-get install -y python3-gi gir1.2-nm-1.0)")
+    })
+    .await
+    .unwrap();
+    let text = out(&o);
+    assert!(o.status.success(), "{text}\n{}", err(&o));
+    assert!(text.starts_with("profiles: other,scripted\n"), "{text}");
+    assert!(text.contains("vpn: True"), "{text}");
+    assert!(
+        w.kernel()
+            .routes
+            .contains(&"10.56.0.0/16 dev tbgi proto static metric 50".to_string()),
+        "the VPN is up in the kernel"
+    );
+}

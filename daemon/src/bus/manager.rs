@@ -195,11 +195,15 @@ impl Manager {
     }
     #[zbus(property)]
     fn primary_connection(&self) -> OwnedObjectPath {
-        OwnedObjectPath::try_from("/").expect("valid path")
+        self.snap.borrow().primary.clone()
     }
     #[zbus(property)]
     fn primary_connection_type(&self) -> String {
-        String::new()
+        if self.snap.borrow().primary.as_str() == "/" {
+            String::new()
+        } else {
+            "vpn".into()
+        }
     }
     #[zbus(property)]
     fn activating_connection(&self) -> OwnedObjectPath {
