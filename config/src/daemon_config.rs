@@ -19,6 +19,9 @@ pub struct DaemonConfig {
     pub bus: String,
     /// Where TOML profiles live.
     pub profile_dir: PathBuf,
+    /// Directories of NetworkManager keyfiles (`*.nmconnection`) whose VPN profiles are read
+    /// too; they are never written, and deleted with their profile.
+    pub keyfile_dirs: Vec<PathBuf>,
     /// Extra directories of `.name` files, searched after NM's own.
     pub plugin_dirs: Vec<PathBuf>,
     /// Search NM's directories (`/usr/lib/NetworkManager/VPN`, `/etc/NetworkManager/VPN`).
@@ -71,6 +74,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             bus: "system".into(),
             profile_dir: "/etc/tinynm/connections".into(),
+            keyfile_dirs: vec!["/etc/NetworkManager/system-connections".into()],
             plugin_dirs: Vec::new(),
             nm_plugin_dirs: true,
             state_dir: "/run/tinynm".into(),

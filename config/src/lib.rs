@@ -6,6 +6,7 @@
 pub mod daemon_config;
 pub mod dbus;
 pub mod error;
+pub mod keyfile;
 pub mod nm;
 pub mod profile;
 pub mod toml_profile;

@@ -217,8 +217,22 @@ impl Core {
         for e in &loaded.errors {
             tracing::error!("profile not loaded: {e}");
         }
+        let keyfiles = crate::store::load_keyfiles(&self.ctx.cfg.keyfile_dirs);
+        for e in &keyfiles.errors {
+            tracing::error!("keyfile not loaded: {e}");
+        }
+        let mut keyfiles = keyfiles.profiles;
         for (p, f) in loaded.profiles {
-            self.insert_profile(p, Some(f), false).await?;
+            // A TOML profile wins over the keyfile it was saved from; the keyfile stays its
+            // origin, so that deleting the profile deletes both.
+            let origin = keyfiles
+                .iter()
+                .position(|(k, _)| k.connection.uuid == p.connection.uuid)
+                .map(|i| keyfiles.remove(i).1);
+            self.insert_profile(p, Some(f), origin, false).await?;
+        }
+        for (p, k) in keyfiles {
+            self.insert_profile(p, None, Some(k), false).await?;
         }
         Ok(())
     }
@@ -227,15 +241,17 @@ impl Core {
         &mut self,
         p: Profile,
         file: Option<PathBuf>,
+        keyfile: Option<PathBuf>,
         announce: bool,
     ) -> zbus::Result<OwnedObjectPath> {
         let n = self.next_profile;
         self.next_profile += 1;
         let path = profile_path(n);
         let (snap, rx) = watch::channel(ProfileSnapshot {
-            unsaved: file.is_none(),
+            unsaved: file.is_none() && keyfile.is_none(),
             profile: Arc::new(p),
             file,
+            keyfile,
         });
         self.ctx
             .conn
@@ -643,7 +659,7 @@ impl Core {
         } else {
             None
         };
-        self.insert_profile(p, file, true)
+        self.insert_profile(p, file, None, true)
             .await
             .map_err(SettingsError::ZBus)
     }
@@ -701,6 +717,7 @@ impl Core {
         entry.snap.send_replace(ProfileSnapshot {
             profile: Arc::new(p),
             file,
+            keyfile: old.keyfile.clone(),
             unsaved,
         });
         let path = profile_path(n);
@@ -731,14 +748,19 @@ impl Core {
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };
-        if let Some(f) = &entry.snap.borrow().file
-            && let Err(e) = std::fs::remove_file(f)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(SettingsError::Failed(format!(
-                "cannot delete {}: {e}",
-                f.display()
-            )));
+        let files: Vec<PathBuf> = {
+            let s = entry.snap.borrow();
+            s.file.iter().chain(s.keyfile.iter()).cloned().collect()
+        };
+        for f in &files {
+            if let Err(e) = std::fs::remove_file(f)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(SettingsError::Failed(format!(
+                    "cannot delete {}: {e}",
+                    f.display()
+                )));
+            }
         }
         for a in self.actives.values().filter(|a| a.profile == n) {
             let _ = a

@@ -254,6 +254,8 @@ pub struct Daemon {
     pub profile_dir: PathBuf,
     /// Plugin directory.
     pub plugin_dir: PathBuf,
+    /// NetworkManager keyfile directory.
+    pub keyfile_dir: PathBuf,
     /// Its log (stderr).
     pub log: PathBuf,
     dir: tempfile::TempDir,
@@ -269,6 +271,8 @@ pub struct DaemonOptions {
     pub log_level: String,
     /// Profiles to put in the directory before start: (file name, text).
     pub profiles: Vec<(String, String)>,
+    /// NetworkManager keyfiles to put in its keyfile directory: (file name, text).
+    pub keyfiles: Vec<(String, String)>,
     /// Use a release build? (benches)
     pub binary_dir: Option<PathBuf>,
 }
@@ -279,6 +283,7 @@ impl Default for DaemonOptions {
             config: String::new(),
             log_level: "debug".into(),
             profiles: Vec::new(),
+            keyfiles: Vec::new(),
             binary_dir: None,
         }
     }
@@ -306,7 +311,13 @@ impl Daemon {
             .map_err(|e| SandboxError::Sys("tempdir", e))?;
         let profile_dir = dir.path().join("connections");
         let plugin_dir = dir.path().join("vpn");
+        let keyfile_dir = dir.path().join("system-connections");
         std::fs::create_dir_all(&profile_dir).map_err(|e| SandboxError::Sys("mkdir", e))?;
+        std::fs::create_dir_all(&keyfile_dir).map_err(|e| SandboxError::Sys("mkdir", e))?;
+        for (name, text) in &opts.keyfiles {
+            std::fs::write(keyfile_dir.join(name), text)
+                .map_err(|e| SandboxError::Sys("write keyfile", e))?;
+        }
         write_testbench_plugins(&plugin_dir, &testbench)
             .map_err(|e| SandboxError::Sys("write .name files", e))?;
         for (name, text) in &opts.profiles {
@@ -317,9 +328,10 @@ impl Daemon {
         std::fs::write(
             &conf,
             format!(
-                "bus = \"{}\"\nprofile-dir = \"{}\"\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = false\nstate-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
+                "bus = \"{}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = [\"{}\"]\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = false\nstate-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
                 bus.address,
                 profile_dir.display(),
+                keyfile_dir.display(),
                 plugin_dir.display(),
                 dir.path().join("state").display(),
                 opts.log_level,
@@ -333,6 +345,7 @@ impl Daemon {
             child,
             profile_dir,
             plugin_dir,
+            keyfile_dir,
             log,
             dir,
             tinynmd,

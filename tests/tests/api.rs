@@ -233,3 +233,76 @@ async fn update_rewrites_the_file_keeps_secrets_and_refuses_bad_settings() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
 }
+
+const KEYFILE: &str = "[connection]\nid=from-nm\nuuid=3c7d9a1e-5b2f-4e8a-9c6d-1f2e3a4b5c6d\ntype=vpn\nautoconnect=false\n\n[vpn]\nservice-type=org.freedesktop.NetworkManager.testbench\ntundev=tbkey\nroutes=10.57.0.0/16\n\n[ipv4]\nmethod=auto\nroute1=10.58.0.0/16\n\n[ipv6]\naddr-gen-mode=stable-privacy\nmethod=auto\n\n[proxy]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networkmanager_keyfiles_are_read_activated_updated_and_deleted() {
+    let ethernet =
+        "[connection]\nid=wired\nuuid=11111111-2222-3333-4444-555555555555\ntype=ethernet\n";
+    let broken = KEYFILE
+        .replace("3c7d9a1e", "4c7d9a1e")
+        .replace("route1=10.58.0.0/16", "route1=10.58.0.0/99");
+    let mut w = World::with(DaemonOptions {
+        keyfiles: vec![
+            ("from-nm.nmconnection".into(), KEYFILE.into()),
+            ("wired.nmconnection".into(), ethernet.into()),
+            ("broken.nmconnection".into(), broken),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let keyfile = w.daemon.keyfile_dir.join("from-nm.nmconnection");
+    let list = w.settings().await.list_connections().await.unwrap();
+    assert_eq!(list.len(), 1, "the VPN keyfile only");
+    let log = w.daemon.log_text();
+    let bad = w.daemon.keyfile_dir.join("broken.nmconnection");
+    assert!(
+        log.contains(&format!(
+            "{}: [ipv4] route1: '10.58.0.0/99' is not ADDRESS/PREFIX",
+            bad.display()
+        )),
+        "{log}"
+    );
+
+    let ac = w.activate(&list[0]).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    assert!(
+        k.routes
+            .contains(&"10.57.0.0/16 dev tbkey proto static metric 50".to_string()),
+        "\n{k}"
+    );
+    assert!(
+        k.routes
+            .contains(&"10.58.0.0/16 dev tbkey proto static metric 50".to_string()),
+        "\n{k}"
+    );
+
+    // A change is saved as a tinynm profile; NetworkManager's file is not rewritten.
+    let c = w.profile_object(&list[0]).await;
+    let mut p = tinynm_config::dbus::from_dict(&c.get_settings().await.unwrap()).unwrap();
+    p.vpn.data.insert("mtu".into(), "1280".into());
+    c.update(tinynm_config::dbus::to_dict(&p, false))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&keyfile).unwrap(), KEYFILE);
+    let toml = w
+        .daemon
+        .profile_dir
+        .join(format!("{}.toml", p.connection.uuid));
+    assert_eq!(
+        tinynm_config::toml_profile::load_file(&toml)
+            .unwrap()
+            .vpn
+            .data["mtu"],
+        "1280"
+    );
+
+    c.delete().await.unwrap();
+    assert!(!keyfile.exists() && !toml.exists(), "both files are gone");
+    assert!(
+        w.daemon.keyfile_dir.join("wired.nmconnection").exists(),
+        "other types are left alone"
+    );
+}

@@ -20,6 +20,8 @@ pub struct ProfileSnapshot {
     pub profile: Arc<Profile>,
     /// Its file, when saved.
     pub file: Option<PathBuf>,
+    /// The NetworkManager keyfile it was read from, if any (never written; deleted with it).
+    pub keyfile: Option<PathBuf>,
     /// Only in memory.
     pub unsaved: bool,
 }
@@ -293,10 +295,10 @@ impl ConnectionView {
 
     #[zbus(property)]
     fn filename(&self) -> String {
-        self.snap
-            .borrow()
-            .file
+        let s = self.snap.borrow();
+        s.file
             .as_ref()
+            .or(s.keyfile.as_ref())
             .map(|f| f.display().to_string())
             .unwrap_or_default()
     }

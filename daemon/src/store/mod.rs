@@ -67,6 +67,54 @@ pub fn load_dir(dir: &Path) -> Loaded {
     out
 }
 
+/// Reads the VPN profiles among NetworkManager's keyfiles (`*.nmconnection`) in `dirs`; other
+/// connection types are skipped, bad files reported by file, group and key.
+pub fn load_keyfiles(dirs: &[PathBuf]) -> Loaded {
+    let mut out = Loaded {
+        profiles: Vec::new(),
+        errors: Vec::new(),
+    };
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "nmconnection"))
+            .collect();
+        files.sort();
+        for f in files {
+            match tinynm_config::keyfile::load_keyfile(&f) {
+                Ok(Some(p)) => {
+                    if out
+                        .profiles
+                        .iter()
+                        .any(|(q, _)| q.connection.uuid == p.connection.uuid)
+                    {
+                        out.errors.push(
+                            ProfileError::key(
+                                "connection",
+                                "uuid",
+                                format!(
+                                    "{} is used by another keyfile; this one is ignored",
+                                    p.connection.uuid
+                                ),
+                            )
+                            .in_file(&f),
+                        );
+                    } else {
+                        out.profiles.push((p, f));
+                    }
+                }
+                Ok(None) => tracing::debug!("{}: not a VPN profile, left alone", f.display()),
+                Err(e) => out.errors.push(e),
+            }
+        }
+    }
+    out
+}
+
 /// A file name for a new profile: its UUID, which is unique.
 pub fn file_for(dir: &Path, p: &Profile) -> PathBuf {
     dir.join(format!("{}.toml", p.connection.uuid))
