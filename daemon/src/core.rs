@@ -631,13 +631,35 @@ impl Core {
     async fn add(
         &mut self,
         uid: u32,
-        d: SettingsDict,
+        mut d: SettingsDict,
         save: bool,
     ) -> Result<OwnedObjectPath, SettingsError> {
         if !allowed(uid) {
             return Err(SettingsError::PermissionDenied(
                 "Insufficient privileges: settings.modify.system".into(),
             ));
+        }
+        // As NM normalizes a new profile: one without a UUID gets a fresh one, one without a
+        // type gets its base setting's (nmcli's `connection import` sends neither).
+        let has_vpn = d.contains_key("vpn");
+        if let Some(c) = d.get_mut("connection") {
+            if !c.contains_key("uuid") {
+                let uuid = uuid::Uuid::new_v4().to_string();
+                c.insert(
+                    "uuid".into(),
+                    Variant::from(uuid)
+                        .try_into_owned()
+                        .map_err(zbus::Error::from)?,
+                );
+            }
+            if !c.contains_key("type") && has_vpn {
+                c.insert(
+                    "type".into(),
+                    Variant::from("vpn")
+                        .try_into_owned()
+                        .map_err(zbus::Error::from)?,
+                );
+            }
         }
         let p = tinynm_config::dbus::from_dict(&d)
             .map_err(|e| SettingsError::InvalidConnection(e.to_string()))?;

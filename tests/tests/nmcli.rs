@@ -278,3 +278,42 @@ async fn a_libnm_script_lists_activates_and_waits() {
         "the VPN is up in the kernel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_of_an_ovpn_file_through_network_manager_openvpn() {
+    let w = World::new().await;
+    assert!(
+        std::path::Path::new("/usr/lib/NetworkManager/VPN/nm-openvpn-service.name").exists(),
+        "needs Debian's network-manager-openvpn (apt-get install -y network-manager-openvpn)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ovpn = dir.path().join("office.ovpn");
+    std::fs::write(
+        &ovpn,
+        "client\ndev tun\nproto udp\nremote 10.99.0.1 1194\nca /srv/vpn/ca.crt\ncert /srv/vpn/client.crt\nkey /srv/vpn/client.key\ncipher AES-256-GCM\n",
+    )
+    .unwrap();
+    let o = nmcli(
+        &w,
+        &[
+            "connection",
+            "import",
+            "type",
+            "openvpn",
+            "file",
+            ovpn.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).starts_with("Connection 'office' ("), "{}", out(&o));
+    let files: Vec<_> = std::fs::read_dir(&w.daemon.profile_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let p = tinynm_config::toml_profile::load_file(&files[0]).unwrap();
+    assert_eq!(p.vpn.service_type, "org.freedesktop.NetworkManager.openvpn");
+    assert_eq!(p.vpn.data["remote"], "10.99.0.1:1194");
+    assert_eq!(p.vpn.data["connection-type"], "tls");
+    assert_eq!(p.vpn.data["ca"], "/srv/vpn/ca.crt");
+}
