@@ -645,20 +645,10 @@ impl Core {
         if let Some(c) = d.get_mut("connection") {
             if !c.contains_key("uuid") {
                 let uuid = uuid::Uuid::new_v4().to_string();
-                c.insert(
-                    "uuid".into(),
-                    Variant::from(uuid)
-                        .try_into_owned()
-                        .map_err(zbus::Error::from)?,
-                );
+                c.insert("uuid".into(), Variant::from(uuid).try_into_owned()?);
             }
             if !c.contains_key("type") && has_vpn {
-                c.insert(
-                    "type".into(),
-                    Variant::from("vpn")
-                        .try_into_owned()
-                        .map_err(zbus::Error::from)?,
-                );
+                c.insert("type".into(), Variant::from("vpn").try_into_owned()?);
             }
         }
         let p = tinynm_config::dbus::from_dict(&d)
