@@ -71,6 +71,70 @@ enum ConnCmd {
         /// id or UUID.
         id: String,
     },
+    /// Adds a VPN profile.
+    Add {
+        /// The profile's name (connection.id).
+        #[arg(long)]
+        name: String,
+        /// The plugin's service, e.g. org.freedesktop.NetworkManager.openvpn.
+        #[arg(long, value_name = "SERVICE")]
+        vpn_type: String,
+        /// A vpn.data item (repeatable).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+        data: Vec<(String, String)>,
+        /// A vpn.secrets item (repeatable).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+        secret: Vec<(String, String)>,
+        /// Activate on start-up.
+        #[arg(long, value_name = "yes|no", value_parser = yes_no, default_value = "no")]
+        autoconnect: bool,
+        /// Keep the profile in memory only.
+        #[arg(long)]
+        unsaved: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Changes a profile.
+    Modify {
+        /// id or UUID.
+        id: String,
+        /// Adds or replaces a vpn.data item (repeatable).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+        data: Vec<(String, String)>,
+        /// Removes a vpn.data item (repeatable).
+        #[arg(long, value_name = "KEY")]
+        remove_data: Vec<String>,
+        /// Sets the vpn.secrets (repeatable; replaces the stored secrets, as NM's Update does).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+        secret: Vec<(String, String)>,
+        /// Activate on start-up.
+        #[arg(long, value_name = "yes|no", value_parser = yes_no)]
+        autoconnect: Option<bool>,
+        /// No IPv4 default route through the VPN.
+        #[arg(long, value_name = "yes|no", value_parser = yes_no)]
+        never_default: Option<bool>,
+    },
+    /// Deletes a profile.
+    Delete {
+        /// id or UUID.
+        id: String,
+    },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
+}
+
+fn yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("'{s}' is not yes or no")),
+    }
 }
 
 #[tokio::main]
@@ -187,6 +251,91 @@ async fn connection(conn: &zbus::Connection, c: ConnCmd) -> anyhow::Result<()> {
         }
         ConnCmd::Up { id, wait } => up(conn, &id, Duration::from_secs(wait)).await,
         ConnCmd::Down { id } => down(conn, &id).await,
+        ConnCmd::Add {
+            name,
+            vpn_type,
+            data,
+            secret,
+            autoconnect,
+            unsaved,
+            json,
+        } => {
+            let mut p = Profile::new_vpn(&name, &uuid::Uuid::new_v4().to_string(), &vpn_type);
+            p.connection.autoconnect = autoconnect;
+            p.vpn.data.extend(data);
+            p.vpn.secrets.extend(secret);
+            p.validate()?;
+            let settings = SettingsProxy::new(conn).await?;
+            let d = tinynm_config::dbus::to_dict(&p, true);
+            let path = if unsaved {
+                settings.add_connection_unsaved(d).await
+            } else {
+                settings.add_connection(d).await
+            }
+            .with_context(|| format!("cannot add '{name}'"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json_of(&path, &p))?);
+            } else {
+                println!(
+                    "Connection '{name}' ({}) successfully added.",
+                    p.connection.uuid
+                );
+            }
+            Ok(())
+        }
+        ConnCmd::Modify {
+            id,
+            data,
+            remove_data,
+            secret,
+            autoconnect,
+            never_default,
+        } => {
+            let (path, mut p) = find(conn, &id).await?;
+            for k in &remove_data {
+                if p.vpn.data.remove(k).is_none() {
+                    bail!("'{}' has no vpn.data item '{k}'", p.connection.id);
+                }
+            }
+            p.vpn.data.extend(data);
+            if let Some(a) = autoconnect {
+                p.connection.autoconnect = a;
+            }
+            if let Some(n) = never_default {
+                p.ipv4.never_default = n;
+            }
+            p.validate()?;
+            // Without secrets tinynmd keeps the stored ones; given ones replace them.
+            let with_secrets = !secret.is_empty();
+            p.vpn.secrets.extend(secret);
+            let c = SettingsConnectionProxy::builder(conn)
+                .path(path)
+                .build()
+                .await?;
+            c.update(tinynm_config::dbus::to_dict(&p, with_secrets))
+                .await
+                .with_context(|| format!("cannot modify '{}'", p.connection.id))?;
+            println!(
+                "Connection '{}' ({}) successfully modified.",
+                p.connection.id, p.connection.uuid
+            );
+            Ok(())
+        }
+        ConnCmd::Delete { id } => {
+            let (path, p) = find(conn, &id).await?;
+            let c = SettingsConnectionProxy::builder(conn)
+                .path(path)
+                .build()
+                .await?;
+            c.delete()
+                .await
+                .with_context(|| format!("cannot delete '{}'", p.connection.id))?;
+            println!(
+                "Connection '{}' ({}) successfully deleted.",
+                p.connection.id, p.connection.uuid
+            );
+            Ok(())
+        }
     }
 }
 

@@ -117,3 +117,94 @@ fn demo_runs_and_cleans_up() {
     );
     assert!(out.contains("Cleaned up"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_modify_delete_and_bad_arguments() {
+    let w = World::new().await;
+    let o = tinynm(
+        &w,
+        &[
+            "connection",
+            "add",
+            "--name",
+            "made",
+            "--vpn-type",
+            "org.freedesktop.NetworkManager.testbench",
+            "--data",
+            "tundev=tbmade",
+            "--data",
+            "routes=10.59.0.0/16",
+            "--secret",
+            "password=pw",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("Connection 'made' ("),
+        "{}",
+        text(&o.stdout)
+    );
+    let files: Vec<_> = std::fs::read_dir(&w.daemon.profile_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let p = tinynm_config::toml_profile::load_file(&files[0]).unwrap();
+    assert_eq!(p.vpn.data["routes"], "10.59.0.0/16");
+    assert_eq!(p.vpn.secrets["password"], "pw");
+
+    let o = tinynm(
+        &w,
+        &[
+            "connection",
+            "modify",
+            "made",
+            "--data",
+            "mtu=1300",
+            "--remove-data",
+            "routes",
+            "--never-default",
+            "yes",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let p = tinynm_config::toml_profile::load_file(&files[0]).unwrap();
+    assert_eq!(p.vpn.data.get("mtu").map(String::as_str), Some("1300"));
+    assert!(!p.vpn.data.contains_key("routes"));
+    assert!(p.ipv4.never_default);
+    assert_eq!(p.vpn.secrets["password"], "pw", "secrets kept");
+
+    // Bad input: a clear error naming what was wrong, and nothing changed.
+    let before = std::fs::read_to_string(&files[0]).unwrap();
+    let o = tinynm(&w, &["connection", "modify", "made", "--data", "novalue"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains(
+            "invalid value 'novalue' for '--data <KEY=VALUE>': 'novalue' is not KEY=VALUE"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = tinynm(
+        &w,
+        &["connection", "modify", "made", "--remove-data", "nosuch"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("'made' has no vpn.data item 'nosuch'"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = tinynm(&w, &["connection", "add", "--name", " ", "--vpn-type", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("[connection] id: must not be empty"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), before);
+
+    let o = tinynm(&w, &["connection", "delete", "made"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!files[0].exists());
+}
