@@ -126,6 +126,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
             bus::SETTINGS_PATH.to_string(),
             vec![bus::objects::Iface::Settings],
         ),
+        (bus::DNS_PATH.to_string(), vec![bus::objects::Iface::Dns]),
     ]));
     let conn = connect_bus(&cfg)
         .await?
@@ -142,6 +143,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
                 snap: manager_rx,
             },
         )
+        .serve_at(bus::DNS_PATH, bus::dns::DnsManagerView)
         .serve_at(
             bus::SETTINGS_PATH,
             bus::settings::SettingsView {

@@ -306,3 +306,68 @@ async fn networkmanager_keyfiles_are_read_activated_updated_and_deleted() {
         "other types are left alone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_tree_is_nms() {
+    use std::collections::HashMap;
+    use zbus::{OwnedObjectPath, OwnedVariant};
+    type Tree = HashMap<OwnedObjectPath, HashMap<String, HashMap<String, OwnedVariant>>>;
+    let mut w = World::new().await;
+    let p = w.add("tree", &[("tundev", "tbtree")]).await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let reply = w
+        .conn
+        .call_method(
+            Some("org.freedesktop.NetworkManager"),
+            "/org/freedesktop",
+            Some("org.freedesktop.DBus.ObjectManager"),
+            "GetManagedObjects",
+            &(),
+        )
+        .await
+        .unwrap();
+    let tree: Tree = reply.body().deserialize().unwrap();
+    let ifaces = |path: &str| -> Vec<String> {
+        let mut v: Vec<String> = tree[&OwnedObjectPath::try_from(path).unwrap()]
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ifaces("/org/freedesktop/NetworkManager"),
+        vec!["org.freedesktop.NetworkManager"]
+    );
+    assert_eq!(
+        ifaces("/org/freedesktop/NetworkManager/Settings"),
+        vec!["org.freedesktop.NetworkManager.Settings"]
+    );
+    assert_eq!(
+        ifaces("/org/freedesktop/NetworkManager/DnsManager"),
+        vec!["org.freedesktop.NetworkManager.DnsManager"]
+    );
+    assert_eq!(
+        ifaces(p.as_str()),
+        vec!["org.freedesktop.NetworkManager.Settings.Connection"]
+    );
+    assert_eq!(
+        ifaces(ac.as_str()),
+        vec![
+            "org.freedesktop.NetworkManager.Connection.Active",
+            "org.freedesktop.NetworkManager.VPN.Connection"
+        ]
+    );
+    let manager = &tree[&OwnedObjectPath::try_from("/org/freedesktop/NetworkManager").unwrap()]["org.freedesktop.NetworkManager"];
+    let primary =
+        OwnedObjectPath::try_from(manager["PrimaryConnection"].try_clone().unwrap()).unwrap();
+    assert_eq!(primary, ac, "the VPN with the default route is primary");
+    assert_eq!(u32::try_from(&manager["State"]).unwrap(), 70);
+    assert_eq!(
+        tree.len(),
+        5,
+        "nothing else: {:?}",
+        tree.keys().collect::<Vec<_>>()
+    );
+}

@@ -1,6 +1,7 @@
 //! Thin D-Bus views. They read snapshots and send commands; they hold no logic of their own.
 
 pub mod active;
+pub mod dns;
 pub mod manager;
 pub mod objects;
 pub mod settings;
@@ -16,6 +17,8 @@ pub const NM_NAME: &str = "org.freedesktop.NetworkManager";
 pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
 /// The Settings object.
 pub const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
+/// The DnsManager object.
+pub const DNS_PATH: &str = "/org/freedesktop/NetworkManager/DnsManager";
 /// Where active connections live.
 pub const AC_PREFIX: &str = "/org/freedesktop/NetworkManager/ActiveConnection";
 

@@ -12,6 +12,7 @@ use zbus::object_server::{Interface, SignalEmitter};
 use zbus::{ObjectPath, ObjectServer, OwnedObjectPath, OwnedVariant};
 
 use super::active::{ActiveView, VpnView};
+use super::dns::DnsManagerView;
 use super::manager::Manager;
 use super::settings::{ConnectionView, SettingsView};
 
@@ -31,6 +32,8 @@ pub enum Iface {
     Active,
     /// `org.freedesktop.NetworkManager.VPN.Connection`
     Vpn,
+    /// `org.freedesktop.NetworkManager.DnsManager`
+    Dns,
 }
 
 impl Iface {
@@ -42,6 +45,7 @@ impl Iface {
             Iface::Connection => ConnectionView::name(),
             Iface::Active => ActiveView::name(),
             Iface::Vpn => VpnView::name(),
+            Iface::Dns => DnsManagerView::name(),
         }
         .to_string()
     }
@@ -81,6 +85,7 @@ pub async fn interfaces_of(
             Iface::Connection => props_of::<ConnectionView>(server, conn, path).await?,
             Iface::Active => props_of::<ActiveView>(server, conn, path).await?,
             Iface::Vpn => props_of::<VpnView>(server, conn, path).await?,
+            Iface::Dns => props_of::<DnsManagerView>(server, conn, path).await?,
         };
         out.insert(i.name(), props);
     }

@@ -35,6 +35,8 @@ pub enum Signal {
     Vpn(String, u32, u32),
     /// ObjectManager.InterfacesRemoved for a path
     Removed(String),
+    /// ObjectManager.InterfacesAdded: the path and its interfaces, sorted
+    Added(String, Vec<String>),
 }
 
 impl World {
@@ -76,6 +78,16 @@ impl World {
                     (_, Some("VpnStateChanged")) => {
                         let (s, r): (u32, u32) = m.body().deserialize().unwrap();
                         Signal::Vpn(path, s, r)
+                    }
+                    (_, Some("InterfacesAdded")) => {
+                        type Ifaces = std::collections::HashMap<
+                            String,
+                            std::collections::HashMap<String, zbus::OwnedVariant>,
+                        >;
+                        let (p, i): (OwnedObjectPath, Ifaces) = m.body().deserialize().unwrap();
+                        let mut names: Vec<String> = i.into_keys().collect();
+                        names.sort();
+                        Signal::Added(p.to_string(), names)
                     }
                     (_, Some("InterfacesRemoved")) => {
                         let (p, _): (OwnedObjectPath, Vec<String>) =
