@@ -405,33 +405,15 @@ mod tests {
         });
         assert!(plan.routes.is_empty() && plan.addresses.is_empty());
     }
-}
-
-#[cfg(test)]
-mod journal_tests {
-    use super::*;
-    use crate::netlink::Journal;
 
     #[test]
     fn a_journal_reads_back_as_written() {
-        let c = IpConfig {
-            family: Family::V4,
-            address: "10.8.0.2".parse().unwrap(),
-            prefix: 32,
-            ptp: Some("10.8.0.1".parse().unwrap()),
-            internal_gateway: None,
-            dns: vec![],
-            domains: vec![],
-            routes: vec![],
-            never_default: false,
-            preserve_routes: false,
-            mss: None,
-        };
+        let c = cfg();
         let g = GenericConfig {
             tundev: Some("tun0".into()),
             ..Default::default()
         };
-        let p = Profile::new_vpn("t", "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "x");
+        let p = profile();
         let plan = build(&Inputs {
             profile: &p,
             generic: &g,
@@ -441,13 +423,16 @@ mod journal_tests {
             own_interface: true,
             gateway_route: None,
         });
-        let j = Journal {
+        let j = crate::netlink::Journal {
             items: plan.addresses.iter().chain(&plan.routes).cloned().collect(),
         };
         let mut bytes = j.to_bytes();
-        assert_eq!(Journal::from_bytes(&bytes), j);
+        assert_eq!(crate::netlink::Journal::from_bytes(&bytes), j);
         // A torn write loses only the tail.
         bytes.truncate(bytes.len() - 3);
-        assert_eq!(Journal::from_bytes(&bytes).items.len(), j.items.len() - 1);
+        assert_eq!(
+            crate::netlink::Journal::from_bytes(&bytes).items.len(),
+            j.items.len() - 1
+        );
     }
 }

@@ -43,19 +43,12 @@ fn glib_bool(v: &str) -> bool {
 
 /// Parses one `.name` file; `None` when NM's daemon would skip it (spec §2.1).
 pub fn parse(text: &str, file: &Path) -> Option<PluginInfo> {
-    let ini = ini::Ini::load_from_str_opt(
-        text,
-        ini::ParseOption {
-            enabled_quote: false,
-            enabled_escape: false,
-            ..Default::default()
-        },
-    )
-    .ok()?;
-    let g = ini.section(Some("VPN Connection"))?;
-    let name = g.get("name")?.trim().to_string();
-    let service = g.get("service")?.trim().to_string();
-    let program = PathBuf::from(g.get("program")?.trim());
+    let groups = tinynm_config::keyfile::parse_groups(text).ok()?;
+    let g = groups.get("VPN Connection")?;
+    let get = |k: &str| g.get(k).map(|v| v.trim());
+    let name = get("name")?.to_string();
+    let service = get("service")?.to_string();
+    let program = PathBuf::from(get("program")?);
     if name.is_empty() || service.is_empty() || !program.is_absolute() {
         return None;
     }
@@ -63,11 +56,8 @@ pub fn parse(text: &str, file: &Path) -> Option<PluginInfo> {
         name,
         service,
         program,
-        multiple: g
-            .get("supports-multiple-connections")
-            .is_some_and(glib_bool),
-        aliases: g
-            .get("aliases")
+        multiple: get("supports-multiple-connections").is_some_and(glib_bool),
+        aliases: get("aliases")
             .map(|a| {
                 a.split(';')
                     .map(|s| s.trim().to_string())
