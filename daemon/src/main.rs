@@ -188,6 +188,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
     if cmd_tx.send(core::Command::Shutdown { reply }).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), done).await;
     }
+    vpn::plugin::wait_all(std::time::Duration::from_secs(3)).await;
     let _ = conn.release_name(bus::NM_NAME).await;
     core_task.abort();
     Ok(())

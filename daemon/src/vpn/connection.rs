@@ -429,11 +429,13 @@ impl Ac {
                 Err(end) => {
                     if end.reason == Reason::ServiceStartTimeout {
                         tracing::error!(
-                            "the plugin did not claim {} within {}s",
+                            "the plugin did not claim {} within {}s: ending it (pid {pid})",
                             self.bus_name,
                             self.t().service_start
                         );
                     }
+                    // A plugin that never came up has nobody to tell it to stop but us.
+                    plugin::terminate(pid);
                     return Err(end);
                 }
             }

@@ -3,6 +3,10 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -18,6 +22,45 @@ pub struct ExecError {
     file: std::path::PathBuf,
     #[source]
     source: std::io::Error,
+}
+
+/// Plugin processes started and not yet reaped.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static EXITED: Notify = Notify::const_new();
+
+/// Waits (bounded) until every plugin tinynmd started has exited and been reaped: on shutdown
+/// they stop after their Disconnect, and should not outlive the daemon as orphans.
+pub async fn wait_all(limit: Duration) {
+    let wait = async {
+        loop {
+            // Registered before the check, so that an exit in between is not missed.
+            let exited = EXITED.notified();
+            tokio::pin!(exited);
+            exited.as_mut().enable();
+            if LIVE.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            exited.await;
+        }
+    };
+    if tokio::time::timeout(limit, wait).await.is_err() {
+        tracing::warn!(
+            "{} plugin processes still running at exit",
+            LIVE.load(Ordering::SeqCst)
+        );
+    }
+}
+
+/// Ends a plugin that never came up (its whole process group, which it leads).
+pub fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid)
+        && pid > 0
+    {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
 }
 
 /// NM's `NM_VPN_LOG_LEVEL` for the daemon's own level.
@@ -67,6 +110,7 @@ pub fn spawn(
         source,
     })?;
     let pid = child.id().unwrap_or(0);
+    LIVE.fetch_add(1, Ordering::SeqCst);
     let span = tracing::Span::current();
     let name = info.name.clone();
     for stream in [
@@ -98,6 +142,8 @@ pub fn spawn(
             Ok(s) => describe_exit(s),
             Err(e) => format!("could not be waited for: {e}"),
         };
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+        EXITED.notify_waiters();
         on_exit(how);
     });
     Ok(pid)
