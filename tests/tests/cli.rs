@@ -144,10 +144,7 @@ async fn add_modify_delete_and_bad_arguments() {
         "{}",
         text(&o.stdout)
     );
-    let files: Vec<_> = std::fs::read_dir(&w.daemon.profile_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = w.saved_profiles();
     assert_eq!(files.len(), 1);
     let p = tinynm_config::toml_profile::load_file(&files[0]).unwrap();
     assert_eq!(p.vpn.data["routes"], "10.59.0.0/16");

@@ -130,10 +130,7 @@ async fn add_modify_up_down_delete() {
         "{}",
         out(&o)
     );
-    let files: Vec<_> = std::fs::read_dir(&w.daemon.profile_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = w.saved_profiles();
     assert_eq!(files.len(), 1, "saved to disk");
     assert_eq!(
         std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
@@ -306,10 +303,7 @@ async fn import_of_an_ovpn_file_through_network_manager_openvpn() {
     );
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).starts_with("Connection 'office' ("), "{}", out(&o));
-    let files: Vec<_> = std::fs::read_dir(&w.daemon.profile_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = w.saved_profiles();
     assert_eq!(files.len(), 1);
     let p = tinynm_config::toml_profile::load_file(&files[0]).unwrap();
     assert_eq!(p.vpn.service_type, "org.freedesktop.NetworkManager.openvpn");

@@ -320,6 +320,24 @@ mod tests {
         Profile::new_vpn("t", "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "x")
     }
 
+    /// The plan for an IPv4 config on the VPN's own interface, #5.
+    fn plan_on_tun(
+        p: &Profile,
+        g: &GenericConfig,
+        c: &IpConfig,
+        gateway_route: Option<Lookup>,
+    ) -> Plan {
+        build(&Inputs {
+            profile: p,
+            generic: g,
+            ip4: Some(c),
+            ip6: None,
+            ifindex: 5,
+            own_interface: true,
+            gateway_route,
+        })
+    }
+
     fn describe(p: &Plan) -> Vec<String> {
         p.routes
             .iter()
@@ -341,18 +359,11 @@ mod tests {
             ..Default::default()
         };
         let p = profile();
-        let plan = build(&Inputs {
-            profile: &p,
-            generic: &g,
-            ip4: Some(&c),
-            ip6: None,
-            ifindex: 5,
-            own_interface: true,
-            gateway_route: Some(Lookup {
-                gateway: Some("10.99.0.1".parse().unwrap()),
-                oif: 2,
-            }),
-        });
+        let lookup = Lookup {
+            gateway: Some("10.99.0.1".parse().unwrap()),
+            oif: 2,
+        };
+        let plan = plan_on_tun(&p, &g, &c, Some(lookup));
         assert_eq!(
             plan.links,
             vec![LinkSetup {
@@ -383,26 +394,10 @@ mod tests {
         let mut p = profile();
         p.ipv4.route_metric = 7;
         p.ipv4.ignore_auto_routes = true;
-        let plan = build(&Inputs {
-            profile: &p,
-            generic: &g,
-            ip4: Some(&c),
-            ip6: None,
-            ifindex: 5,
-            own_interface: true,
-            gateway_route: None,
-        });
+        let plan = plan_on_tun(&p, &g, &c, None);
         assert_eq!(describe(&plan), vec!["10.8.0.1/32 dev #5 metric 7"]);
         p.ipv4.method = IpMethod::Other("ignore");
-        let plan = build(&Inputs {
-            profile: &p,
-            generic: &g,
-            ip4: Some(&c),
-            ip6: None,
-            ifindex: 5,
-            own_interface: true,
-            gateway_route: None,
-        });
+        let plan = plan_on_tun(&p, &g, &c, None);
         assert!(plan.routes.is_empty() && plan.addresses.is_empty());
     }
 
@@ -414,15 +409,7 @@ mod tests {
             ..Default::default()
         };
         let p = profile();
-        let plan = build(&Inputs {
-            profile: &p,
-            generic: &g,
-            ip4: Some(&c),
-            ip6: None,
-            ifindex: 5,
-            own_interface: true,
-            gateway_route: None,
-        });
+        let plan = plan_on_tun(&p, &g, &c, None);
         let j = crate::netlink::Journal {
             items: plan.addresses.iter().chain(&plan.routes).cloned().collect(),
         };

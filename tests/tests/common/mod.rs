@@ -119,6 +119,16 @@ impl World {
         SettingsProxy::new(&self.conn).await.unwrap()
     }
 
+    /// The profile files tinynmd has written.
+    pub fn saved_profiles(&self) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&self.daemon.profile_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The Settings.Connection object of a profile.
     pub async fn profile_object(
         &self,
