@@ -178,16 +178,37 @@ async fn profiles(conn: &zbus::Connection) -> anyhow::Result<Vec<(OwnedObjectPat
             .path(p.clone())
             .build()
             .await?;
-        let d = c
-            .get_settings()
-            .await
-            .with_context(|| format!("GetSettings on {p}"))?;
+        // Profiles generated for interfaces configured outside tinynmd are not VPNs: skipped.
+        // One that went between the listing and now is skipped too.
+        let d = match c.get_settings().await {
+            Ok(d) => d,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e).with_context(|| format!("GetSettings on {p}")),
+        };
+        if d.get("connection")
+            .and_then(|c| c.get("type"))
+            .and_then(|t| <&str>::try_from(&**t).ok())
+            .is_some_and(|t| t != "vpn")
+        {
+            continue;
+        }
         match tinynm_config::dbus::from_dict(&d) {
             Ok(prof) => out.push((p, prof)),
             Err(e) => eprintln!("Warning: {p} is not a VPN profile tinynm understands: {e}"),
         }
     }
     Ok(out)
+}
+
+/// The object is no longer there.
+fn gone(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::FDO(f) => matches!(**f, zbus::fdo::Error::UnknownObject(_)),
+        zbus::Error::MethodError(name, _, _) => {
+            name.as_str() == "org.freedesktop.DBus.Error.UnknownObject"
+        }
+        _ => false,
+    }
 }
 
 async fn find(conn: &zbus::Connection, id: &str) -> anyhow::Result<(OwnedObjectPath, Profile)> {

@@ -3,6 +3,7 @@
 
 mod bus;
 mod core;
+mod devices;
 mod netlink;
 mod store;
 mod vpn;
@@ -127,6 +128,10 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
             vec![bus::objects::Iface::Settings],
         ),
         (bus::DNS_PATH.to_string(), vec![bus::objects::Iface::Dns]),
+        (
+            bus::agent::AGENT_PATH.to_string(),
+            vec![bus::objects::Iface::Agent],
+        ),
     ]));
     let conn = connect_bus(&cfg)
         .await?
@@ -145,6 +150,12 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         )
         .serve_at(bus::DNS_PATH, bus::dns::DnsManagerView)
         .serve_at(
+            bus::agent::AGENT_PATH,
+            bus::agent::AgentManagerView {
+                agents: bus::agent::Agents::default(),
+            },
+        )
+        .serve_at(
             bus::SETTINGS_PATH,
             bus::settings::SettingsView {
                 cmd: cmd_tx.clone(),
@@ -154,15 +165,22 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         .build()
         .await
         .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
+    let links = netlink.links().await.context("cannot read the links")?;
     let ctx = core::Ctx {
         conn: conn.clone(),
         netlink,
         cfg: cfg.clone(),
+        objects: Arc::new(objects_tx),
+        ip_numbers: Arc::new([1.into(), 1.into()]),
     };
-    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx, objects_tx);
+    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx);
     core.load_profiles()
         .await
         .context("cannot export the profiles")?;
+    core.sync_links(links)
+        .await
+        .context("cannot export the devices")?;
+    devices::watch(cmd_tx.clone()).context("cannot watch the links")?;
     core.publish_manager()
         .await
         .context("cannot publish the manager's state")?;

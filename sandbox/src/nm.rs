@@ -32,6 +32,29 @@ pub trait Manager {
     /// Version.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
+    /// Devices.
+    #[zbus(property)]
+    fn devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// The primary connection.
+    #[zbus(property)]
+    fn primary_connection(&self) -> zbus::Result<OwnedObjectPath>;
+}
+
+/// `org.freedesktop.NetworkManager.Device`
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.Device",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+pub trait Device {
+    /// Interface name.
+    #[zbus(property)]
+    fn interface(&self) -> zbus::Result<String>;
+    /// NMDeviceState.
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<u32>;
+    /// Its active connection.
+    #[zbus(property)]
+    fn active_connection(&self) -> zbus::Result<OwnedObjectPath>;
 }
 
 /// `org.freedesktop.NetworkManager.Settings`
@@ -63,6 +86,9 @@ pub trait SettingsConnection {
     fn update(&self, properties: SettingsDict) -> zbus::Result<()>;
     /// Delete the profile.
     fn delete(&self) -> zbus::Result<()>;
+    /// NMSettingsConnectionFlags (0x2: generated for an interface configured elsewhere).
+    #[zbus(property)]
+    fn flags(&self) -> zbus::Result<u32>;
 }
 
 /// `org.freedesktop.NetworkManager.Connection.Active`
@@ -80,6 +106,15 @@ pub trait Active {
     /// The profile's path.
     #[zbus(property)]
     fn connection(&self) -> zbus::Result<OwnedObjectPath>;
+    /// A VPN.
+    #[zbus(property)]
+    fn vpn(&self) -> zbus::Result<bool>;
+    /// Its devices.
+    #[zbus(property)]
+    fn devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// Its IPv4 config.
+    #[zbus(property)]
+    fn ip4_config(&self) -> zbus::Result<OwnedObjectPath>;
     /// State changes.
     #[zbus(signal, name = "StateChanged")]
     fn state_signal(&self, state: u32, reason: u32) -> zbus::Result<()>;

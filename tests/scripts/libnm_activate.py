@@ -37,6 +37,7 @@ def activated(c, res):
         loop.quit()
         return
     print("active:", ac.get_path(), "vpn:", ac.get_vpn())
+    print("devices:", ",".join(d.get_iface() for d in ac.get_devices()))
     ac.connect("vpn-state-changed", on_state)
     if ac.get_vpn_state() == NM.VpnConnectionState.ACTIVATED:
         result["code"] = 0

@@ -63,14 +63,7 @@ async fn ipv4_happy_path() {
     );
     w.wait_removed(ac.as_str()).await;
     w.assert_clean(&base);
-    assert!(
-        w.manager()
-            .await
-            .active_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.vpn_actives().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +154,7 @@ async fn two_vpns_at_once_share_the_server_route() {
     ] {
         assert!(k.routes.contains(&r.to_string()), "missing {r}\n{k}");
     }
-    let active = w.manager().await.active_connections().await.unwrap();
+    let active = w.vpn_actives().await;
     assert_eq!(
         active,
         vec![ac_b.clone(), ac_a.clone()],

@@ -24,7 +24,7 @@ fn method_error(e: zbus::Error) -> (String, String) {
 async fn malformed_calls_get_errors_that_say_what_was_wrong() {
     let w = World::new().await;
     let settings = w.settings().await;
-    let before = settings.list_connections().await.unwrap();
+    let before = w.vpn_profiles().await;
 
     // Unknown profile.
     let nope =
@@ -87,16 +87,9 @@ async fn malformed_calls_get_errors_that_say_what_was_wrong() {
     );
 
     // Nothing changed but the one good profile; nothing is active; nothing written to disk.
-    let after = settings.list_connections().await.unwrap();
+    let after = w.vpn_profiles().await;
     assert_eq!(after.len(), before.len() + 1);
-    assert!(
-        w.manager()
-            .await
-            .active_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.vpn_actives().await.is_empty());
     assert!(w.saved_profiles().is_empty());
 }
 
@@ -126,7 +119,7 @@ async fn a_broken_profile_file_is_reported_by_file_and_key_and_the_rest_load() {
     })
     .await;
     let settings = w.settings().await;
-    let list = settings.list_connections().await.unwrap();
+    let list = w.vpn_profiles().await;
     assert_eq!(list.len(), 1);
     let log = w.daemon.log_text();
     let file = w.daemon.profile_dir.join("broken.toml");
@@ -171,14 +164,7 @@ async fn saved_profiles_are_written_0600_and_deleted() {
     assert!(!got["vpn"].contains_key("secrets"));
     c.delete().await.unwrap();
     assert!(!file.exists());
-    assert!(
-        w.settings()
-            .await
-            .list_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.vpn_profiles().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +239,7 @@ async fn networkmanager_keyfiles_are_read_activated_updated_and_deleted() {
     })
     .await;
     let keyfile = w.daemon.keyfile_dir.join("from-nm.nmconnection");
-    let list = w.settings().await.list_connections().await.unwrap();
+    let list = w.vpn_profiles().await;
     assert_eq!(list.len(), 1, "the VPN keyfile only");
     let log = w.daemon.log_text();
     let bad = w.daemon.keyfile_dir.join("broken.nmconnection");
@@ -316,6 +302,17 @@ async fn the_object_tree_is_nms() {
     let p = w.add("tree", &[("tundev", "tbtree")]).await;
     let ac = w.activate(&p).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let devices = w.devices(&["lo", "veth0", "veth1", "tbtree"]).await;
+    let ip4 = w
+        .until("the VPN's IP4Config", || async {
+            let a = tinynm_sandbox::nm::ActiveProxy::builder(&w.conn)
+                .path(ac.clone())
+                .build()
+                .await
+                .ok()?;
+            a.ip4_config().await.ok().filter(|p| p.as_str() != "/")
+        })
+        .await;
     let reply = w
         .conn
         .call_method(
@@ -365,9 +362,112 @@ async fn the_object_tree_is_nms() {
     assert_eq!(primary, ac, "the VPN with the default route is primary");
     assert_eq!(u32::try_from(&manager["State"]).unwrap(), 70);
     assert_eq!(
-        tree.len(),
-        5,
-        "nothing else: {:?}",
-        tree.keys().collect::<Vec<_>>()
+        ifaces("/org/freedesktop/NetworkManager/AgentManager"),
+        vec!["org.freedesktop.NetworkManager.AgentManager"]
     );
+
+    // Every link is a device with NM's interface set for its kind.
+    let dev = |name: &str| devices[name].as_str().to_string();
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "org.freedesktop.NetworkManager.Device",
+            "org.freedesktop.NetworkManager.Device.Statistics",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ifaces(&dev("lo")),
+        base(&["org.freedesktop.NetworkManager.Device.Loopback"])
+    );
+    for veth in ["veth0", "veth1"] {
+        assert_eq!(
+            ifaces(&dev(veth)),
+            base(&[
+                "org.freedesktop.NetworkManager.Device.Veth",
+                "org.freedesktop.NetworkManager.Device.Wired"
+            ])
+        );
+    }
+    assert_eq!(
+        ifaces(&dev("tbtree")),
+        base(&["org.freedesktop.NetworkManager.Device.Tun"])
+    );
+    let props = |path: &str, iface: &str| {
+        tree[&OwnedObjectPath::try_from(path).unwrap()]
+            [&format!("org.freedesktop.NetworkManager.{iface}")]
+            .iter()
+            .map(|(k, v)| (k.clone(), v.try_clone().unwrap()))
+            .collect::<HashMap<String, OwnedVariant>>()
+    };
+    let path_of = |v: &OwnedVariant| OwnedObjectPath::try_from(v.try_clone().unwrap()).unwrap();
+    let veth1 = props(&dev("veth1"), "Device");
+    assert_eq!(
+        <(u32, u32)>::try_from(veth1["StateReason"].try_clone().unwrap()).unwrap(),
+        (10, 0),
+        "up without an address: unmanaged"
+    );
+    let veth0 = props(&dev("veth0"), "Device");
+    assert_eq!(
+        <(u32, u32)>::try_from(veth0["StateReason"].try_clone().unwrap()).unwrap(),
+        (100, 0),
+        "up with an address: connected (externally)"
+    );
+    assert_eq!(
+        path_of(&props(&dev("veth0"), "Device.Veth")["Peer"]).as_str(),
+        dev("veth1")
+    );
+
+    // Its external connection: a generated profile, StateFlags as NM's (EXTERNAL…).
+    let base_ac = path_of(&veth0["ActiveConnection"]);
+    let base_props = props(base_ac.as_str(), "Connection.Active");
+    assert_eq!(u32::try_from(&base_props["StateFlags"]).unwrap(), 220);
+    assert_eq!(
+        String::try_from(base_props["Type"].try_clone().unwrap()).unwrap(),
+        "802-3-ethernet"
+    );
+    let generated = path_of(&base_props["Connection"]);
+    assert_eq!(
+        u32::try_from(&props(generated.as_str(), "Settings.Connection")["Flags"]).unwrap(),
+        15
+    );
+
+    // The VPN sits on it: parent device, base connection, and an IP4Config of its own.
+    let vpn = props(ac.as_str(), "Connection.Active");
+    assert_eq!(
+        Vec::<OwnedObjectPath>::try_from(vpn["Devices"].try_clone().unwrap()).unwrap(),
+        vec![devices["veth0"].clone()]
+    );
+    assert_eq!(path_of(&vpn["SpecificObject"]), base_ac);
+    let ip4 = props(ip4.as_str(), "IP4Config");
+    let addrs =
+        Vec::<HashMap<String, OwnedVariant>>::try_from(ip4["AddressData"].try_clone().unwrap())
+            .unwrap();
+    assert_eq!(
+        String::try_from(addrs[0]["address"].try_clone().unwrap()).unwrap(),
+        "10.8.0.2"
+    );
+    let routes =
+        Vec::<HashMap<String, OwnedVariant>>::try_from(ip4["RouteData"].try_clone().unwrap())
+            .unwrap();
+    assert!(
+        routes.iter().any(|r| {
+            String::try_from(r["dest"].try_clone().unwrap()).unwrap() == "0.0.0.0"
+                && u32::try_from(&r["prefix"]).unwrap() == 0
+                && u32::try_from(&r["metric"]).unwrap() == 50
+        }),
+        "{routes:?}"
+    );
+    assert_eq!(i32::try_from(&ip4["DnsPriority"]).unwrap(), 50);
+
+    // Whatever the lists name is in the tree.
+    for list in ["ActiveConnections", "Devices", "AllDevices"] {
+        for p in Vec::<OwnedObjectPath>::try_from(manager[list].try_clone().unwrap()).unwrap() {
+            assert!(tree.contains_key(&p), "{list} names {p} that is not there");
+        }
+    }
 }

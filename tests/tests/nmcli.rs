@@ -74,8 +74,7 @@ async fn general_status_and_listing() {
     )
     .await;
     let uuid = {
-        let s = w.settings().await;
-        let p = s.list_connections().await.unwrap();
+        let p = w.vpn_profiles().await;
         let c = w.profile_object(&p[0]).await;
         tinynm_config::dbus::from_dict(&c.get_settings().await.unwrap())
             .unwrap()
@@ -84,7 +83,19 @@ async fn general_status_and_listing() {
     };
     let o = nmcli(&w, &["-t", "-f", "NAME,UUID,TYPE", "connection", "show"]);
     assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), format!("listed:{uuid}:vpn\n"));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    // Active first (lo, veth0: generated for the interfaces found configured), then the rest.
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("lo:") && lines[0].ends_with(":loopback"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("veth0:") && lines[1].ends_with(":802-3-ethernet"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[2], format!("listed:{uuid}:vpn"));
     let o = nmcli(&w, &["connection", "show", "listed"]);
     assert!(o.status.success(), "{}", err(&o));
     let text = out(&o);
@@ -177,8 +188,13 @@ async fn add_modify_up_down_delete() {
     let o = nmcli(&w, &["connection", "delete", "viaNmcli"]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(!files[0].exists(), "the file is gone");
-    let o = nmcli(&w, &["-t", "connection", "show"]);
-    assert_eq!(out(&o), "");
+    let o = nmcli(&w, &["-t", "-f", "NAME", "connection", "show"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "lo\nveth0\n",
+        "only the generated profiles are left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +253,8 @@ async fn monitor_prints_the_vpn_taking_the_default_route() {
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
     expect("'watched' is now the primary connection");
     w.manager().await.deactivate_connection(&ac).await.unwrap();
-    expect("There's no primary connection");
+    // The uplink is primary again (tinynmd assumes it as NM does: connected externally).
+    expect("'veth0' is now the primary connection");
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -266,8 +283,16 @@ async fn a_libnm_script_lists_activates_and_waits() {
     .unwrap();
     let text = out(&o);
     assert!(o.status.success(), "{text}\n{}", err(&o));
-    assert!(text.starts_with("profiles: other,scripted\n"), "{text}");
+    // The VPN profiles and those generated for the configured interfaces, as with NM.
+    assert!(
+        text.starts_with("profiles: lo,other,scripted,veth0\n"),
+        "{text}"
+    );
     assert!(text.contains("vpn: True"), "{text}");
+    assert!(
+        text.contains("devices: veth0\n"),
+        "on the primary device: {text}"
+    );
     assert!(
         w.kernel()
             .routes
@@ -310,4 +335,148 @@ async fn import_of_an_ovpn_file_through_network_manager_openvpn() {
     assert_eq!(p.vpn.data["remote"], "10.99.0.1:1194");
     assert_eq!(p.vpn.data["connection-type"], "tls");
     assert_eq!(p.vpn.data["ca"], "/srv/vpn/ca.crt");
+}
+
+fn columns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+async fn wait_ip4_config(w: &World, ac: &zbus::OwnedObjectPath) {
+    w.until("the VPN's IP4Config", || async {
+        let a = tinynm_sandbox::nm::ActiveProxy::builder(&w.conn)
+            .path(ac.clone())
+            .build()
+            .await
+            .ok()?;
+        a.ip4_config().await.ok().filter(|p| p.as_str() != "/")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_status_show_and_a_vpn_on_a_named_device() {
+    let w = World::new().await;
+    let o = nmcli(&w, &["device", "status"]);
+    assert!(o.status.success(), "{}", err(&o));
+    // As NM shows a namespace's links it did not configure itself (spec traces).
+    assert_eq!(
+        columns(&out(&o)),
+        vec![
+            "DEVICE TYPE STATE CONNECTION",
+            "veth0 ethernet connected (externally) veth0",
+            "lo loopback connected (externally) lo",
+            "veth1 ethernet unmanaged --",
+        ]
+    );
+    let o = nmcli(&w, &["device", "show", "veth0"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let show = columns(&out(&o));
+    for want in [
+        "GENERAL.DEVICE: veth0",
+        "GENERAL.TYPE: ethernet",
+        "GENERAL.STATE: 100 (connected (externally))",
+        "GENERAL.CONNECTION: veth0",
+        "WIRED-PROPERTIES.CARRIER: on",
+        "IP4.ADDRESS[1]: 10.99.0.2/24",
+        "IP4.GATEWAY: 10.99.0.1",
+    ] {
+        assert!(show.iter().any(|l| l == want), "no {want:?} in {show:#?}");
+    }
+
+    w.add(
+        "ondev",
+        &[
+            ("tundev", "tbdev"),
+            ("routes", "10.57.0.0/16"),
+            ("dns", "10.8.0.53"),
+        ],
+    )
+    .await;
+    let o = nmcli_async(&w, &["connection", "up", "id", "ondev", "ifname", "veth0"]).await;
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        w.kernel()
+            .routes
+            .contains(&"10.57.0.0/16 dev tbdev proto static metric 50".to_string())
+    );
+    // The tunnel shows up as a device of its own once the kernel reports it configured.
+    let devices = w.devices(&["tbdev"]).await;
+    w.until("tbdev connected", || async {
+        let d = tinynm_sandbox::nm::DeviceProxy::builder(&w.conn)
+            .path(devices["tbdev"].clone())
+            .build()
+            .await
+            .ok()?;
+        (d.state().await.ok()? == 100).then_some(())
+    })
+    .await;
+    let o = nmcli(&w, &["device", "status"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let status = columns(&out(&o));
+    assert!(
+        status.contains(&"tbdev tun connected (externally) tbdev".to_string()),
+        "{status:#?}"
+    );
+    let o = nmcli(
+        &w,
+        &[
+            "-t",
+            "-f",
+            "NAME,TYPE,DEVICE",
+            "connection",
+            "show",
+            "--active",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).lines().any(|l| l == "ondev:vpn:veth0"),
+        "{}",
+        out(&o)
+    );
+
+    // The VPN's own IPv4 config, as `connection show` prints it.
+    let ac = w.vpn_actives().await.remove(0);
+    wait_ip4_config(&w, &ac).await;
+    let o = nmcli(&w, &["connection", "show", "ondev"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let show = columns(&out(&o));
+    for want in [
+        "GENERAL.DEVICES: veth0",
+        "GENERAL.VPN: yes",
+        "IP4.ADDRESS[1]: 10.8.0.2/32",
+        "IP4.DNS[1]: 10.8.0.53",
+        "VPN.VPN-STATE: 5 - VPN connected",
+    ] {
+        assert!(show.iter().any(|l| l == want), "no {want:?} in {show:#?}");
+    }
+    assert!(
+        show.iter().any(|l| l.starts_with("IP4.ROUTE[")
+            && l.ends_with("dst = 10.57.0.0/16, nh = 0.0.0.0, mt = 50")),
+        "{show:#?}"
+    );
+
+    // A device that is not there, or has no connection, is refused by name.
+    let o = nmcli_async(
+        &w,
+        &["connection", "up", "id", "ondev", "ifname", "nosuch0"],
+    )
+    .await;
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("no active connection on device 'nosuch0'"),
+        "{}",
+        err(&o)
+    );
+    let o = nmcli_async(&w, &["connection", "down", "id", "ondev"]).await;
+    assert!(o.status.success(), "{}", err(&o));
+    let o = nmcli_async(&w, &["connection", "up", "id", "ondev", "ifname", "veth1"]).await;
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("no active connection on device 'veth1'"),
+        "{}",
+        err(&o)
+    );
 }

@@ -25,9 +25,54 @@ pub struct AcSnapshot {
     pub default4: bool,
     /// The VPN has the IPv6 default route.
     pub default6: bool,
+    /// `connection.type` of the profile (`vpn`, `loopback`, `802-3-ethernet`…).
+    pub kind: String,
+    /// A VPN (then `VPN.Connection` is served too).
+    pub vpn: bool,
+    /// The device(s): a VPN's parent device, an external connection's own.
+    pub devices: Vec<OwnedObjectPath>,
+    /// NM_ACTIVATION_STATE_FLAG_*.
+    pub state_flags: u32,
+    /// NM shows a VPN's parent device as its controller.
+    pub controller: OwnedObjectPath,
+    /// IP4Config object, or `/`.
+    pub ip4_config: OwnedObjectPath,
+    /// IP6Config object, or `/`.
+    pub ip6_config: OwnedObjectPath,
 }
 
-fn root() -> OwnedObjectPath {
+impl AcSnapshot {
+    /// A new VPN activation, ACTIVATING.
+    pub fn vpn(
+        connection: OwnedObjectPath,
+        specific_object: OwnedObjectPath,
+        id: String,
+        uuid: String,
+        parent: Option<OwnedObjectPath>,
+    ) -> Self {
+        AcSnapshot {
+            connection,
+            specific_object,
+            id,
+            uuid,
+            state: tinynm_config::nm::AcState::Activating as u32,
+            vpn_state: tinynm_config::nm::VpnState::Prepare as u32,
+            banner: String::new(),
+            default4: false,
+            default6: false,
+            kind: "vpn".into(),
+            vpn: true,
+            devices: parent.iter().cloned().collect(),
+            state_flags: 0,
+            controller: parent.unwrap_or_else(root),
+            ip4_config: root(),
+            ip6_config: root(),
+        }
+    }
+}
+
+/// The empty object reference.
+pub fn root() -> OwnedObjectPath {
     OwnedObjectPath::try_from("/").expect("valid path")
 }
 
@@ -57,11 +102,11 @@ impl ActiveView {
     }
     #[zbus(property, name = "Type")]
     fn kind(&self) -> String {
-        "vpn".into()
+        self.snap.borrow().kind.clone()
     }
     #[zbus(property)]
     fn devices(&self) -> Vec<OwnedObjectPath> {
-        Vec::new()
+        self.snap.borrow().devices.clone()
     }
     #[zbus(property)]
     fn state(&self) -> u32 {
@@ -69,7 +114,7 @@ impl ActiveView {
     }
     #[zbus(property)]
     fn state_flags(&self) -> u32 {
-        0
+        self.snap.borrow().state_flags
     }
     #[zbus(property)]
     fn default(&self) -> bool {
@@ -77,7 +122,7 @@ impl ActiveView {
     }
     #[zbus(property)]
     fn ip4_config(&self) -> OwnedObjectPath {
-        root()
+        self.snap.borrow().ip4_config.clone()
     }
     #[zbus(property)]
     fn dhcp4_config(&self) -> OwnedObjectPath {
@@ -89,7 +134,7 @@ impl ActiveView {
     }
     #[zbus(property)]
     fn ip6_config(&self) -> OwnedObjectPath {
-        root()
+        self.snap.borrow().ip6_config.clone()
     }
     #[zbus(property)]
     fn dhcp6_config(&self) -> OwnedObjectPath {
@@ -97,15 +142,15 @@ impl ActiveView {
     }
     #[zbus(property)]
     fn vpn(&self) -> bool {
-        true
+        self.snap.borrow().vpn
     }
     #[zbus(property)]
     fn controller(&self) -> OwnedObjectPath {
-        root()
+        self.snap.borrow().controller.clone()
     }
     #[zbus(property)]
     fn master(&self) -> OwnedObjectPath {
-        root()
+        self.snap.borrow().controller.clone()
     }
 
     /// Property `State` already generates `state_changed()`: the signal needs another name.

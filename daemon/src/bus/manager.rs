@@ -52,16 +52,13 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, NmError> {
-        if device.as_str() != "/" {
-            // tinynmd does not model devices yet: only "/" (bind to the primary connection).
-            return Err(NmError::UnknownDevice("Device not found".into()));
-        }
         let uid = caller_uid(conn, &hdr).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Activate {
                 uid,
                 connection,
+                device,
                 specific_object,
                 reply,
             })
@@ -90,11 +87,11 @@ impl Manager {
     }
 
     fn get_devices(&self) -> Vec<OwnedObjectPath> {
-        Vec::new()
+        self.snap.borrow().devices.clone()
     }
 
     fn get_all_devices(&self) -> Vec<OwnedObjectPath> {
-        Vec::new()
+        self.snap.borrow().devices.clone()
     }
 
     #[zbus(property)]
@@ -124,7 +121,7 @@ impl Manager {
 
     #[zbus(property)]
     fn devices(&self) -> Vec<OwnedObjectPath> {
-        Vec::new()
+        self.snap.borrow().devices.clone()
     }
 
     #[zbus(name = "state")]
@@ -199,11 +196,7 @@ impl Manager {
     }
     #[zbus(property)]
     fn primary_connection_type(&self) -> String {
-        if self.snap.borrow().primary.as_str() == "/" {
-            String::new()
-        } else {
-            "vpn".into()
-        }
+        self.snap.borrow().primary_type.clone()
     }
     #[zbus(property)]
     fn activating_connection(&self) -> OwnedObjectPath {
@@ -236,8 +229,22 @@ impl Manager {
 
     #[zbus(property)]
     fn all_devices(&self) -> Vec<OwnedObjectPath> {
-        Vec::new()
+        self.snap.borrow().devices.clone()
     }
+
+    /// A device appeared.
+    #[zbus(signal, name = "DeviceAdded")]
+    pub async fn emit_device_added(
+        e: &SignalEmitter<'_>,
+        device_path: OwnedObjectPath,
+    ) -> zbus::Result<()>;
+
+    /// A device went away.
+    #[zbus(signal, name = "DeviceRemoved")]
+    pub async fn emit_device_removed(
+        e: &SignalEmitter<'_>,
+        device_path: OwnedObjectPath,
+    ) -> zbus::Result<()>;
 
     /// `NMState` changed.
     #[zbus(signal, name = "StateChanged")]

@@ -1,7 +1,10 @@
 //! Thin D-Bus views. They read snapshots and send commands; they hold no logic of their own.
 
 pub mod active;
+pub mod agent;
+pub mod device;
 pub mod dns;
+pub mod ipconfig;
 pub mod manager;
 pub mod objects;
 pub mod settings;
@@ -19,6 +22,12 @@ pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
 pub const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
 /// The DnsManager object.
 pub const DNS_PATH: &str = "/org/freedesktop/NetworkManager/DnsManager";
+/// Where devices live.
+pub const DEVICE_PREFIX: &str = "/org/freedesktop/NetworkManager/Devices";
+/// Where IPv4 configs live.
+pub const IP4_PREFIX: &str = "/org/freedesktop/NetworkManager/IP4Config";
+/// Where IPv6 configs live.
+pub const IP6_PREFIX: &str = "/org/freedesktop/NetworkManager/IP6Config";
 /// Where active connections live.
 pub const AC_PREFIX: &str = "/org/freedesktop/NetworkManager/ActiveConnection";
 

@@ -12,7 +12,12 @@ use zbus::object_server::{Interface, SignalEmitter};
 use zbus::{ObjectPath, ObjectServer, OwnedObjectPath, OwnedVariant};
 
 use super::active::{ActiveView, VpnView};
+use super::agent::AgentManagerView;
+use super::device::{
+    DeviceView, GenericView, LoopbackView, StatisticsView, TunView, VethView, WiredView,
+};
 use super::dns::DnsManagerView;
+use super::ipconfig::{Ip4ConfigView, Ip6ConfigView};
 use super::manager::Manager;
 use super::settings::{ConnectionView, SettingsView};
 
@@ -34,6 +39,26 @@ pub enum Iface {
     Vpn,
     /// `org.freedesktop.NetworkManager.DnsManager`
     Dns,
+    /// `org.freedesktop.NetworkManager.AgentManager`
+    Agent,
+    /// `org.freedesktop.NetworkManager.Device`
+    Device,
+    /// `org.freedesktop.NetworkManager.Device.Statistics`
+    Statistics,
+    /// `org.freedesktop.NetworkManager.Device.Loopback`
+    Loopback,
+    /// `org.freedesktop.NetworkManager.Device.Tun`
+    Tun,
+    /// `org.freedesktop.NetworkManager.Device.Wired`
+    Wired,
+    /// `org.freedesktop.NetworkManager.Device.Veth`
+    Veth,
+    /// `org.freedesktop.NetworkManager.Device.Generic`
+    Generic,
+    /// `org.freedesktop.NetworkManager.IP4Config`
+    Ip4,
+    /// `org.freedesktop.NetworkManager.IP6Config`
+    Ip6,
 }
 
 impl Iface {
@@ -46,6 +71,16 @@ impl Iface {
             Iface::Active => ActiveView::name(),
             Iface::Vpn => VpnView::name(),
             Iface::Dns => DnsManagerView::name(),
+            Iface::Agent => AgentManagerView::name(),
+            Iface::Device => DeviceView::name(),
+            Iface::Statistics => StatisticsView::name(),
+            Iface::Loopback => LoopbackView::name(),
+            Iface::Tun => TunView::name(),
+            Iface::Wired => WiredView::name(),
+            Iface::Veth => VethView::name(),
+            Iface::Generic => GenericView::name(),
+            Iface::Ip4 => Ip4ConfigView::name(),
+            Iface::Ip6 => Ip6ConfigView::name(),
         }
         .to_string()
     }
@@ -86,6 +121,17 @@ pub async fn interfaces_of(
             Iface::Active => props_of::<ActiveView>(server, conn, path).await?,
             Iface::Vpn => props_of::<VpnView>(server, conn, path).await?,
             Iface::Dns => props_of::<DnsManagerView>(server, conn, path).await?,
+            // NM lists the AgentManager with no properties.
+            Iface::Agent => Props::new(),
+            Iface::Device => props_of::<DeviceView>(server, conn, path).await?,
+            Iface::Statistics => props_of::<StatisticsView>(server, conn, path).await?,
+            Iface::Loopback => props_of::<LoopbackView>(server, conn, path).await?,
+            Iface::Tun => props_of::<TunView>(server, conn, path).await?,
+            Iface::Wired => props_of::<WiredView>(server, conn, path).await?,
+            Iface::Veth => props_of::<VethView>(server, conn, path).await?,
+            Iface::Generic => props_of::<GenericView>(server, conn, path).await?,
+            Iface::Ip4 => props_of::<Ip4ConfigView>(server, conn, path).await?,
+            Iface::Ip6 => props_of::<Ip6ConfigView>(server, conn, path).await?,
         };
         out.insert(i.name(), props);
     }
@@ -145,6 +191,8 @@ impl ObjectManagerView {
             out.keys().map(|p| p.to_string()).collect();
         for (path, iface, list) in [
             (super::NM_PATH, Iface::Manager, "ActiveConnections"),
+            (super::NM_PATH, Iface::Manager, "Devices"),
+            (super::NM_PATH, Iface::Manager, "AllDevices"),
             (super::SETTINGS_PATH, Iface::Settings, "Connections"),
         ] {
             let Ok(key) = OwnedObjectPath::try_from(path) else {

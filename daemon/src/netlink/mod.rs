@@ -150,6 +150,43 @@ fn describe_route(r: &RouteMessage) -> String {
     s
 }
 
+/// A route as NM's `RouteData` lists it, with its outgoing interface.
+pub fn route_entry(r: &RouteMessage) -> (u32, crate::bus::ipconfig::RouteEntry) {
+    let ip = |a: &RouteAddress| match a {
+        RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+        RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+        _ => None,
+    };
+    let v6 = r.header.address_family == netlink_packet_route::AddressFamily::Inet6;
+    let mut e = crate::bus::ipconfig::RouteEntry {
+        dest: if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        },
+        prefix: r.header.destination_prefix_length,
+        next_hop: None,
+        metric: 0,
+        table: u32::from(r.header.table),
+    };
+    let mut oif = 0;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => {
+                if let Some(d) = ip(d) {
+                    e.dest = d;
+                }
+            }
+            RouteAttribute::Gateway(g) => e.next_hop = ip(g),
+            RouteAttribute::Oif(i) => oif = *i,
+            RouteAttribute::Priority(p) => e.metric = *p,
+            RouteAttribute::Table(t) => e.table = *t,
+            _ => {}
+        }
+    }
+    (oif, e)
+}
+
 fn addr_of(a: &RouteAddress) -> String {
     match a {
         RouteAddress::Inet(v) => v.to_string(),
@@ -266,6 +303,13 @@ impl Netlink {
             })),
             shared: Arc::default(),
         })
+    }
+
+    /// Every link with its addresses.
+    pub async fn links(&self) -> Result<Vec<crate::devices::Link>, NetlinkError> {
+        crate::devices::read_links(&self.handle)
+            .await
+            .map_err(|e| rt_err("read the links".into(), e))
     }
 
     /// A link by name, or `None` when there is none.

@@ -19,9 +19,11 @@ use super::machine::{End, Phase, failure_reason, on_name_vanished, on_service_st
 use super::plugin;
 use super::registry::PluginInfo;
 use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
+use crate::bus::ipconfig::{IpData, RouteEntry};
 use crate::bus::properties_changed;
-use crate::core::{Command, Ctx};
-use crate::netlink::{Journal, plan};
+use crate::core::{Command, Ctx, IpObject};
+use crate::devices::LinkAddr;
+use crate::netlink::{Applied, Journal, plan};
 
 /// Commands to a connection's task.
 #[derive(Debug)]
@@ -80,6 +82,10 @@ struct Ac {
     journal: Option<Journal>,
     /// When the last Ip4Config arrived, for the daemon-work figure.
     ip4_at: Option<Instant>,
+    /// What the IP4Config/IP6Config objects show, until they are exported after ACTIVATED.
+    ip_data: [Option<IpData>; 2],
+    /// The exported IP4Config/IP6Config objects.
+    ip_objects: Vec<IpObject>,
 }
 
 /// Runs the connection to its end, then tells the core.
@@ -103,6 +109,8 @@ pub async fn run(p: AcParams) {
         ip6: None,
         journal: None,
         ip4_at: None,
+        ip_data: [None, None],
+        ip_objects: Vec::new(),
     };
     async move {
         let end = match ac.activate().await {
@@ -362,7 +370,43 @@ impl Ac {
                 at.elapsed().as_micros()
             );
         }
+        self.export_ip_configs().await;
         Ok(())
+    }
+
+    /// The VPN's IP4Config/IP6Config objects, exported once it is up (a large route list is
+    /// never serialized on the way to ACTIVATED).
+    async fn export_ip_configs(&mut self) {
+        for (i, prop) in [(0, "Ip4Config"), (1, "Ip6Config")] {
+            let Some(data) = self.ip_data[i].take() else {
+                continue;
+            };
+            match self.p.ctx.export_ip(i == 1, data).await {
+                Ok(o) => {
+                    let path = o.path.clone();
+                    self.p.snap.send_modify(|s| {
+                        if i == 0 {
+                            s.ip4_config = path.clone();
+                        } else {
+                            s.ip6_config = path.clone();
+                        }
+                    });
+                    self.ip_objects.push(o);
+                    if let Err(e) = properties_changed(
+                        &self.p.ctx.conn,
+                        self.p.path.as_str(),
+                        "org.freedesktop.NetworkManager.Connection.Active",
+                        vec![(prop, Variant::from(path))],
+                    )
+                    .await
+                    {
+                        tracing::warn!("cannot announce the {prop}: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("cannot export the {prop}: {e}"),
+            }
+        }
+        crate::core::release_memory();
     }
 
     /// Whether the plugin still owns its name: a call that failed because the plugin died is
@@ -624,6 +668,12 @@ impl Ac {
         });
         let default4 = has_default(&self.p.profile, ip4.as_ref());
         let default6 = has_default(&self.p.profile, ip6.as_ref());
+        self.ip_data = [
+            ip4.as_ref()
+                .map(|c| ip_data(&self.p.profile, c, &plan, ifindex)),
+            ip6.as_ref()
+                .map(|c| ip_data(&self.p.profile, c, &plan, ifindex)),
+        ];
         drop((ip4, ip6));
         let started = Instant::now();
         match nl.apply(&plan).await {
@@ -687,10 +737,31 @@ impl Ac {
             tracing::info!("removed the VPN's config ({n} routes)");
             let _ = std::fs::remove_file(self.journal_path());
         }
+        let root = crate::bus::active::root();
         self.p.snap.send_modify(|s| {
             s.default4 = false;
             s.default6 = false;
+            s.ip4_config = root.clone();
+            s.ip6_config = root.clone();
         });
+        // The connection stops naming its IP configs before they go.
+        if !self.ip_objects.is_empty()
+            && let Err(e) = properties_changed(
+                &self.p.ctx.conn,
+                self.p.path.as_str(),
+                "org.freedesktop.NetworkManager.Connection.Active",
+                vec![
+                    ("Ip4Config", Variant::from(root.clone())),
+                    ("Ip6Config", Variant::from(root.clone())),
+                ],
+            )
+            .await
+        {
+            tracing::warn!("cannot announce the end of the IP configs: {e}");
+        }
+        for o in std::mem::take(&mut self.ip_objects) {
+            self.p.ctx.unexport_ip(o).await;
+        }
         self.set_phase(end.phase, end.reason).await;
         for f in self.forwarders.drain(..) {
             f.abort();
@@ -722,6 +793,62 @@ fn died_meanwhile(e: &zbus::Error) -> bool {
             | "org.freedesktop.DBus.Error.NameHasNoOwner"
             | "org.freedesktop.DBus.Error.Disconnected"
     )
+}
+
+/// What the VPN's IP4Config/IP6Config show: its address, the routes on its interface, its
+/// DNS (the plugin's, then the profile's), DNS priority 50 unless the profile sets one.
+fn ip_data(p: &Profile, c: &IpConfig, plan: &crate::netlink::Plan, ifindex: u32) -> IpData {
+    let sect = match c.family {
+        Family::V4 => &p.ipv4,
+        Family::V6 => &p.ipv6,
+    };
+    let routes: Vec<RouteEntry> = plan
+        .routes
+        .iter()
+        .filter_map(|a| match a {
+            Applied::Route(r) => Some(crate::netlink::route_entry(r)),
+            _ => None,
+        })
+        .filter(|(oif, e)| *oif == ifindex && e.dest.is_ipv6() == c.address.is_ipv6())
+        .map(|(_, e)| e)
+        .collect();
+    let gateway = match routes.iter().find(|r| r.prefix == 0) {
+        Some(r) => r.next_hop.map(|g| g.to_string()).unwrap_or_else(|| {
+            match c.family {
+                Family::V4 => "0.0.0.0",
+                Family::V6 => "::",
+            }
+            .to_string()
+        }),
+        None => String::new(),
+    };
+    let mut nameservers = if sect.ignore_auto_dns {
+        Vec::new()
+    } else {
+        c.dns.clone()
+    };
+    nameservers.extend(sect.dns.iter().copied());
+    IpData {
+        addrs: vec![LinkAddr {
+            addr: c.address,
+            prefix: c.prefix,
+            peer: c.ptp,
+        }],
+        gateway,
+        routes,
+        nameservers,
+        domains: if sect.ignore_auto_dns {
+            Vec::new()
+        } else {
+            c.domains.clone()
+        },
+        searches: sect.dns_search.clone(),
+        dns_priority: if sect.dns_priority != 0 {
+            sect.dns_priority
+        } else {
+            50
+        },
+    }
 }
 
 fn has_default(p: &Profile, c: Option<&IpConfig>) -> bool {

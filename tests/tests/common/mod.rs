@@ -119,6 +119,81 @@ impl World {
         SettingsProxy::new(&self.conn).await.unwrap()
     }
 
+    /// Waits (at most [`LIMIT`]) until `check` gives a value, checking again after every
+    /// signal tinynmd emits.
+    pub async fn until<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.NetworkManager")
+            .build()
+            .unwrap();
+        let mut stream = MessageStream::for_match_rule(rule, &self.conn, None)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(_)) => {}
+                _ => panic!(
+                    "{what}: not within {LIMIT:?}\n--- tinynmd log ---\n{}",
+                    self.daemon.log_text()
+                ),
+            }
+        }
+    }
+
+    /// The devices' paths by interface name, once `names` are all there.
+    pub async fn devices(&self, names: &[&str]) -> HashMap<String, OwnedObjectPath> {
+        self.until(&format!("devices {names:?}"), || async {
+            let mut out = HashMap::new();
+            for d in self.manager().await.devices().await.ok()? {
+                let p = tinynm_sandbox::nm::DeviceProxy::builder(&self.conn)
+                    .path(d.clone())
+                    .build()
+                    .await
+                    .ok()?;
+                out.insert(p.interface().await.ok()?, d);
+            }
+            names.iter().all(|n| out.contains_key(*n)).then_some(out)
+        })
+        .await
+    }
+
+    /// The profiles, less those tinynmd generates for the interfaces it finds configured.
+    pub async fn vpn_profiles(&self) -> Vec<OwnedObjectPath> {
+        let mut out = Vec::new();
+        for p in self.settings().await.list_connections().await.unwrap() {
+            if self.profile_object(&p).await.flags().await.unwrap() & 0x2 == 0 {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// The active VPN connections (not the external ones of configured interfaces).
+    pub async fn vpn_actives(&self) -> Vec<OwnedObjectPath> {
+        let mut out = Vec::new();
+        for a in self.manager().await.active_connections().await.unwrap() {
+            let ac = tinynm_sandbox::nm::ActiveProxy::builder(&self.conn)
+                .path(a.clone())
+                .build()
+                .await
+                .unwrap();
+            // One that ended meanwhile is not listed.
+            if ac.vpn().await.unwrap_or(false) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
     /// The profile files tinynmd has written.
     pub fn saved_profiles(&self) -> Vec<std::path::PathBuf> {
         let mut v: Vec<_> = std::fs::read_dir(&self.daemon.profile_dir)

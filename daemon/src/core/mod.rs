@@ -9,12 +9,18 @@ use tinynm_config::dbus::SettingsDict;
 use tinynm_config::nm::{AcState, Reason, nm_state};
 use tinynm_config::{DaemonConfig, Profile};
 use tokio::sync::{mpsc, oneshot, watch};
-use zbus::{OwnedObjectPath, Variant};
+use zbus::{OwnedObjectPath, OwnedVariant, Variant};
+
+mod devices;
 
 use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
-use crate::bus::objects::{Iface, Objects, announce_added, announce_removed};
+use crate::bus::ipconfig::{Ip4ConfigView, Ip6ConfigView, IpData};
+use crate::bus::objects::{Iface, Objects, announce_added, announce_removed, interfaces_of};
 use crate::bus::settings::{ConnectionView, ProfileSnapshot};
-use crate::bus::{AC_PREFIX, NM_PATH, NmError, SETTINGS_PATH, SettingsError, properties_changed};
+use crate::bus::{
+    AC_PREFIX, IP4_PREFIX, IP6_PREFIX, NM_PATH, NmError, SETTINGS_PATH, SettingsError,
+    properties_changed,
+};
 use crate::netlink::Netlink;
 use crate::vpn::connection::{AcCommand, AcParams};
 use crate::vpn::registry;
@@ -27,6 +33,8 @@ pub enum Command {
         uid: u32,
         /// Settings.Connection path.
         connection: OwnedObjectPath,
+        /// Device or `/`.
+        device: OwnedObjectPath,
         /// Base active connection or `/`.
         specific_object: OwnedObjectPath,
         /// Reply.
@@ -81,6 +89,8 @@ pub enum Command {
     },
     /// An active connection reached or left ACTIVATED.
     Changed,
+    /// The kernel's links now.
+    Links(Vec<crate::devices::Link>),
     /// Deactivate everything and stop.
     Shutdown {
         /// Answered when every VPN is down.
@@ -106,8 +116,13 @@ pub struct ManagerSnapshot {
     pub active: Vec<OwnedObjectPath>,
     /// `NMState`
     pub state: u32,
-    /// The active connection with the default route (the newest VPN that took it), or `/`.
+    /// The active connection with the default route (the newest VPN that took it, else the
+    /// connection of the device the kernel routes the default through), or `/`.
     pub primary: OwnedObjectPath,
+    /// The primary connection's type, or `""`.
+    pub primary_type: String,
+    /// Device paths, by ifindex.
+    pub devices: Vec<OwnedObjectPath>,
 }
 
 impl ManagerSnapshot {
@@ -117,6 +132,8 @@ impl ManagerSnapshot {
             active: Vec::new(),
             state: nm_state::DISCONNECTED,
             primary: OwnedObjectPath::try_from("/").expect("valid path"),
+            primary_type: String::new(),
+            devices: Vec::new(),
         }
     }
 }
@@ -137,7 +154,7 @@ struct ActiveEntry {
     snap: watch::Receiver<AcSnapshot>,
 }
 
-/// Shared, read-only context of the daemon.
+/// Shared context of the daemon.
 #[derive(Clone)]
 pub struct Ctx {
     /// The bus connection.
@@ -146,6 +163,80 @@ pub struct Ctx {
     pub netlink: Netlink,
     /// daemon.toml
     pub cfg: Arc<DaemonConfig>,
+    /// Every exported object (what GetManagedObjects lists).
+    pub objects: Arc<watch::Sender<Objects>>,
+    /// The next IP4Config and IP6Config numbers (never reused).
+    pub ip_numbers: Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+/// An exported IP4Config or IP6Config object; dropped by [`Ctx::unexport_ip`].
+pub struct IpObject {
+    /// Its path.
+    pub path: OwnedObjectPath,
+    /// Its data.
+    pub data: watch::Sender<Arc<IpData>>,
+    v6: bool,
+}
+
+impl Ctx {
+    /// Exports and announces an IP4Config (or IP6Config) object with `data`.
+    pub async fn export_ip(&self, v6: bool, data: IpData) -> zbus::Result<IpObject> {
+        let n = self.ip_numbers[usize::from(v6)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (prefix, iface) = if v6 {
+            (IP6_PREFIX, Iface::Ip6)
+        } else {
+            (IP4_PREFIX, Iface::Ip4)
+        };
+        let path = OwnedObjectPath::try_from(format!("{prefix}/{n}"))?;
+        let (tx, rx) = watch::channel(Arc::new(data));
+        let server = self.conn.object_server();
+        if v6 {
+            server.at(path.as_str(), Ip6ConfigView { data: rx }).await?;
+        } else {
+            server.at(path.as_str(), Ip4ConfigView { data: rx }).await?;
+        }
+        self.objects
+            .send_modify(|o| drop(o.insert(path.to_string(), vec![iface])));
+        announce_added(&self.conn, path.as_str(), &[iface]).await?;
+        Ok(IpObject { path, data: tx, v6 })
+    }
+
+    /// Replaces an IP config's data, announcing what changed.
+    pub async fn update_ip(&self, o: &IpObject, data: IpData) -> zbus::Result<()> {
+        if **o.data.borrow() == data {
+            return Ok(());
+        }
+        o.data.send_replace(Arc::new(data));
+        let iface = if o.v6 { Iface::Ip6 } else { Iface::Ip4 };
+        let server = self.conn.object_server();
+        let all = interfaces_of(server, &self.conn, o.path.as_str(), &[iface]).await?;
+        for (name, props) in all {
+            let mut props: Vec<(String, OwnedVariant)> = props.into_iter().collect();
+            props.sort_by(|a, b| a.0.cmp(&b.0));
+            let props: Vec<(&str, Variant<'_>)> = props
+                .iter()
+                .map(|(k, v)| (k.as_str(), (**v).clone()))
+                .collect();
+            properties_changed(&self.conn, o.path.as_str(), &name, props).await?;
+        }
+        Ok(())
+    }
+
+    /// Unexports an IP config object.
+    pub async fn unexport_ip(&self, o: IpObject) {
+        let iface = if o.v6 { Iface::Ip6 } else { Iface::Ip4 };
+        self.objects
+            .send_modify(|m| drop(m.remove(o.path.as_str())));
+        if let Err(e) = announce_removed(&self.conn, o.path.as_str(), &[iface]).await {
+            tracing::warn!("cannot announce the removal of {}: {e}", o.path);
+        }
+        let server = self.conn.object_server();
+        if o.v6 {
+            let _ = server.remove::<Ip6ConfigView, _>(o.path.as_str()).await;
+        } else {
+            let _ = server.remove::<Ip4ConfigView, _>(o.path.as_str()).await;
+        }
+    }
 }
 
 /// The core actor's state.
@@ -158,8 +249,10 @@ pub struct Core {
     next_ac: u64,
     manager: watch::Sender<ManagerSnapshot>,
     settings: watch::Sender<Vec<OwnedObjectPath>>,
-    objects: watch::Sender<Objects>,
     shutdown: Option<oneshot::Sender<()>>,
+    devices: BTreeMap<u32, devices::DeviceEntry>,
+    next_device: u64,
+    externals: BTreeMap<u64, devices::ExternalAc>,
 }
 
 fn profile_path(n: u64) -> OwnedObjectPath {
@@ -195,7 +288,6 @@ impl Core {
         tx: mpsc::Sender<Command>,
         manager: watch::Sender<ManagerSnapshot>,
         settings: watch::Sender<Vec<OwnedObjectPath>>,
-        objects: watch::Sender<Objects>,
     ) -> Self {
         Core {
             ctx,
@@ -206,8 +298,10 @@ impl Core {
             next_ac: 1,
             manager,
             settings,
-            objects,
             shutdown: None,
+            devices: BTreeMap::new(),
+            next_device: 1,
+            externals: BTreeMap::new(),
         }
     }
 
@@ -229,10 +323,10 @@ impl Core {
                 .iter()
                 .position(|(k, _)| k.connection.uuid == p.connection.uuid)
                 .map(|i| keyfiles.remove(i).1);
-            self.insert_profile(p, Some(f), origin, false).await?;
+            self.insert_profile(p, Some(f), origin, None, false).await?;
         }
         for (p, k) in keyfiles {
-            self.insert_profile(p, None, Some(k), false).await?;
+            self.insert_profile(p, None, Some(k), None, false).await?;
         }
         Ok(())
     }
@@ -242,6 +336,7 @@ impl Core {
         p: Profile,
         file: Option<PathBuf>,
         keyfile: Option<PathBuf>,
+        generated: Option<crate::bus::settings::Generated>,
         announce: bool,
     ) -> zbus::Result<OwnedObjectPath> {
         let n = self.next_profile;
@@ -252,6 +347,7 @@ impl Core {
             profile: Arc::new(p),
             file,
             keyfile,
+            generated,
         });
         self.ctx
             .conn
@@ -266,7 +362,8 @@ impl Core {
             )
             .await?;
         self.profiles.insert(n, ProfileEntry { snap });
-        self.objects
+        self.ctx
+            .objects
             .send_modify(|o| drop(o.insert(path.to_string(), vec![Iface::Connection])));
         if announce {
             announce_added(&self.ctx.conn, path.as_str(), &[Iface::Connection]).await?;
@@ -302,15 +399,59 @@ impl Core {
 
     /// Recomputes the Manager's snapshot; returns the old one, for [`Core::announce_manager`].
     async fn update_manager(&self) -> ManagerSnapshot {
-        let active: Vec<OwnedObjectPath> = self.actives.keys().rev().map(|n| ac_path(*n)).collect();
+        let mut numbers: Vec<u64> = self
+            .actives
+            .keys()
+            .chain(self.externals.keys())
+            .copied()
+            .collect();
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        let active: Vec<OwnedObjectPath> = numbers.into_iter().map(ac_path).collect();
         let any_up = self
             .actives
             .values()
             .any(|a| a.snap.borrow().state == AcState::Activated as u32);
         // Connected when a VPN is up or the kernel has a way out (a FIB lookup of a TEST-NET-2
         // address: nothing is sent anywhere).
-        let way_out = self
-            .ctx
+        let way_out = self.default_oif().await;
+        tracing::debug!("manager: any VPN up {any_up}, a way out via {way_out:?}");
+        let state = if any_up || way_out.is_some() {
+            nm_state::CONNECTED_GLOBAL
+        } else {
+            nm_state::DISCONNECTED
+        };
+        let vpn = self.actives.iter().rev().find(|(_, a)| {
+            let s = a.snap.borrow();
+            s.state == AcState::Activated as u32 && (s.default4 || s.default6)
+        });
+        let external = || {
+            let oif = way_out?;
+            self.externals
+                .iter()
+                .find(|(_, e)| e.device == oif)
+                .map(|(n, e)| (*n, e.snap.borrow().kind.clone()))
+        };
+        let (primary, primary_type) = match vpn {
+            Some((n, _)) => (ac_path(*n), "vpn".to_string()),
+            None => match external() {
+                Some((n, kind)) => (ac_path(n), kind),
+                None => (crate::bus::active::root(), String::new()),
+            },
+        };
+        let devices = self.devices.values().map(|d| d.path.clone()).collect();
+        self.manager.send_replace(ManagerSnapshot {
+            active,
+            state,
+            primary,
+            primary_type,
+            devices,
+        })
+    }
+
+    /// The interface the kernel sends the default route through (a FIB lookup of a TEST-NET-2
+    /// address: nothing is sent anywhere).
+    async fn default_oif(&self) -> Option<u32> {
+        self.ctx
             .netlink
             .route_get(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
                 198, 51, 100, 255,
@@ -318,28 +459,7 @@ impl Core {
             .await
             .ok()
             .flatten()
-            .is_some();
-        tracing::debug!("manager: any VPN up {any_up}, a way out {way_out}");
-        let state = if any_up || way_out {
-            nm_state::CONNECTED_GLOBAL
-        } else {
-            nm_state::DISCONNECTED
-        };
-        let primary = self
-            .actives
-            .iter()
-            .rev()
-            .find(|(_, a)| {
-                let s = a.snap.borrow();
-                s.state == AcState::Activated as u32 && (s.default4 || s.default6)
-            })
-            .map(|(n, _)| ac_path(*n))
-            .unwrap_or_else(|| OwnedObjectPath::try_from("/").expect("valid path"));
-        self.manager.send_replace(ManagerSnapshot {
-            active,
-            state,
-            primary,
-        })
+            .map(|l| l.oif)
     }
 
     /// Emits what changed since `old`.
@@ -348,12 +468,17 @@ impl Core {
             active,
             state,
             primary,
+            primary_type,
+            devices,
         } = self.manager.borrow().clone();
         let mut props = Vec::new();
         if old.primary != primary {
-            let kind = if primary.as_str() == "/" { "" } else { "vpn" };
-            props.push(("PrimaryConnectionType", Variant::from(kind)));
+            props.push(("PrimaryConnectionType", Variant::from(primary_type)));
             props.push(("PrimaryConnection", Variant::from(primary)));
+        }
+        if old.devices != devices {
+            props.push(("Devices", Variant::from(devices.clone())));
+            props.push(("AllDevices", Variant::from(devices)));
         }
         if old.active != active {
             props.push(("ActiveConnections", Variant::from(active)));
@@ -396,10 +521,13 @@ impl Core {
             Command::Activate {
                 uid,
                 connection,
+                device,
                 specific_object,
                 reply,
             } => {
-                let r = self.activate(uid, connection, specific_object).await;
+                let r = self
+                    .activate(uid, connection, device, specific_object)
+                    .await;
                 let _ = reply.send(r);
             }
             Command::Deactivate { uid, active, reply } => {
@@ -435,7 +563,9 @@ impl Core {
                     if let Err(e) = self.publish_manager().await {
                         tracing::warn!("cannot announce the end of {path}: {e}");
                     }
-                    self.objects.send_modify(|o| drop(o.remove(path.as_str())));
+                    self.ctx
+                        .objects
+                        .send_modify(|o| drop(o.remove(path.as_str())));
                     let ifaces = [Iface::Vpn, Iface::Active];
                     if let Err(e) = announce_removed(&self.ctx.conn, path.as_str(), &ifaces).await {
                         tracing::warn!("cannot announce the removal of {path}: {e}");
@@ -449,6 +579,11 @@ impl Core {
                 {
                     let _ = s.send(());
                     return true;
+                }
+            }
+            Command::Links(links) => {
+                if let Err(e) = self.sync_links(links).await {
+                    tracing::warn!("cannot publish the devices: {e}");
                 }
             }
             Command::Changed => {
@@ -473,6 +608,22 @@ impl Core {
         false
     }
 
+    /// The interface a generated profile stands for, if `n` is one.
+    fn generated_iface(&self, n: u64) -> Option<String> {
+        let e = self.profiles.get(&n)?;
+        let s = e.snap.borrow();
+        s.generated.as_ref().map(|g| g.iface.clone())
+    }
+
+    fn not_generated(&self, n: u64) -> Result<(), SettingsError> {
+        match self.generated_iface(n) {
+            Some(iface) => Err(SettingsError::Failed(format!(
+                "the profile is generated for the interface '{iface}', which tinynmd does not manage: it follows the kernel"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn profile_by_path(&self, path: &str) -> Option<(u64, Arc<Profile>)> {
         let n = number_in(path, SETTINGS_PATH)?;
         self.profiles
@@ -484,6 +635,7 @@ impl Core {
         &mut self,
         uid: u32,
         connection: OwnedObjectPath,
+        device: OwnedObjectPath,
         specific_object: OwnedObjectPath,
     ) -> Result<OwnedObjectPath, NmError> {
         let Some((pn, profile)) = self.profile_by_path(connection.as_str()) else {
@@ -491,6 +643,12 @@ impl Core {
                 "Connection could not be found.".into(),
             ));
         };
+        if let Some(iface) = self.generated_iface(pn) {
+            return Err(NmError::ConnectionNotAvailable(format!(
+                "Connection '{}' is generated for the interface '{iface}', which tinynmd does not manage",
+                profile.connection.id
+            )));
+        }
         if !allowed(uid) {
             return Err(NmError::PermissionDenied(
                 "Not authorized to control networking.".into(),
@@ -505,14 +663,7 @@ impl Core {
                 )));
             }
         }
-        if specific_object.as_str() != "/"
-            && !number_in(specific_object.as_str(), AC_PREFIX)
-                .is_some_and(|n| self.actives.contains_key(&n))
-        {
-            return Err(NmError::ConnectionNotActive(
-                "Base connection for VPN connection not active.".into(),
-            ));
-        }
+        let (specific_object, parent) = self.base_for(&device, specific_object)?;
         let plugins = registry::load(&self.ctx.cfg.all_plugin_dirs());
         let Some(plugin) = plugins
             .into_iter()
@@ -538,17 +689,13 @@ impl Core {
         let n = self.next_ac;
         self.next_ac += 1;
         let path = ac_path(n);
-        let (snap_tx, snap_rx) = watch::channel(AcSnapshot {
-            connection: connection.clone(),
+        let (snap_tx, snap_rx) = watch::channel(AcSnapshot::vpn(
+            connection.clone(),
             specific_object,
-            id: profile.connection.id.clone(),
-            uuid: profile.connection.uuid.clone(),
-            state: AcState::Activating as u32,
-            vpn_state: tinynm_config::nm::VpnState::Prepare as u32,
-            banner: String::new(),
-            default4: false,
-            default6: false,
-        });
+            profile.connection.id.clone(),
+            profile.connection.uuid.clone(),
+            parent,
+        ));
         let server = self.ctx.conn.object_server();
         server
             .at(
@@ -570,7 +717,8 @@ impl Core {
             .map_err(NmError::ZBus)?;
         // Both interfaces in one InterfacesAdded: libnm types the object from the first one.
         let ifaces = [Iface::Active, Iface::Vpn];
-        self.objects
+        self.ctx
+            .objects
             .send_modify(|o| drop(o.insert(path.to_string(), ifaces.to_vec())));
         announce_added(&self.ctx.conn, path.as_str(), &ifaces)
             .await
@@ -671,7 +819,7 @@ impl Core {
         } else {
             None
         };
-        self.insert_profile(p, file, None, true)
+        self.insert_profile(p, file, None, None, true)
             .await
             .map_err(SettingsError::ZBus)
     }
@@ -688,6 +836,7 @@ impl Core {
                 "Insufficient privileges: settings.modify.system".into(),
             ));
         }
+        self.not_generated(n)?;
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };
@@ -731,6 +880,7 @@ impl Core {
             file,
             keyfile: old.keyfile.clone(),
             unsaved,
+            generated: None,
         });
         let path = profile_path(n);
         if unsaved != old.unsaved {
@@ -757,6 +907,7 @@ impl Core {
                 "Insufficient privileges: settings.modify.system".into(),
             ));
         }
+        self.not_generated(n)?;
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };
@@ -780,7 +931,13 @@ impl Core {
                 .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
                 .await;
         }
-        // NM's order: Connections, Removed, ConnectionRemoved, InterfacesRemoved, the reply.
+        self.drop_profile(n).await?;
+        Ok(())
+    }
+
+    /// Unexports a profile, in NM's order: Connections, Removed, ConnectionRemoved,
+    /// InterfacesRemoved (then the caller's reply).
+    async fn drop_profile(&mut self, n: u64) -> zbus::Result<()> {
         self.profiles.remove(&n);
         let path = profile_path(n);
         self.publish_settings(None).await?;
@@ -792,7 +949,9 @@ impl Core {
         )
         .await?;
         announce_removed(&self.ctx.conn, path.as_str(), &[Iface::Connection]).await?;
-        self.objects.send_modify(|o| drop(o.remove(path.as_str())));
+        self.ctx
+            .objects
+            .send_modify(|o| drop(o.remove(path.as_str())));
         let _ = self
             .ctx
             .conn

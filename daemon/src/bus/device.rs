@@ -1,0 +1,341 @@
+//! `Device` and its companions (`Statistics` and one type interface): views onto one kernel
+//! link as the core publishes it.
+
+use std::collections::HashMap;
+
+use tokio::sync::watch;
+use zbus::object_server::SignalEmitter;
+use zbus::{OwnedObjectPath, OwnedVariant};
+
+use crate::devices::{Link, LinkKind};
+
+/// NM_DEVICE_STATE_UNMANAGED
+pub const STATE_UNMANAGED: u32 = 10;
+/// NM_DEVICE_STATE_ACTIVATED
+pub const STATE_ACTIVATED: u32 = 100;
+
+/// One device as the core publishes it.
+#[derive(Debug, Clone)]
+pub struct DeviceSnapshot {
+    /// The kernel's link.
+    pub link: Link,
+    /// `NMDeviceState`: ACTIVATED when assumed, else UNMANAGED.
+    pub state: u32,
+    /// Its (external) active connection, or `/`.
+    pub active: OwnedObjectPath,
+    /// Profiles that can be active on it.
+    pub available: Vec<OwnedObjectPath>,
+    /// IP4Config object.
+    pub ip4: OwnedObjectPath,
+    /// IP6Config object.
+    pub ip6: OwnedObjectPath,
+    /// The veth peer's device, or `/`.
+    pub peer: OwnedObjectPath,
+    /// The kernel routes the default through it.
+    pub default_route: bool,
+}
+
+fn root() -> OwnedObjectPath {
+    OwnedObjectPath::try_from("/").expect("valid path")
+}
+
+/// `org.freedesktop.NetworkManager.Device`
+pub struct DeviceView {
+    /// The core's snapshot.
+    pub snap: watch::Receiver<DeviceSnapshot>,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device")]
+impl DeviceView {
+    #[zbus(property)]
+    fn udi(&self) -> String {
+        format!("/virtual/device/{}", self.snap.borrow().link.name)
+    }
+    #[zbus(property)]
+    fn path(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn interface(&self) -> String {
+        self.snap.borrow().link.name.clone()
+    }
+    #[zbus(property)]
+    fn ip_interface(&self) -> String {
+        self.snap.borrow().link.name.clone()
+    }
+    #[zbus(property)]
+    fn driver(&self) -> String {
+        self.snap.borrow().link.kind.driver().to_string()
+    }
+    #[zbus(property)]
+    fn driver_version(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn firmware_version(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn capabilities(&self) -> u32 {
+        self.snap.borrow().link.kind.capabilities()
+    }
+    #[zbus(property)]
+    fn ip4_address(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn state(&self) -> u32 {
+        self.snap.borrow().state
+    }
+    #[zbus(property)]
+    fn state_reason(&self) -> (u32, u32) {
+        (self.snap.borrow().state, 0)
+    }
+    #[zbus(property)]
+    fn active_connection(&self) -> OwnedObjectPath {
+        self.snap.borrow().active.clone()
+    }
+    #[zbus(property)]
+    fn ip4_config(&self) -> OwnedObjectPath {
+        self.snap.borrow().ip4.clone()
+    }
+    #[zbus(property)]
+    fn dhcp4_config(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn ip6_config(&self) -> OwnedObjectPath {
+        self.snap.borrow().ip6.clone()
+    }
+    #[zbus(property)]
+    fn dhcp6_config(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn managed(&self) -> bool {
+        self.snap.borrow().state != STATE_UNMANAGED
+    }
+    #[zbus(property)]
+    fn autoconnect(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn firmware_missing(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn nm_plugin_missing(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn device_type(&self) -> u32 {
+        self.snap.borrow().link.kind.device_type()
+    }
+    #[zbus(property)]
+    fn available_connections(&self) -> Vec<OwnedObjectPath> {
+        self.snap.borrow().available.clone()
+    }
+    #[zbus(property)]
+    fn physical_port_id(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn mtu(&self) -> u32 {
+        self.snap.borrow().link.mtu
+    }
+    #[zbus(property)]
+    fn metered(&self) -> u32 {
+        // NM_METERED_GUESS_NO once active, UNKNOWN otherwise (as NM shows).
+        if self.snap.borrow().state == STATE_ACTIVATED {
+            4
+        } else {
+            0
+        }
+    }
+    #[zbus(property)]
+    fn lldp_neighbors(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        Vec::new()
+    }
+    #[zbus(property)]
+    fn real(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn ip4_connectivity(&self) -> u32 {
+        connectivity(&self.snap.borrow())
+    }
+    #[zbus(property)]
+    fn ip6_connectivity(&self) -> u32 {
+        connectivity(&self.snap.borrow())
+    }
+    #[zbus(property)]
+    fn interface_flags(&self) -> u32 {
+        self.snap.borrow().link.interface_flags()
+    }
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.snap.borrow().link.hw_address.clone()
+    }
+    #[zbus(property)]
+    fn ports(&self) -> Vec<OwnedObjectPath> {
+        Vec::new()
+    }
+
+    /// NM's device state signal (libnm reads `StateReason` instead, but others listen).
+    #[zbus(signal, name = "StateChanged")]
+    pub async fn emit_state_changed(
+        e: &SignalEmitter<'_>,
+        new_state: u32,
+        old_state: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+}
+
+/// NMConnectivityState: FULL through the device with the default route, LIMITED on other
+/// assumed devices, UNKNOWN on unmanaged ones (tinynmd runs no connectivity checks).
+fn connectivity(s: &DeviceSnapshot) -> u32 {
+    match (s.state == STATE_ACTIVATED, s.default_route) {
+        (true, true) => 4,
+        (true, false) => 3,
+        (false, _) => 0,
+    }
+}
+
+/// `org.freedesktop.NetworkManager.Device.Statistics`
+pub struct StatisticsView {
+    /// The core's snapshot.
+    pub snap: watch::Receiver<DeviceSnapshot>,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device.Statistics")]
+impl StatisticsView {
+    #[zbus(property)]
+    fn refresh_rate_ms(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn tx_bytes(&self) -> u64 {
+        self.snap.borrow().link.tx_bytes
+    }
+    #[zbus(property)]
+    fn rx_bytes(&self) -> u64 {
+        self.snap.borrow().link.rx_bytes
+    }
+}
+
+/// `org.freedesktop.NetworkManager.Device.Loopback` (no properties)
+pub struct LoopbackView;
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device.Loopback")]
+impl LoopbackView {}
+
+/// `org.freedesktop.NetworkManager.Device.Tun`
+pub struct TunView {
+    /// The core's snapshot.
+    pub snap: watch::Receiver<DeviceSnapshot>,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device.Tun")]
+impl TunView {
+    #[zbus(property)]
+    fn owner(&self) -> i64 {
+        -1
+    }
+    #[zbus(property)]
+    fn group(&self) -> i64 {
+        -1
+    }
+    #[zbus(property)]
+    fn mode(&self) -> String {
+        if self.snap.borrow().link.kind == LinkKind::Tap {
+            "tap".into()
+        } else {
+            "tun".into()
+        }
+    }
+    #[zbus(property)]
+    fn no_pi(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn vnet_hdr(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn multi_queue(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.snap.borrow().link.hw_address.clone()
+    }
+}
+
+/// `org.freedesktop.NetworkManager.Device.Wired` (ethernet and veth)
+pub struct WiredView {
+    /// The core's snapshot.
+    pub snap: watch::Receiver<DeviceSnapshot>,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device.Wired")]
+impl WiredView {
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.snap.borrow().link.hw_address.clone()
+    }
+    #[zbus(property)]
+    fn perm_hw_address(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn speed(&self) -> u32 {
+        if self.snap.borrow().link.kind == LinkKind::Veth {
+            10000
+        } else {
+            0
+        }
+    }
+    #[zbus(property)]
+    fn s390_subchannels(&self) -> Vec<String> {
+        Vec::new()
+    }
+    #[zbus(property)]
+    fn carrier(&self) -> bool {
+        self.snap.borrow().link.lower_up
+    }
+}
+
+/// `org.freedesktop.NetworkManager.Device.Veth`
+pub struct VethView {
+    /// The core's snapshot.
+    pub snap: watch::Receiver<DeviceSnapshot>,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device.Veth")]
+impl VethView {
+    #[zbus(property)]
+    fn peer(&self) -> OwnedObjectPath {
+        self.snap.borrow().peer.clone()
+    }
+}
+
+/// `org.freedesktop.NetworkManager.Device.Generic`
+pub struct GenericView {
+    /// The core's snapshot.
+    pub snap: watch::Receiver<DeviceSnapshot>,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.Device.Generic")]
+impl GenericView {
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.snap.borrow().link.hw_address.clone()
+    }
+    #[zbus(property)]
+    fn type_description(&self) -> String {
+        match &self.snap.borrow().link.kind {
+            LinkKind::Generic(k) if !k.is_empty() => k.clone(),
+            _ => "generic".into(),
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! Devices: the core's side of the kernel's links. Each link is a Device object with its
+//! IP4Config/IP6Config; a link that is up with an address gets, as in NM, a generated profile
+//! and an external active connection ("connected (externally)"), which VPNs then sit on.
+
+use tinynm_config::Profile;
+use tinynm_config::nm::AcState;
+use tokio::sync::watch;
+use zbus::object_server::SignalEmitter;
+use zbus::{OwnedObjectPath, Variant};
+
+use super::{Core, IpObject, ac_path};
+use crate::bus::active::{AcSnapshot, ActiveView, root};
+use crate::bus::device::{
+    DeviceSnapshot, DeviceView, GenericView, LoopbackView, STATE_ACTIVATED, STATE_UNMANAGED,
+    StatisticsView, TunView, VethView, WiredView,
+};
+use crate::bus::ipconfig::IpData;
+use crate::bus::manager::Manager;
+use crate::bus::objects::{Iface, announce_added, announce_removed};
+use crate::bus::settings::Generated;
+use crate::bus::{DEVICE_PREFIX, NmError, properties_changed};
+use crate::devices::{Link, LinkKind};
+use crate::netlink::Lookup;
+
+/// NM_ACTIVATION_STATE_FLAG_* of an external connection: EXTERNAL | IP6_READY | IP4_READY |
+/// LAYER2_READY | IS_CONTROLLER… as NM shows them (220).
+const EXTERNAL_FLAGS: u32 = 0x80 | 0x40 | 0x10 | 0x08 | 0x04;
+
+const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
+const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
+
+/// One exported device.
+pub struct DeviceEntry {
+    /// Its object path.
+    pub path: OwnedObjectPath,
+    ifaces: Vec<Iface>,
+    snap: watch::Sender<DeviceSnapshot>,
+    ip4: IpObject,
+    ip6: IpObject,
+    /// Its generated profile and external active connection, while it has them.
+    external: Option<(u64, u64)>,
+}
+
+/// An external active connection.
+pub struct ExternalAc {
+    /// The device's ifindex.
+    pub device: u32,
+    /// Its snapshot (the view reads it).
+    pub snap: watch::Sender<AcSnapshot>,
+}
+
+fn type_ifaces(kind: &LinkKind) -> Vec<Iface> {
+    match kind {
+        LinkKind::Loopback => vec![Iface::Loopback],
+        LinkKind::Tun | LinkKind::Tap => vec![Iface::Tun],
+        LinkKind::Veth => vec![Iface::Wired, Iface::Veth],
+        LinkKind::Ethernet => vec![Iface::Wired],
+        LinkKind::Generic(_) => vec![Iface::Generic],
+    }
+}
+
+/// A device's IP config as the kernel has it: its addresses, and the gateway when the
+/// default route goes through it.
+fn device_ip(link: &Link, v6: bool, default: Option<&Lookup>) -> IpData {
+    let addrs = link
+        .addrs
+        .iter()
+        .filter(|a| a.addr.is_ipv6() == v6)
+        .cloned()
+        .collect();
+    let gateway = match default {
+        Some(l) if l.oif == link.index && !v6 => l
+            .gateway
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "0.0.0.0".into()),
+        _ => String::new(),
+    };
+    IpData {
+        addrs,
+        gateway,
+        ..IpData::default()
+    }
+}
+
+impl Core {
+    /// Makes the Device objects match the kernel's links.
+    pub async fn sync_links(&mut self, links: Vec<Link>) -> zbus::Result<()> {
+        let default = self.default_route().await;
+        let gone: Vec<u32> = self
+            .devices
+            .keys()
+            .filter(|i| !links.iter().any(|l| l.index == **i))
+            .copied()
+            .collect();
+        for index in gone {
+            self.remove_device(index).await?;
+        }
+        for l in links {
+            if self.devices.contains_key(&l.index) {
+                self.update_device(l, default.as_ref()).await?;
+            } else {
+                self.add_device(l, default.as_ref()).await?;
+            }
+        }
+        self.link_peers().await?;
+        self.publish_manager().await
+    }
+
+    async fn default_route(&self) -> Option<Lookup> {
+        self.ctx
+            .netlink
+            .route_get(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                198, 51, 100, 255,
+            )))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn add_device(&mut self, link: Link, default: Option<&Lookup>) -> zbus::Result<()> {
+        let n = self.next_device;
+        self.next_device += 1;
+        let path = OwnedObjectPath::try_from(format!("{DEVICE_PREFIX}/{n}"))?;
+        let ip4 = self
+            .ctx
+            .export_ip(false, device_ip(&link, false, default))
+            .await?;
+        let ip6 = self
+            .ctx
+            .export_ip(true, device_ip(&link, true, default))
+            .await?;
+        let index = link.index;
+        let configured = link.configured();
+        let mut ifaces = vec![Iface::Device, Iface::Statistics];
+        ifaces.extend(type_ifaces(&link.kind));
+        let (tx, rx) = watch::channel(DeviceSnapshot {
+            default_route: default.is_some_and(|d| d.oif == index),
+            link,
+            state: STATE_UNMANAGED,
+            active: root(),
+            available: Vec::new(),
+            ip4: ip4.path.clone(),
+            ip6: ip6.path.clone(),
+            peer: root(),
+        });
+        let server = self.ctx.conn.object_server();
+        let p = path.as_str();
+        server.at(p, DeviceView { snap: rx.clone() }).await?;
+        server.at(p, StatisticsView { snap: rx.clone() }).await?;
+        for i in &ifaces {
+            match i {
+                Iface::Loopback => {
+                    server.at(p, LoopbackView).await?;
+                }
+                Iface::Tun => {
+                    server.at(p, TunView { snap: rx.clone() }).await?;
+                }
+                Iface::Wired => {
+                    server.at(p, WiredView { snap: rx.clone() }).await?;
+                }
+                Iface::Veth => {
+                    server.at(p, VethView { snap: rx.clone() }).await?;
+                }
+                Iface::Generic => {
+                    server.at(p, GenericView { snap: rx.clone() }).await?;
+                }
+                _ => {}
+            }
+        }
+        self.ctx
+            .objects
+            .send_modify(|o| drop(o.insert(path.to_string(), ifaces.clone())));
+        announce_added(&self.ctx.conn, p, &ifaces).await?;
+        Manager::emit_device_added(
+            &SignalEmitter::new(&self.ctx.conn, crate::bus::NM_PATH)?,
+            path.clone(),
+        )
+        .await?;
+        tracing::debug!("device {path}: {}", rx.borrow().link.name);
+        self.devices.insert(
+            index,
+            DeviceEntry {
+                path,
+                ifaces,
+                snap: tx,
+                ip4,
+                ip6,
+                external: None,
+            },
+        );
+        if configured {
+            self.add_external(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_device(&mut self, link: Link, default: Option<&Lookup>) -> zbus::Result<()> {
+        let index = link.index;
+        let Some(entry) = self.devices.get(&index) else {
+            return Ok(());
+        };
+        let old = entry.snap.borrow().clone();
+        self.ctx
+            .update_ip(&entry.ip4, device_ip(&link, false, default))
+            .await?;
+        self.ctx
+            .update_ip(&entry.ip6, device_ip(&link, true, default))
+            .await?;
+        let default_route = default.is_some_and(|d| d.oif == index);
+        let mut props: Vec<(&str, Variant<'_>)> = Vec::new();
+        if old.link.mtu != link.mtu {
+            props.push(("Mtu", Variant::from(link.mtu)));
+        }
+        if old.link.hw_address != link.hw_address {
+            props.push(("HwAddress", Variant::from(link.hw_address.clone())));
+        }
+        if old.link.interface_flags() != link.interface_flags() {
+            props.push(("InterfaceFlags", Variant::from(link.interface_flags())));
+        }
+        let (was, now) = (old.link.configured(), link.configured());
+        let addrs_changed = old.link.addrs != link.addrs;
+        let addrs = link.addrs.clone();
+        entry.snap.send_modify(|s| {
+            s.link = link;
+            s.default_route = default_route;
+        });
+        if old.default_route != default_route {
+            let c = if !now {
+                0
+            } else if default_route {
+                4
+            } else {
+                3
+            };
+            props.push(("Ip4Connectivity", Variant::from(c)));
+            props.push(("Ip6Connectivity", Variant::from(c)));
+        }
+        if !props.is_empty() {
+            properties_changed(&self.ctx.conn, entry.path.as_str(), DEVICE_IFACE, props).await?;
+        }
+        match (was, now) {
+            (true, false) => self.remove_external(index).await?,
+            (false, true) => self.add_external(index).await?,
+            (true, true) if addrs_changed => {
+                if let Some((pn, _)) = entry.external
+                    && let Some(p) = self.profiles.get(&pn)
+                {
+                    p.snap.send_modify(|s| {
+                        if let Some(g) = &mut s.generated {
+                            g.addrs = addrs;
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn remove_device(&mut self, index: u32) -> zbus::Result<()> {
+        self.remove_external(index).await?;
+        let Some(entry) = self.devices.remove(&index) else {
+            return Ok(());
+        };
+        // The Manager stops listing it before it goes.
+        self.publish_manager().await?;
+        Manager::emit_device_removed(
+            &SignalEmitter::new(&self.ctx.conn, crate::bus::NM_PATH)?,
+            entry.path.clone(),
+        )
+        .await?;
+        let p = entry.path.as_str();
+        self.ctx.objects.send_modify(|o| drop(o.remove(p)));
+        announce_removed(&self.ctx.conn, p, &entry.ifaces).await?;
+        let server = self.ctx.conn.object_server();
+        let _ = server.remove::<DeviceView, _>(p).await;
+        let _ = server.remove::<StatisticsView, _>(p).await;
+        for i in &entry.ifaces {
+            let _ = match i {
+                Iface::Loopback => server.remove::<LoopbackView, _>(p).await,
+                Iface::Tun => server.remove::<TunView, _>(p).await,
+                Iface::Wired => server.remove::<WiredView, _>(p).await,
+                Iface::Veth => server.remove::<VethView, _>(p).await,
+                Iface::Generic => server.remove::<GenericView, _>(p).await,
+                _ => Ok(false),
+            };
+        }
+        self.ctx.unexport_ip(entry.ip4).await;
+        self.ctx.unexport_ip(entry.ip6).await;
+        Ok(())
+    }
+
+    /// Each veth's `Peer`, once both ends are known.
+    async fn link_peers(&mut self) -> zbus::Result<()> {
+        let paths: Vec<(u32, OwnedObjectPath)> = self
+            .devices
+            .iter()
+            .map(|(i, d)| (*i, d.path.clone()))
+            .collect();
+        for entry in self.devices.values() {
+            let (peer_index, old) = {
+                let s = entry.snap.borrow();
+                (s.link.peer, s.peer.clone())
+            };
+            let peer = peer_index
+                .and_then(|pi| paths.iter().find(|(i, _)| *i == pi))
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(root);
+            if peer != old && entry.ifaces.contains(&Iface::Veth) {
+                entry.snap.send_modify(|s| s.peer = peer.clone());
+                properties_changed(
+                    &self.ctx.conn,
+                    entry.path.as_str(),
+                    "org.freedesktop.NetworkManager.Device.Veth",
+                    vec![("Peer", Variant::from(peer))],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A generated profile and an external active connection for a configured link.
+    async fn add_external(&mut self, index: u32) -> zbus::Result<()> {
+        let Some(entry) = self.devices.get(&index) else {
+            return Ok(());
+        };
+        let (link, dev_path, ip4, ip6) = {
+            let s = entry.snap.borrow();
+            (
+                s.link.clone(),
+                entry.path.clone(),
+                s.ip4.clone(),
+                s.ip6.clone(),
+            )
+        };
+        let mut p = Profile::new_vpn(&link.name, &uuid::Uuid::new_v4().to_string(), "");
+        p.connection.autoconnect = false;
+        p.connection.kind = link.kind.connection_type().to_string();
+        let kind = p.connection.kind.clone();
+        let (id, uuid) = (p.connection.id.clone(), p.connection.uuid.clone());
+        let generated = Generated {
+            iface: link.name.clone(),
+            addrs: link.addrs.clone(),
+        };
+        let ppath = self
+            .insert_profile(p, None, None, Some(generated), true)
+            .await?;
+        let pn = self.next_profile - 1;
+        let n = self.next_ac;
+        self.next_ac += 1;
+        let path = ac_path(n);
+        let (tx, rx) = watch::channel(AcSnapshot {
+            connection: ppath.clone(),
+            specific_object: root(),
+            id,
+            uuid,
+            state: AcState::Activated as u32,
+            vpn_state: 0,
+            banner: String::new(),
+            default4: false,
+            default6: false,
+            kind,
+            vpn: false,
+            devices: vec![dev_path.clone()],
+            state_flags: EXTERNAL_FLAGS,
+            controller: root(),
+            ip4_config: ip4,
+            ip6_config: ip6,
+        });
+        self.ctx
+            .conn
+            .object_server()
+            .at(path.as_str(), ActiveView { snap: rx })
+            .await?;
+        self.ctx
+            .objects
+            .send_modify(|o| drop(o.insert(path.to_string(), vec![Iface::Active])));
+        announce_added(&self.ctx.conn, path.as_str(), &[Iface::Active]).await?;
+        self.externals.insert(
+            n,
+            ExternalAc {
+                device: index,
+                snap: tx,
+            },
+        );
+        let Some(entry) = self.devices.get_mut(&index) else {
+            return Ok(());
+        };
+        entry.external = Some((pn, n));
+        let default_route = entry.snap.borrow().default_route;
+        entry.snap.send_modify(|s| {
+            s.state = STATE_ACTIVATED;
+            s.active = path.clone();
+            s.available = vec![ppath.clone()];
+        });
+        let c: u32 = if default_route { 4 } else { 3 };
+        properties_changed(
+            &self.ctx.conn,
+            entry.path.as_str(),
+            DEVICE_IFACE,
+            vec![
+                ("ActiveConnection", Variant::from(path.clone())),
+                ("AvailableConnections", Variant::from(vec![ppath])),
+                ("Managed", Variant::from(true)),
+                ("Metered", Variant::from(4u32)),
+                ("Ip4Connectivity", Variant::from(c)),
+                ("Ip6Connectivity", Variant::from(c)),
+                ("State", Variant::from(STATE_ACTIVATED)),
+                ("StateReason", Variant::from((STATE_ACTIVATED, 0u32))),
+            ],
+        )
+        .await?;
+        DeviceView::emit_state_changed(
+            &SignalEmitter::new(&self.ctx.conn, entry.path.as_str())?,
+            STATE_ACTIVATED,
+            STATE_UNMANAGED,
+            0,
+        )
+        .await?;
+        self.publish_manager().await
+    }
+
+    /// The link is no longer configured (or gone): its external connection and profile go.
+    async fn remove_external(&mut self, index: u32) -> zbus::Result<()> {
+        let Some(entry) = self.devices.get_mut(&index) else {
+            return Ok(());
+        };
+        let Some((pn, n)) = entry.external.take() else {
+            return Ok(());
+        };
+        entry.snap.send_modify(|s| {
+            s.state = STATE_UNMANAGED;
+            s.active = root();
+            s.available = Vec::new();
+        });
+        properties_changed(
+            &self.ctx.conn,
+            entry.path.as_str(),
+            DEVICE_IFACE,
+            vec![
+                ("ActiveConnection", Variant::from(root())),
+                (
+                    "AvailableConnections",
+                    Variant::from(Vec::<OwnedObjectPath>::new()),
+                ),
+                ("Managed", Variant::from(false)),
+                ("Metered", Variant::from(0u32)),
+                ("Ip4Connectivity", Variant::from(0u32)),
+                ("Ip6Connectivity", Variant::from(0u32)),
+                ("State", Variant::from(STATE_UNMANAGED)),
+                ("StateReason", Variant::from((STATE_UNMANAGED, 0u32))),
+            ],
+        )
+        .await?;
+        DeviceView::emit_state_changed(
+            &SignalEmitter::new(&self.ctx.conn, entry.path.as_str())?,
+            STATE_UNMANAGED,
+            STATE_ACTIVATED,
+            0,
+        )
+        .await?;
+        let path = ac_path(n);
+        if let Some(ac) = self.externals.remove(&n) {
+            let deactivated = AcState::Deactivated as u32;
+            ac.snap.send_modify(|s| s.state = deactivated);
+            let e = SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+            ActiveView::emit_state_changed(&e, deactivated, 0).await?;
+            properties_changed(
+                &self.ctx.conn,
+                path.as_str(),
+                ACTIVE_IFACE,
+                vec![("State", Variant::from(deactivated))],
+            )
+            .await?;
+        }
+        self.publish_manager().await?;
+        self.ctx
+            .objects
+            .send_modify(|o| drop(o.remove(path.as_str())));
+        announce_removed(&self.ctx.conn, path.as_str(), &[Iface::Active]).await?;
+        let _ = self
+            .ctx
+            .conn
+            .object_server()
+            .remove::<ActiveView, _>(path.as_str())
+            .await;
+        self.drop_profile(pn).await
+    }
+
+    /// The base connection and parent device of a new VPN, from ActivateConnection's device
+    /// and specific object: the given active connection, the device's, or the primary one.
+    pub(super) fn base_for(
+        &self,
+        device: &OwnedObjectPath,
+        specific: OwnedObjectPath,
+    ) -> Result<(OwnedObjectPath, Option<OwnedObjectPath>), NmError> {
+        let device_of = |n: u64| -> Option<OwnedObjectPath> {
+            if let Some(e) = self.externals.get(&n) {
+                return e.snap.borrow().devices.first().cloned();
+            }
+            self.actives
+                .get(&n)
+                .and_then(|a| a.snap.borrow().devices.first().cloned())
+        };
+        if specific.as_str() != "/" {
+            let n = super::number_in(specific.as_str(), crate::bus::AC_PREFIX)
+                .filter(|n| self.actives.contains_key(n) || self.externals.contains_key(n))
+                .ok_or_else(|| {
+                    NmError::ConnectionNotActive(
+                        "Base connection for VPN connection not active.".into(),
+                    )
+                })?;
+            return Ok((specific, device_of(n)));
+        }
+        if device.as_str() != "/" {
+            let Some(d) = self.devices.values().find(|d| &d.path == device) else {
+                return Err(NmError::UnknownDevice(format!(
+                    "Device '{}' not found",
+                    device.as_str()
+                )));
+            };
+            let Some((_, n)) = d.external else {
+                return Err(NmError::ConnectionNotActive(format!(
+                    "no active connection on device '{}'",
+                    d.snap.borrow().link.name
+                )));
+            };
+            return Ok((ac_path(n), Some(device.clone())));
+        }
+        let primary = self.manager.borrow().primary.clone();
+        match super::number_in(primary.as_str(), crate::bus::AC_PREFIX) {
+            Some(n) => Ok((primary, device_of(n))),
+            None => Err(NmError::UnknownConnection(
+                "Could not find source connection.".into(),
+            )),
+        }
+    }
+}
