@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::watch;
 use zbus::object_server::{Interface, SignalEmitter};
-use zbus::{ObjectPath, ObjectServer, OwnedObjectPath, OwnedVariant};
+use zbus::{ObjectPath, ObjectServer, OwnedObjectPath};
 
 use super::active::{ActiveView, VpnView};
 use super::agent::AgentManagerView;
@@ -17,7 +17,7 @@ use super::device::{
     DeviceView, GenericView, LoopbackView, StatisticsView, TunView, VethView, WiredView,
 };
 use super::dns::DnsManagerView;
-use super::ipconfig::{Ip4ConfigView, Ip6ConfigView};
+use super::ipconfig::{Ip4ConfigView, Ip6ConfigView, PropValue, ip_props};
 use super::manager::Manager;
 use super::settings::{ConnectionView, SettingsView};
 
@@ -89,7 +89,8 @@ impl Iface {
 /// Every exported object and its interfaces, as the core keeps it.
 pub type Objects = BTreeMap<String, Vec<Iface>>;
 
-type Props = HashMap<String, OwnedVariant>;
+/// One interface's properties, as they go on the wire.
+pub type Props = HashMap<String, PropValue>;
 
 async fn props_of<I: Interface>(
     server: &ObjectServer,
@@ -101,7 +102,12 @@ async fn props_of<I: Interface>(
         .await
         .map_err(|e| zbus::fdo::Error::UnknownObject(format!("{path}: {e}")))?;
     let g = r.get().await;
-    g.get_all(server, conn, None, r.signal_emitter()).await
+    let all = g.get_all(server, conn, None, r.signal_emitter()).await?;
+    Ok(all.into_iter().map(|(k, v)| (k, PropValue::V(v))).collect())
+}
+
+fn gone(path: &str, e: zbus::Error) -> zbus::fdo::Error {
+    zbus::fdo::Error::UnknownObject(format!("{path}: {e}"))
 }
 
 /// The properties of every interface of an object, as `InterfacesAdded` and
@@ -130,8 +136,23 @@ pub async fn interfaces_of(
             Iface::Wired => props_of::<WiredView>(server, conn, path).await?,
             Iface::Veth => props_of::<VethView>(server, conn, path).await?,
             Iface::Generic => props_of::<GenericView>(server, conn, path).await?,
-            Iface::Ip4 => props_of::<Ip4ConfigView>(server, conn, path).await?,
-            Iface::Ip6 => props_of::<Ip6ConfigView>(server, conn, path).await?,
+            // Route lists are written straight from the data (they can be 50,000 long).
+            Iface::Ip4 => {
+                let r = server
+                    .interface::<_, Ip4ConfigView>(path)
+                    .await
+                    .map_err(|e| gone(path, e))?;
+                let d = r.get().await.data.borrow().clone();
+                ip_props(&d, false)
+            }
+            Iface::Ip6 => {
+                let r = server
+                    .interface::<_, Ip6ConfigView>(path)
+                    .await
+                    .map_err(|e| gone(path, e))?;
+                let d = r.get().await.data.borrow().clone();
+                ip_props(&d, true)
+            }
         };
         out.insert(i.name(), props);
     }
@@ -199,7 +220,7 @@ impl ObjectManagerView {
                 continue;
             };
             if let Some(props) = out.get_mut(&key).and_then(|i| i.get_mut(&iface.name()))
-                && let Some(v) = props.get(list)
+                && let Some(PropValue::V(v)) = props.get(list)
                 && let Ok(paths) = Vec::<OwnedObjectPath>::try_from(v.try_clone()?)
             {
                 let kept: Vec<OwnedObjectPath> = paths
@@ -208,7 +229,7 @@ impl ObjectManagerView {
                     .collect();
                 props.insert(
                     list.to_string(),
-                    zbus::Variant::from(kept).try_into_owned()?,
+                    PropValue::V(zbus::Variant::from(kept).try_into_owned()?),
                 );
             }
         }

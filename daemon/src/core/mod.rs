@@ -211,7 +211,10 @@ impl Ctx {
         let server = self.conn.object_server();
         let all = interfaces_of(server, &self.conn, o.path.as_str(), &[iface]).await?;
         for (name, props) in all {
-            let mut props: Vec<(String, OwnedVariant)> = props.into_iter().collect();
+            let mut props: Vec<(String, OwnedVariant)> = props
+                .into_iter()
+                .map(|(k, v)| Ok((k, v.to_variant()?)))
+                .collect::<zbus::Result<_>>()?;
             props.sort_by(|a, b| a.0.cmp(&b.0));
             let props: Vec<(&str, Variant<'_>)> = props
                 .iter()
