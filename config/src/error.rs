@@ -82,6 +82,14 @@ impl ProfileError {
         }
     }
 
+    /// The file the error is about, when known.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            ProfileError::Read { path, .. } | ProfileError::Syntax { path, .. } => Some(path),
+            ProfileError::Invalid { at, .. } => at.file.as_deref(),
+        }
+    }
+
     /// The same error, attributed to a file.
     pub fn in_file(self, path: &std::path::Path) -> Self {
         match self {

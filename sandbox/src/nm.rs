@@ -72,6 +72,10 @@ pub trait Settings {
     fn add_connection(&self, connection: SettingsDict) -> zbus::Result<OwnedObjectPath>;
     /// Add a profile in memory only.
     fn add_connection_unsaved(&self, connection: SettingsDict) -> zbus::Result<OwnedObjectPath>;
+    /// Load or reload these files.
+    fn load_connections(&self, filenames: &[&str]) -> zbus::Result<(bool, Vec<String>)>;
+    /// Re-read every profile file.
+    fn reload_connections(&self) -> zbus::Result<bool>;
 }
 
 /// `org.freedesktop.NetworkManager.Settings.Connection`
@@ -86,6 +90,10 @@ pub trait SettingsConnection {
     fn update(&self, properties: SettingsDict) -> zbus::Result<()>;
     /// Delete the profile.
     fn delete(&self) -> zbus::Result<()>;
+    /// The secrets of a setting.
+    fn get_secrets(&self, setting_name: &str) -> zbus::Result<SettingsDict>;
+    /// Forget the stored secrets.
+    fn clear_secrets(&self) -> zbus::Result<()>;
     /// NMSettingsConnectionFlags (0x2: generated for an interface configured elsewhere).
     #[zbus(property)]
     fn flags(&self) -> zbus::Result<u32>;

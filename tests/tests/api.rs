@@ -471,3 +471,36 @@ async fn the_object_tree_is_nms() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_clear_secrets() {
+    let w = World::new().await;
+    let mut p = profile("secretive", TESTBENCH, &[]);
+    p.vpn.secrets.insert("password".into(), "s3cret".into());
+    let d = tinynm_config::dbus::to_dict(&p, true);
+    let path = w.settings().await.add_connection(d).await.unwrap();
+    let c = w.profile_object(&path).await;
+    let got = c.get_secrets("vpn").await.unwrap();
+    let secrets: std::collections::HashMap<String, String> = got["vpn"]["secrets"]
+        .try_clone()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(secrets["password"], "s3cret");
+    assert!(
+        !c.get_settings().await.unwrap()["vpn"].contains_key("secrets"),
+        "GetSettings never carries secrets"
+    );
+    let e = c.get_secrets("wifi").await.unwrap_err();
+    assert_eq!(
+        method_error(e),
+        (
+            "org.freedesktop.NetworkManager.Settings.Connection.SettingNotFound".into(),
+            "Connection didn't have requested setting 'wifi'.".into()
+        )
+    );
+    c.clear_secrets().await.unwrap();
+    assert!(c.get_secrets("vpn").await.unwrap().is_empty());
+    let saved = tinynm_config::toml_profile::load_file(&w.saved_profiles()[0]).unwrap();
+    assert!(saved.vpn.secrets.is_empty(), "the file has no secret left");
+}

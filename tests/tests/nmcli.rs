@@ -480,3 +480,60 @@ async fn device_status_show_and_a_vpn_on_a_named_device() {
         err(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_load_and_secrets_through_nmcli() {
+    let w = World::new().await;
+    let dir = w.daemon.profile_dir.clone();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut p = common::profile("dropped", TESTBENCH, &[("tundev", "tbrl")]);
+    p.vpn.secrets.insert("password".into(), "s3cret".into());
+    let file = dir.join("dropped.toml");
+    std::fs::write(&file, tinynm_config::toml_profile::to_toml_string(&p)).unwrap();
+
+    // A file dropped into the directory appears on `connection reload`.
+    let o = nmcli(&w, &["connection", "reload"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = nmcli(&w, &["-t", "-f", "NAME", "connection", "show"]);
+    assert!(out(&o).lines().any(|l| l == "dropped"), "{}", out(&o));
+    let o = nmcli(&w, &["--show-secrets", "connection", "show", "dropped"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        columns(&out(&o)).contains(&"vpn.secrets: password = s3cret".to_string()),
+        "{}",
+        out(&o)
+    );
+
+    // Changed on disk, then `connection load FILE`: the profile follows.
+    p.vpn.data.insert("mtu".into(), "1280".into());
+    std::fs::write(&file, tinynm_config::toml_profile::to_toml_string(&p)).unwrap();
+    let o = nmcli(&w, &["connection", "load", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = nmcli(&w, &["-g", "vpn.data", "connection", "show", "dropped"]);
+    assert!(out(&o).contains("mtu = 1280"), "{}", out(&o));
+
+    // A broken file is named as a failure, and changes nothing.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[connection]\nid = 3\n").unwrap();
+    let before = out(&nmcli(&w, &["-t", "-f", "NAME", "connection", "show"]));
+    let o = nmcli(&w, &["connection", "load", bad.to_str().unwrap()]);
+    // nmcli reports the file and exits 0, as against NetworkManager.
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&nmcli(&w, &["-t", "-f", "NAME", "connection", "show"])),
+        before
+    );
+    assert!(
+        err(&o).contains(&format!("Could not load file '{}'", bad.display())),
+        "{}",
+        err(&o)
+    );
+    std::fs::remove_file(&bad).unwrap();
+
+    // Gone from disk: gone on reload.
+    std::fs::remove_file(&file).unwrap();
+    let o = nmcli(&w, &["connection", "reload"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = nmcli(&w, &["-t", "-f", "NAME", "connection", "show"]);
+    assert!(!out(&o).lines().any(|l| l == "dropped"), "{}", out(&o));
+}

@@ -82,6 +82,19 @@ fn generated_dict(p: &Profile, g: &Generated) -> SettingsDict {
     out
 }
 
+/// `GetSecrets` answers settings errors and NM's connection error for an unknown setting.
+#[allow(missing_docs)]
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.freedesktop.NetworkManager")]
+pub enum SecretsError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    #[zbus(name = "Settings.Connection.SettingNotFound")]
+    SettingNotFound(String),
+    #[zbus(name = "Settings.PermissionDenied")]
+    PermissionDenied(String),
+}
+
 fn closed<T>(_: mpsc::error::SendError<T>) -> SettingsError {
     SettingsError::Failed("tinynmd is shutting down".into())
 }
@@ -117,10 +130,48 @@ impl SettingsView {
     }
 }
 
+impl SettingsView {
+    async fn reload(
+        &self,
+        files: Option<Vec<String>>,
+        hdr: &zbus::message::Header<'_>,
+        conn: &zbus::Connection,
+    ) -> Result<Vec<String>, SettingsError> {
+        let uid = caller_uid(conn, hdr).await?;
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Reload { uid, files, reply })
+            .await
+            .map_err(closed)?;
+        rx.await?
+    }
+}
+
 #[zbus::interface(name = "org.freedesktop.NetworkManager.Settings")]
 impl SettingsView {
     fn list_connections(&self) -> Vec<OwnedObjectPath> {
         self.list.borrow().clone()
+    }
+
+    /// Loads or reloads these profile files; answers the ones that failed.
+    async fn load_connections(
+        &self,
+        filenames: Vec<String>,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(bool, Vec<String>), SettingsError> {
+        let failures = self.reload(Some(filenames), &hdr, conn).await?;
+        Ok((true, failures))
+    }
+
+    /// Re-reads every profile file.
+    async fn reload_connections(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<bool, SettingsError> {
+        self.reload(None, &hdr, conn).await?;
+        Ok(true)
     }
 
     async fn get_connection_by_uuid(
@@ -261,6 +312,62 @@ impl ConnectionView {
             Some(g) => generated_dict(&s.profile, g),
             None => tinynm_config::dbus::to_dict(&s.profile, false),
         }
+    }
+
+    /// The profile's secrets (root only), as NM answers: the settings that hold secrets, with
+    /// only their secret properties.
+    async fn get_secrets(
+        &self,
+        setting_name: String,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<SettingsDict, SecretsError> {
+        let uid = caller_uid(conn, &hdr).await?;
+        if uid != 0 {
+            return Err(SecretsError::PermissionDenied(
+                "Insufficient privileges: settings.modify.system".into(),
+            ));
+        }
+        let s = self.snap.borrow().clone();
+        let settings: &[&str] = if s.generated.is_some() {
+            &["connection", "ipv4", "ipv6"]
+        } else {
+            &["connection", "vpn", "ipv4", "ipv6", "proxy"]
+        };
+        if !settings.contains(&setting_name.as_str()) {
+            return Err(SecretsError::SettingNotFound(format!(
+                "Connection didn't have requested setting '{setting_name}'."
+            )));
+        }
+        let mut out = SettingsDict::new();
+        if s.generated.is_none() && !s.profile.vpn.secrets.is_empty() {
+            let secrets: HashMap<String, String> =
+                s.profile.vpn.secrets.clone().into_iter().collect();
+            out.insert(
+                "vpn".into(),
+                HashMap::from([("secrets".to_string(), ov(secrets))]),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Forgets the stored secrets.
+    async fn clear_secrets(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(), SettingsError> {
+        let uid = caller_uid(conn, &hdr).await?;
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::ClearSecrets {
+                uid,
+                n: self.n,
+                reply,
+            })
+            .await
+            .map_err(closed)?;
+        rx.await?
     }
 
     async fn update(

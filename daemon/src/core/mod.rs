@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zbus::{OwnedObjectPath, OwnedVariant, Variant};
 
 mod devices;
+mod reload;
 
 use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
 use crate::bus::ipconfig::{Ip4ConfigView, Ip6ConfigView, IpData};
@@ -91,6 +92,24 @@ pub enum Command {
     Changed,
     /// The kernel's links now.
     Links(Vec<crate::devices::Link>),
+    /// `LoadConnections` (these files) / `ReloadConnections` (`None`: every file).
+    Reload {
+        /// Caller's uid.
+        uid: u32,
+        /// The files to (re)load.
+        files: Option<Vec<String>>,
+        /// The files that could not be loaded.
+        reply: oneshot::Sender<Result<Vec<String>, SettingsError>>,
+    },
+    /// `Settings.Connection.ClearSecrets`
+    ClearSecrets {
+        /// Caller's uid.
+        uid: u32,
+        /// Profile number.
+        n: u64,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SettingsError>>,
+    },
     /// Deactivate everything and stop.
     Shutdown {
         /// Answered when every VPN is down.
@@ -310,26 +329,13 @@ impl Core {
 
     /// Loads the profile directory; bad files are logged by file and key and skipped.
     pub async fn load_profiles(&mut self) -> zbus::Result<()> {
-        let loaded = crate::store::load_dir(&self.ctx.cfg.profile_dir);
-        for e in &loaded.errors {
+        let (found, errors) = reload::read_disk(&self.ctx.cfg);
+        for e in &errors {
             tracing::error!("profile not loaded: {e}");
         }
-        let keyfiles = crate::store::load_keyfiles(&self.ctx.cfg.keyfile_dirs);
-        for e in &keyfiles.errors {
-            tracing::error!("keyfile not loaded: {e}");
-        }
-        let mut keyfiles = keyfiles.profiles;
-        for (p, f) in loaded.profiles {
-            // A TOML profile wins over the keyfile it was saved from; the keyfile stays its
-            // origin, so that deleting the profile deletes both.
-            let origin = keyfiles
-                .iter()
-                .position(|(k, _)| k.connection.uuid == p.connection.uuid)
-                .map(|i| keyfiles.remove(i).1);
-            self.insert_profile(p, Some(f), origin, None, false).await?;
-        }
-        for (p, k) in keyfiles {
-            self.insert_profile(p, None, Some(k), None, false).await?;
+        for d in found {
+            self.insert_profile(d.profile, d.file, d.keyfile, None, false)
+                .await?;
         }
         Ok(())
     }
@@ -583,6 +589,12 @@ impl Core {
                     let _ = s.send(());
                     return true;
                 }
+            }
+            Command::Reload { uid, files, reply } => {
+                let _ = reply.send(self.reload(uid, files).await);
+            }
+            Command::ClearSecrets { uid, n, reply } => {
+                let _ = reply.send(self.clear_secrets(uid, n).await);
             }
             Command::Links(links) => {
                 if let Err(e) = self.sync_links(links).await {

@@ -1,0 +1,197 @@
+//! Profiles re-read from disk (`LoadConnections`, `ReloadConnections`) and secrets cleared
+//! (`ClearSecrets`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tinynm_config::nm::Reason;
+use tinynm_config::{DaemonConfig, Profile, ProfileError};
+
+use super::{Core, allowed, profile_path};
+use crate::bus::SettingsError;
+use crate::bus::settings::{ConnectionView, ProfileSnapshot};
+use crate::vpn::connection::AcCommand;
+
+/// A profile found on disk.
+pub struct OnDisk {
+    /// The profile.
+    pub profile: Profile,
+    /// Its TOML file.
+    pub file: Option<PathBuf>,
+    /// The NetworkManager keyfile it came from.
+    pub keyfile: Option<PathBuf>,
+}
+
+impl OnDisk {
+    fn has(&self, f: &Path) -> bool {
+        self.file.as_deref() == Some(f) || self.keyfile.as_deref() == Some(f)
+    }
+}
+
+/// Every profile of the profile directory and the keyfile directories. A TOML profile wins
+/// over the keyfile it was saved from; the keyfile stays its origin, so that deleting the
+/// profile deletes both.
+pub fn read_disk(cfg: &DaemonConfig) -> (Vec<OnDisk>, Vec<ProfileError>) {
+    let loaded = crate::store::load_dir(&cfg.profile_dir);
+    let keyfiles = crate::store::load_keyfiles(&cfg.keyfile_dirs);
+    let mut errors = loaded.errors;
+    errors.extend(keyfiles.errors);
+    let mut keyfiles = keyfiles.profiles;
+    let mut out = Vec::new();
+    for (p, f) in loaded.profiles {
+        let origin = keyfiles
+            .iter()
+            .position(|(k, _)| k.connection.uuid == p.connection.uuid)
+            .map(|i| keyfiles.remove(i).1);
+        out.push(OnDisk {
+            profile: p,
+            file: Some(f),
+            keyfile: origin,
+        });
+    }
+    for (p, k) in keyfiles {
+        out.push(OnDisk {
+            profile: p,
+            file: None,
+            keyfile: Some(k),
+        });
+    }
+    (out, errors)
+}
+
+impl Core {
+    /// Re-reads the profiles on disk (only `files`, when given): new ones are added, changed
+    /// ones updated, those whose file is gone removed. Returns the files that failed.
+    pub(super) async fn reload(
+        &mut self,
+        uid: u32,
+        files: Option<Vec<String>>,
+    ) -> Result<Vec<String>, SettingsError> {
+        if !allowed(uid) {
+            return Err(SettingsError::PermissionDenied(
+                "Insufficient privileges: reload".into(),
+            ));
+        }
+        let (found, errors) = read_disk(&self.ctx.cfg);
+        let only: Option<Vec<PathBuf>> = files.map(|f| f.into_iter().map(PathBuf::from).collect());
+        let in_scope = |f: &Path| only.as_ref().is_none_or(|o| o.iter().any(|x| x == f));
+        let mut failures = Vec::new();
+        for e in &errors {
+            if let Some(f) = e.file()
+                && in_scope(f)
+            {
+                tracing::error!("profile not loaded: {e}");
+                failures.push(f.display().to_string());
+            }
+        }
+        if let Some(o) = &only {
+            for f in o {
+                let known = self.profiles.values().any(|e| {
+                    let s = e.snap.borrow();
+                    s.file.as_deref() == Some(f) || s.keyfile.as_deref() == Some(f)
+                });
+                let failed = failures.iter().any(|x| Path::new(x) == f);
+                if !failed && !known && !found.iter().any(|d| d.has(f)) {
+                    failures.push(f.display().to_string());
+                }
+            }
+        }
+        // Profiles whose file is gone (or no longer a good profile) go.
+        let gone: Vec<u64> = self
+            .profiles
+            .iter()
+            .filter(|(_, e)| {
+                let s = e.snap.borrow();
+                let files: Vec<&Path> = s
+                    .file
+                    .iter()
+                    .chain(s.keyfile.iter())
+                    .map(|p| p.as_path())
+                    .collect();
+                s.generated.is_none()
+                    && !files.is_empty()
+                    && files.iter().any(|f| in_scope(f))
+                    && !found
+                        .iter()
+                        .any(|d| d.profile.connection.uuid == s.profile.connection.uuid)
+                    && files.iter().all(|f| !f.exists())
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in gone {
+            tracing::info!("profile {} removed: its file is gone", profile_path(n));
+            for a in self.actives.values().filter(|a| a.profile == n) {
+                let _ = a
+                    .cmd
+                    .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
+                    .await;
+            }
+            self.drop_profile(n).await?;
+        }
+        for d in found {
+            if !(d.file.as_deref().is_some_and(in_scope)
+                || d.keyfile.as_deref().is_some_and(in_scope))
+            {
+                continue;
+            }
+            let existing = self.profiles.iter().find(|(_, e)| {
+                let s = e.snap.borrow();
+                s.generated.is_none() && s.profile.connection.uuid == d.profile.connection.uuid
+            });
+            match existing {
+                Some((n, e)) => {
+                    let n = *n;
+                    let old = e.snap.borrow().clone();
+                    if *old.profile == d.profile && old.file == d.file && old.keyfile == d.keyfile {
+                        continue;
+                    }
+                    e.snap.send_replace(ProfileSnapshot {
+                        profile: Arc::new(d.profile),
+                        file: d.file,
+                        keyfile: d.keyfile,
+                        unsaved: false,
+                        generated: None,
+                    });
+                    let path = profile_path(n);
+                    let em =
+                        zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+                    ConnectionView::emit_updated(&em).await?;
+                }
+                None => {
+                    self.insert_profile(d.profile, d.file, d.keyfile, None, true)
+                        .await?;
+                }
+            }
+        }
+        Ok(failures)
+    }
+
+    /// Forgets the profile's stored secrets (and writes it back, when it has a file).
+    pub(super) async fn clear_secrets(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
+        if !allowed(uid) {
+            return Err(SettingsError::PermissionDenied(
+                "Insufficient privileges: settings.modify.system".into(),
+            ));
+        }
+        self.not_generated(n)?;
+        let Some(e) = self.profiles.get(&n) else {
+            return Err(SettingsError::Failed("the connection is gone".into()));
+        };
+        let old = e.snap.borrow().clone();
+        let mut p = (*old.profile).clone();
+        p.vpn.secrets.clear();
+        if let Some(f) = &old.file {
+            crate::store::write(f, &p).map_err(|err| {
+                SettingsError::Failed(format!("cannot write {}: {err}", f.display()))
+            })?;
+        }
+        e.snap.send_replace(ProfileSnapshot {
+            profile: Arc::new(p),
+            ..old
+        });
+        let path = profile_path(n);
+        let em = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+        ConnectionView::emit_updated(&em).await?;
+        Ok(())
+    }
+}
