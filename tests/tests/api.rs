@@ -303,16 +303,7 @@ async fn the_object_tree_is_nms() {
     let ac = w.activate(&p).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
     let devices = w.devices(&["lo", "veth0", "veth1", "tbtree"]).await;
-    let ip4 = w
-        .until("the VPN's IP4Config", || async {
-            let a = tinynm_sandbox::nm::ActiveProxy::builder(&w.conn)
-                .path(ac.clone())
-                .build()
-                .await
-                .ok()?;
-            a.ip4_config().await.ok().filter(|p| p.as_str() != "/")
-        })
-        .await;
+    let ip4 = w.ip4_config(&ac).await;
     let reply = w
         .conn
         .call_method(

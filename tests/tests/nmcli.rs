@@ -343,18 +343,6 @@ fn columns(text: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_ip4_config(w: &World, ac: &zbus::OwnedObjectPath) {
-    w.until("the VPN's IP4Config", || async {
-        let a = tinynm_sandbox::nm::ActiveProxy::builder(&w.conn)
-            .path(ac.clone())
-            .build()
-            .await
-            .ok()?;
-        a.ip4_config().await.ok().filter(|p| p.as_str() != "/")
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_status_show_and_a_vpn_on_a_named_device() {
     let w = World::new().await;
@@ -439,7 +427,7 @@ async fn device_status_show_and_a_vpn_on_a_named_device() {
 
     // The VPN's own IPv4 config, as `connection show` prints it.
     let ac = w.vpn_actives().await.remove(0);
-    wait_ip4_config(&w, &ac).await;
+    w.ip4_config(&ac).await;
     let o = nmcli(&w, &["connection", "show", "ondev"]);
     assert!(o.status.success(), "{}", err(&o));
     let show = columns(&out(&o));

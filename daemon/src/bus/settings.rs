@@ -281,6 +281,22 @@ pub struct ConnectionView {
 }
 
 impl ConnectionView {
+    /// Sends the core a command about this profile, with the caller's uid; awaits its answer.
+    async fn ask(
+        &self,
+        hdr: &zbus::message::Header<'_>,
+        conn: &zbus::Connection,
+        make: impl FnOnce(u32, u64, oneshot::Sender<Result<(), SettingsError>>) -> Command,
+    ) -> Result<(), SettingsError> {
+        let uid = caller_uid(conn, hdr).await?;
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(make(uid, self.n, reply))
+            .await
+            .map_err(closed)?;
+        rx.await?
+    }
+
     async fn send_update(
         &self,
         settings: Option<SettingsDict>,
@@ -357,17 +373,12 @@ impl ConnectionView {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), SettingsError> {
-        let uid = caller_uid(conn, &hdr).await?;
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::ClearSecrets {
-                uid,
-                n: self.n,
-                reply,
-            })
-            .await
-            .map_err(closed)?;
-        rx.await?
+        self.ask(&hdr, conn, |uid, n, reply| Command::ClearSecrets {
+            uid,
+            n,
+            reply,
+        })
+        .await
     }
 
     async fn update(
@@ -436,17 +447,12 @@ impl ConnectionView {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), SettingsError> {
-        let uid = caller_uid(conn, &hdr).await?;
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Delete {
-                uid,
-                n: self.n,
-                reply,
-            })
-            .await
-            .map_err(closed)?;
-        rx.await?
+        self.ask(&hdr, conn, |uid, n, reply| Command::Delete {
+            uid,
+            n,
+            reply,
+        })
+        .await
     }
 
     #[zbus(property)]

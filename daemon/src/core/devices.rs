@@ -106,17 +106,6 @@ impl Core {
         self.publish_manager().await
     }
 
-    async fn default_route(&self) -> Option<Lookup> {
-        self.ctx
-            .netlink
-            .route_get(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
-                198, 51, 100, 255,
-            )))
-            .await
-            .ok()
-            .flatten()
-    }
-
     async fn add_device(&mut self, link: Link, default: Option<&Lookup>) -> zbus::Result<()> {
         let n = self.next_device;
         self.next_device += 1;
@@ -388,37 +377,44 @@ impl Core {
             return Ok(());
         };
         entry.external = Some((pn, n));
-        let default_route = entry.snap.borrow().default_route;
         entry.snap.send_modify(|s| {
             s.state = STATE_ACTIVATED;
             s.active = path.clone();
             s.available = vec![ppath.clone()];
         });
-        let c: u32 = if default_route { 4 } else { 3 };
-        properties_changed(
-            &self.ctx.conn,
-            entry.path.as_str(),
-            DEVICE_IFACE,
-            vec![
-                ("ActiveConnection", Variant::from(path.clone())),
-                ("AvailableConnections", Variant::from(vec![ppath])),
-                ("Managed", Variant::from(true)),
-                ("Metered", Variant::from(4u32)),
-                ("Ip4Connectivity", Variant::from(c)),
-                ("Ip6Connectivity", Variant::from(c)),
-                ("State", Variant::from(STATE_ACTIVATED)),
-                ("StateReason", Variant::from((STATE_ACTIVATED, 0u32))),
-            ],
-        )
-        .await?;
-        DeviceView::emit_state_changed(
-            &SignalEmitter::new(&self.ctx.conn, entry.path.as_str())?,
-            STATE_ACTIVATED,
-            STATE_UNMANAGED,
-            0,
-        )
-        .await?;
+        self.announce_device_state(index, STATE_UNMANAGED).await?;
         self.publish_manager().await
+    }
+
+    /// Announces a device's new state (from `old`), with the properties that follow it, as
+    /// its view shows them.
+    async fn announce_device_state(&self, index: u32, old: u32) -> zbus::Result<()> {
+        let Some(entry) = self.devices.get(&index) else {
+            return Ok(());
+        };
+        let p = entry.path.as_str();
+        let server = self.ctx.conn.object_server();
+        let all =
+            crate::bus::objects::interfaces_of(server, &self.ctx.conn, p, &[Iface::Device]).await?;
+        let keep = [
+            "ActiveConnection",
+            "AvailableConnections",
+            "Managed",
+            "Metered",
+            "Ip4Connectivity",
+            "Ip6Connectivity",
+            "State",
+            "StateReason",
+        ];
+        let mut props = Vec::new();
+        for k in keep {
+            if let Some(v) = all.get(DEVICE_IFACE).and_then(|d| d.get(k)) {
+                props.push((k, Variant::from(v.to_variant()?)));
+            }
+        }
+        properties_changed(&self.ctx.conn, p, DEVICE_IFACE, props).await?;
+        let new = entry.snap.borrow().state;
+        DeviceView::emit_state_changed(&SignalEmitter::new(&self.ctx.conn, p)?, new, old, 0).await
     }
 
     /// The link is no longer configured (or gone): its external connection and profile go.
@@ -434,32 +430,7 @@ impl Core {
             s.active = root();
             s.available = Vec::new();
         });
-        properties_changed(
-            &self.ctx.conn,
-            entry.path.as_str(),
-            DEVICE_IFACE,
-            vec![
-                ("ActiveConnection", Variant::from(root())),
-                (
-                    "AvailableConnections",
-                    Variant::from(Vec::<OwnedObjectPath>::new()),
-                ),
-                ("Managed", Variant::from(false)),
-                ("Metered", Variant::from(0u32)),
-                ("Ip4Connectivity", Variant::from(0u32)),
-                ("Ip6Connectivity", Variant::from(0u32)),
-                ("State", Variant::from(STATE_UNMANAGED)),
-                ("StateReason", Variant::from((STATE_UNMANAGED, 0u32))),
-            ],
-        )
-        .await?;
-        DeviceView::emit_state_changed(
-            &SignalEmitter::new(&self.ctx.conn, entry.path.as_str())?,
-            STATE_UNMANAGED,
-            STATE_ACTIVATED,
-            0,
-        )
-        .await?;
+        self.announce_device_state(index, STATE_ACTIVATED).await?;
         let path = ac_path(n);
         if let Some(ac) = self.externals.remove(&n) {
             let deactivated = AcState::Deactivated as u32;

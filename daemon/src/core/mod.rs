@@ -422,7 +422,7 @@ impl Core {
             .any(|a| a.snap.borrow().state == AcState::Activated as u32);
         // Connected when a VPN is up or the kernel has a way out (a FIB lookup of a TEST-NET-2
         // address: nothing is sent anywhere).
-        let way_out = self.default_oif().await;
+        let way_out = self.default_route().await.map(|l| l.oif);
         tracing::debug!("manager: any VPN up {any_up}, a way out via {way_out:?}");
         let state = if any_up || way_out.is_some() {
             nm_state::CONNECTED_GLOBAL
@@ -459,7 +459,7 @@ impl Core {
 
     /// The interface the kernel sends the default route through (a FIB lookup of a TEST-NET-2
     /// address: nothing is sent anywhere).
-    async fn default_oif(&self) -> Option<u32> {
+    async fn default_route(&self) -> Option<crate::netlink::Lookup> {
         self.ctx
             .netlink
             .route_get(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
@@ -468,7 +468,6 @@ impl Core {
             .await
             .ok()
             .flatten()
-            .map(|l| l.oif)
     }
 
     /// Emits what changed since `old`.
@@ -628,6 +627,20 @@ impl Core {
         let e = self.profiles.get(&n)?;
         let s = e.snap.borrow();
         s.generated.as_ref().map(|g| g.iface.clone())
+    }
+
+    /// The profile `n` as it is, when `uid` may change it and it is not generated.
+    fn editable(&self, uid: u32, n: u64) -> Result<ProfileSnapshot, SettingsError> {
+        if !allowed(uid) {
+            return Err(SettingsError::PermissionDenied(
+                "Insufficient privileges: settings.modify.system".into(),
+            ));
+        }
+        self.not_generated(n)?;
+        match self.profiles.get(&n) {
+            Some(e) => Ok(e.snap.borrow().clone()),
+            None => Err(SettingsError::Failed("the connection is gone".into())),
+        }
     }
 
     fn not_generated(&self, n: u64) -> Result<(), SettingsError> {
@@ -846,16 +859,8 @@ impl Core {
         d: Option<SettingsDict>,
         storage: Storage,
     ) -> Result<(), SettingsError> {
-        if !allowed(uid) {
-            return Err(SettingsError::PermissionDenied(
-                "Insufficient privileges: settings.modify.system".into(),
-            ));
-        }
-        self.not_generated(n)?;
-        let Some(entry) = self.profiles.get(&n) else {
-            return Err(SettingsError::Failed("the connection is gone".into()));
-        };
-        let old = entry.snap.borrow().clone();
+        let old = self.editable(uid, n)?;
+        let entry = &self.profiles[&n];
         let p = match &d {
             None => (*old.profile).clone(),
             Some(d) => {

@@ -168,16 +168,8 @@ impl Core {
 
     /// Forgets the profile's stored secrets (and writes it back, when it has a file).
     pub(super) async fn clear_secrets(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
-        if !allowed(uid) {
-            return Err(SettingsError::PermissionDenied(
-                "Insufficient privileges: settings.modify.system".into(),
-            ));
-        }
-        self.not_generated(n)?;
-        let Some(e) = self.profiles.get(&n) else {
-            return Err(SettingsError::Failed("the connection is gone".into()));
-        };
-        let old = e.snap.borrow().clone();
+        let old = self.editable(uid, n)?;
+        let e = &self.profiles[&n];
         let mut p = (*old.profile).clone();
         p.vpn.secrets.clear();
         if let Some(f) = &old.file {

@@ -166,6 +166,19 @@ impl World {
         .await
     }
 
+    /// The IP4Config of an active connection, once it has one.
+    pub async fn ip4_config(&self, ac: &OwnedObjectPath) -> OwnedObjectPath {
+        self.until("the IP4Config", || async {
+            let a = tinynm_sandbox::nm::ActiveProxy::builder(&self.conn)
+                .path(ac.clone())
+                .build()
+                .await
+                .ok()?;
+            a.ip4_config().await.ok().filter(|p| p.as_str() != "/")
+        })
+        .await
+    }
+
     /// The profiles, less those tinynmd generates for the interfaces it finds configured.
     pub async fn vpn_profiles(&self) -> Vec<OwnedObjectPath> {
         let mut out = Vec::new();
