@@ -945,12 +945,6 @@ impl Core {
                 )));
             }
         }
-        for a in self.actives.values().filter(|a| a.profile == n) {
-            let _ = a
-                .cmd
-                .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
-                .await;
-        }
         self.drop_profile(n).await?;
         Ok(())
     }
@@ -958,6 +952,13 @@ impl Core {
     /// Unexports a profile, in NM's order: Connections, Removed, ConnectionRemoved,
     /// InterfacesRemoved (then the caller's reply).
     async fn drop_profile(&mut self, n: u64) -> zbus::Result<()> {
+        // Its VPNs go down (CONNECTION_REMOVED) on their own time.
+        for a in self.actives.values().filter(|a| a.profile == n) {
+            let _ = a
+                .cmd
+                .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
+                .await;
+        }
         self.profiles.remove(&n);
         let path = profile_path(n);
         self.publish_settings(None).await?;

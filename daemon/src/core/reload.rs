@@ -4,13 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tinynm_config::nm::Reason;
 use tinynm_config::{DaemonConfig, Profile, ProfileError};
 
 use super::{Core, allowed, profile_path};
 use crate::bus::SettingsError;
 use crate::bus::settings::{ConnectionView, ProfileSnapshot};
-use crate::vpn::connection::AcCommand;
 
 /// A profile found on disk.
 pub struct OnDisk {
@@ -120,12 +118,6 @@ impl Core {
             .collect();
         for n in gone {
             tracing::info!("profile {} removed: its file is gone", profile_path(n));
-            for a in self.actives.values().filter(|a| a.profile == n) {
-                let _ = a
-                    .cmd
-                    .send(AcCommand::Deactivate(Reason::ConnectionRemoved))
-                    .await;
-            }
             self.drop_profile(n).await?;
         }
         for d in found {
