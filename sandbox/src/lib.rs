@@ -247,6 +247,57 @@ pub fn write_testbench_plugins(dir: &Path, program: &Path) -> std::io::Result<()
     Ok(())
 }
 
+/// Makes `cmd` start in a mount namespace of its own, with a tmpfs over `/run` holding
+/// `/run/dbus/system_bus_socket` (a link to `socket`) and an empty `/run/NetworkManager`.
+fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).expect("no NUL");
+    let target = CString::new(socket.as_os_str().as_encoded_bytes())
+        .map_err(|_| SandboxError::Setup("bus socket path has a NUL".into()))?;
+    let (root, run, tmpfs, dbus, link, nm, opts) = (
+        c("/"),
+        c("/run"),
+        c("tmpfs"),
+        c("/run/dbus"),
+        c("/run/dbus/system_bus_socket"),
+        c("/run/NetworkManager"),
+        c("mode=0755"),
+    );
+    // SAFETY: between fork and exec only raw syscalls run (unshare, mount, mkdir, symlink), on
+    // strings built before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let check = |r: libc::c_int| {
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            // Nothing mounted from here on propagates to the host.
+            check(libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                tmpfs.as_ptr(),
+                run.as_ptr(),
+                tmpfs.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                opts.as_ptr().cast(),
+            ))?;
+            check(libc::mkdir(dbus.as_ptr(), 0o755))?;
+            check(libc::symlink(target.as_ptr(), link.as_ptr()))?;
+            check(libc::mkdir(nm.as_ptr(), 0o755))
+        });
+    }
+    Ok(())
+}
+
 /// A running tinynmd in a namespace, on a bus, with directories of its own.
 pub struct Daemon {
     child: Child,
@@ -260,6 +311,7 @@ pub struct Daemon {
     pub log: PathBuf,
     dir: tempfile::TempDir,
     tinynmd: PathBuf,
+    private_run: bool,
 }
 
 /// Options for [`Daemon::start`].
@@ -275,6 +327,13 @@ pub struct DaemonOptions {
     pub keyfiles: Vec<(String, String)>,
     /// Use a release build? (benches)
     pub binary_dir: Option<PathBuf>,
+    /// Search NetworkManager's plugin directories too (Debian's nm-openvpn-service…).
+    pub nm_plugin_dirs: bool,
+    /// Run tinynmd (and so its plugins) in a mount namespace of its own with a tmpfs over
+    /// `/run`, where `/run/dbus/system_bus_socket` is the test bus: for programs that only know
+    /// the default socket (nm-openvpn-service's helper, run by openvpn with a scrubbed
+    /// environment). The host's `/run` is never touched.
+    pub private_run: bool,
 }
 
 impl Default for DaemonOptions {
@@ -285,6 +344,8 @@ impl Default for DaemonOptions {
             profiles: Vec::new(),
             keyfiles: Vec::new(),
             binary_dir: None,
+            nm_plugin_dirs: false,
+            private_run: false,
         }
     }
 }
@@ -328,11 +389,12 @@ impl Daemon {
         std::fs::write(
             &conf,
             format!(
-                "bus = \"{}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = [\"{}\"]\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = false\nstate-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
+                "bus = \"{}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = [\"{}\"]\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = {}\nstate-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
                 bus.address,
                 profile_dir.display(),
                 keyfile_dir.display(),
                 plugin_dir.display(),
+                opts.nm_plugin_dirs,
                 dir.path().join("state").display(),
                 opts.log_level,
                 opts.config
@@ -340,7 +402,7 @@ impl Daemon {
         )
         .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;
         let log = dir.path().join("tinynmd.log");
-        let child = Self::spawn(ns, bus, &tinynmd, &conf, &log)?;
+        let child = Self::spawn(ns, bus, &tinynmd, &conf, &log, opts.private_run)?;
         let mut d = Daemon {
             child,
             profile_dir,
@@ -349,6 +411,7 @@ impl Daemon {
             log,
             dir,
             tinynmd,
+            private_run: opts.private_run,
         };
         d.wait_ready(bus).await?;
         Ok(d)
@@ -360,6 +423,7 @@ impl Daemon {
         tinynmd: &Path,
         conf: &Path,
         log: &Path,
+        private_run: bool,
     ) -> Result<Child, SandboxError> {
         let logf = std::fs::OpenOptions::new()
             .create(true)
@@ -376,6 +440,9 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(logf);
         ns.prepare(&mut cmd);
+        if private_run {
+            private_run_for(&mut cmd, &bus.socket())?;
+        }
         cmd.spawn()
             .map_err(|e| SandboxError::Sys("spawn tinynmd", e))
     }
@@ -409,7 +476,7 @@ impl Daemon {
     pub async fn restart(&mut self, ns: &Netns, bus: &Bus) -> Result<(), SandboxError> {
         terminate(&mut self.child);
         let conf = self.dir.path().join("daemon.toml");
-        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log)?;
+        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, self.private_run)?;
         self.wait_ready(bus).await
     }
 

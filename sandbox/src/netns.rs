@@ -157,6 +157,99 @@ impl Netns {
         .map_err(|e| SandboxError::Setup(format!("parent network: {e}")))
     }
 
+    /// Two hosts: this namespace (the client) and a new one (the server), joined by a veth
+    /// pair: `veth0` 10.99.0.2/24 here, the server's `veth1` 10.99.0.1/24, a default route
+    /// here via 10.99.0.254 (no such host: only the tunnel reaches the server's other
+    /// networks), and behind the server a network 10.200.0.0/24 (`behind0`, 10.200.0.1, one
+    /// end of a veth pair in the server's namespace).
+    pub fn add_server(&self) -> Result<Netns, SandboxError> {
+        use std::os::fd::AsRawFd;
+        let server = Netns::new()?;
+        let server_fd = server.fd.as_raw_fd();
+        self.run(|| async move {
+            let (c, h, _) = rtnetlink::new_connection()?;
+            tokio::spawn(c);
+            h.link()
+                .add(rtnetlink::LinkVeth::new("veth0", "veth1").up().build())
+                .execute()
+                .await?;
+            let index = |h: rtnetlink::Handle, n: &'static str| async move {
+                let l = h
+                    .link()
+                    .get()
+                    .match_name(n.to_string())
+                    .execute()
+                    .try_next()
+                    .await?
+                    .ok_or_else(|| std::io::Error::other(n))?;
+                Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(l.header.index)
+            };
+            let v1 = index(h.clone(), "veth1").await?;
+            h.link()
+                .set(
+                    rtnetlink::LinkUnspec::new_with_index(v1)
+                        .setns_by_fd(server_fd)
+                        .build(),
+                )
+                .execute()
+                .await?;
+            let v0 = index(h.clone(), "veth0").await?;
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(v0).up().build())
+                .execute()
+                .await?;
+            h.address()
+                .add(v0, IpAddr::V4(Ipv4Addr::new(10, 99, 0, 2)), 24)
+                .execute()
+                .await?;
+            // The way out goes to a router that is not there: the server's networks are
+            // reachable only through the tunnel, so a ping that comes back crossed it.
+            let r = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(Ipv4Addr::new(10, 99, 0, 254))
+                .output_interface(v0)
+                .priority(100)
+                .build();
+            h.route().add(r).execute().await?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .map_err(|e| SandboxError::Setup(format!("client side: {e}")))?;
+        server
+            .run(|| async {
+                let (c, h, _) = rtnetlink::new_connection()?;
+                tokio::spawn(c);
+                // The network behind the server: one end of a veth pair of its own.
+                h.link()
+                    .add(rtnetlink::LinkVeth::new("behind0", "behind1").up().build())
+                    .execute()
+                    .await?;
+                for (name, addr) in [
+                    ("veth1", Some(Ipv4Addr::new(10, 99, 0, 1))),
+                    ("behind0", Some(Ipv4Addr::new(10, 200, 0, 1))),
+                    ("behind1", None),
+                ] {
+                    let l = h
+                        .link()
+                        .get()
+                        .match_name(name.to_string())
+                        .execute()
+                        .try_next()
+                        .await?
+                        .ok_or_else(|| std::io::Error::other(name))?;
+                    let i = l.header.index;
+                    h.link()
+                        .set(rtnetlink::LinkUnspec::new_with_index(i).up().build())
+                        .execute()
+                        .await?;
+                    if let Some(addr) = addr {
+                        h.address().add(i, IpAddr::V4(addr), 24).execute().await?;
+                    }
+                }
+                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            })
+            .map_err(|e| SandboxError::Setup(format!("server side: {e}")))?;
+        Ok(server)
+    }
+
     /// The kernel's view: links, addresses and routes (main and other tables, not `local`).
     pub fn snapshot(&self) -> Result<Kernel, SandboxError> {
         self.run(|| async {

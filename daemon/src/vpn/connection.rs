@@ -86,6 +86,8 @@ struct Ac {
     ip_data: [Option<IpData>; 2],
     /// The exported IP4Config/IP6Config objects.
     ip_objects: Vec<IpObject>,
+    /// The watch on the plugin's bus name until its owner is known.
+    owner_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the connection to its end, then tells the core.
@@ -111,6 +113,7 @@ pub async fn run(p: AcParams) {
         ip4_at: None,
         ip_data: [None, None],
         ip_objects: Vec::new(),
+        owner_watch: None,
     };
     async move {
         let end = match ac.activate().await {
@@ -253,6 +256,7 @@ impl Ac {
             let a = sig.args().ok()?;
             Some(Ev::Owner(a.new_owner().as_ref().map(|o| o.to_string())))
         });
+        self.owner_watch = self.forwarders.pop();
         let name: zbus::names::BusName<'_> = self
             .bus_name
             .as_str()
@@ -503,8 +507,41 @@ impl Ac {
         let stream = zbus::MessageStream::for_match_rule(rule, &self.p.ctx.conn, None)
             .await
             .map_err(err)?;
-        self.forward(stream, |m| {
-            let m = m.ok()?;
+        // The name's owner changes come through the same forwarder, after whatever the plugin
+        // sent before it left: the bus delivers the plugin's last signals (Failure, STOPPED)
+        // before the NameOwnerChanged of its exit, and NM reads them in that order.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.DBus")
+            .interface("org.freedesktop.DBus")
+            .member("NameOwnerChanged")
+            .arg(0, self.bus_name.as_str())
+            .build()
+            .map_err(err)?;
+        let owners = zbus::MessageStream::for_match_rule(rule, &self.p.ctx.conn, None)
+            .await
+            .map_err(err)?;
+        let both = futures::stream::select_with_strategy(
+            stream.map(futures::future::Either::Left),
+            owners.map(futures::future::Either::Right),
+            |_: &mut ()| futures::stream::PollNext::Left,
+        );
+        // The first watch, from before the owner was known, is no longer needed.
+        if let Some(w) = self.owner_watch.take() {
+            w.abort();
+        }
+        if !self.plugin_alive().await {
+            let _ = self.events_tx.send(Ev::Owner(None));
+        }
+        self.forward(both, |m| {
+            let m = match m {
+                futures::future::Either::Left(m) => m.ok()?,
+                futures::future::Either::Right(m) => {
+                    let m = m.ok()?;
+                    let (_, _, new): (String, String, String) = m.body().deserialize().ok()?;
+                    return Some(Ev::Owner((!new.is_empty()).then_some(new)));
+                }
+            };
             let member = m.header().member()?.to_string();
             let body = m.body();
             let ev = match member.as_str() {
@@ -763,7 +800,7 @@ impl Ac {
             self.p.ctx.unexport_ip(o).await;
         }
         self.set_phase(end.phase, end.reason).await;
-        for f in self.forwarders.drain(..) {
+        for f in self.forwarders.drain(..).chain(self.owner_watch.take()) {
             f.abort();
         }
         // NM sends Disconnect once on FAILED/DISCONNECTED, and never waits for it.

@@ -22,6 +22,8 @@ pub struct World {
     pub conn: zbus::Connection,
     pub bus: Bus,
     pub ns: Netns,
+    /// The server's namespace, in a two-host world.
+    pub server: Option<Netns>,
     events: mpsc::UnboundedReceiver<Signal>,
     pub seen: Vec<Signal>,
 }
@@ -45,8 +47,23 @@ impl World {
     }
 
     pub async fn with(opts: DaemonOptions) -> World {
+        Self::build(opts, false).await
+    }
+
+    /// A client namespace (tinynmd's) and a server namespace joined by a veth pair
+    /// ([`Netns::add_server`]).
+    pub async fn with_server(opts: DaemonOptions) -> World {
+        Self::build(opts, true).await
+    }
+
+    async fn build(opts: DaemonOptions, two_hosts: bool) -> World {
         let ns = Netns::new().expect("namespace (tests must run as root)");
-        ns.add_parent().expect("parent network");
+        let server = if two_hosts {
+            Some(ns.add_server().expect("server network"))
+        } else {
+            ns.add_parent().expect("parent network");
+            None
+        };
         let bus = Bus::start().expect("private bus");
         let daemon = Daemon::start(&ns, &bus, opts).await.expect("tinynmd");
         let conn = bus.connect().await.expect("client connection");
@@ -103,6 +120,7 @@ impl World {
         });
         World {
             ns,
+            server,
             bus,
             daemon,
             conn,
