@@ -199,15 +199,44 @@ impl Drop for Server {
     }
 }
 
-fn openvpn_world_options() -> DaemonOptions {
-    assert!(
-        Path::new("/usr/lib/NetworkManager/VPN/nm-openvpn-service.name").exists(),
-        "needs Debian's network-manager-openvpn (apt-get install -y network-manager-openvpn)"
-    );
-    DaemonOptions {
-        nm_plugin_dirs: true,
-        private_run: true,
-        ..Default::default()
+/// Which plugin serves `org.freedesktop.NetworkManager.openvpn`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Plugin {
+    /// Debian's nm-openvpn-service 1.10.2, unmodified.
+    Nm,
+    /// tinynm-openvpn.
+    Tinynm,
+}
+
+/// A two-host world where `plugin` serves OpenVPN profiles.
+async fn world(plugin: Plugin) -> World {
+    match plugin {
+        Plugin::Nm => {
+            assert!(
+                Path::new("/usr/lib/NetworkManager/VPN/nm-openvpn-service.name").exists(),
+                "needs Debian's network-manager-openvpn (apt-get install -y network-manager-openvpn)"
+            );
+            // nm-openvpn-service's helper only knows the default system bus socket.
+            World::with_server(DaemonOptions {
+                nm_plugin_dirs: true,
+                private_run: true,
+                ..Default::default()
+            })
+            .await
+        }
+        Plugin::Tinynm => {
+            let w = World::with_server(DaemonOptions::default()).await;
+            let program = tinynm_sandbox::binary("tinynm-openvpn").unwrap();
+            std::fs::write(
+                w.daemon.plugin_dir.join("nm-openvpn-service.name"),
+                format!(
+                    "[VPN Connection]\nname=openvpn\nservice={OPENVPN}\nprogram={}\nsupports-multiple-connections=true\n",
+                    program.display()
+                ),
+            )
+            .unwrap();
+            w
+        }
     }
 }
 
@@ -255,10 +284,10 @@ fn ping(ns: &Netns, addr: &str, wait: u32) -> bool {
 /// The whole chain, for real: tinynmd execs nm-openvpn-service, which runs openvpn, whose
 /// `--up` helper hands the pushed config back over D-Bus; tinynmd puts it in the kernel; pings
 /// cross the tunnel to the server and the network behind it; deactivation leaves nothing.
-async fn happy_path(auth: Auth) {
+async fn happy_path(plugin: Plugin, auth: Auth) {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::generate(tmp.path());
-    let mut w = World::with_server(openvpn_world_options()).await;
+    let mut w = world(plugin).await;
     let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth);
     let base = w.kernel();
     assert!(
@@ -307,21 +336,6 @@ async fn happy_path(auth: Auth) {
     assert!(!ping(&w.ns, "10.200.0.1", 1), "the tunnel is gone");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nm_openvpn_service_tls() {
-    happy_path(Auth::Tls).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nm_openvpn_service_password() {
-    happy_path(Auth::Password).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nm_openvpn_service_password_tls() {
-    happy_path(Auth::PasswordTls).await;
-}
-
 /// The processes below `pid` (its children, theirs…) named `comm`: ours, since we started
 /// their ancestor.
 fn descendants_named(pid: u32, comm: &str) -> Vec<u32> {
@@ -361,10 +375,10 @@ fn descendants_named(pid: u32, comm: &str) -> Vec<u32> {
     found
 }
 
-async fn failure(auth: Auth, what: &str) -> (u32, u32, String) {
+async fn failure(plugin: Plugin, auth: Auth, what: &str) -> (u32, u32, String) {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::generate(tmp.path());
-    let mut w = World::with_server(openvpn_world_options()).await;
+    let mut w = world(plugin).await;
     let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth);
     let base = w.kernel();
     let mut p = client_profile(&format!("ovpn-{what}"), &pki, auth);
@@ -421,19 +435,53 @@ fn wait_exit(pid: u32, limit: std::time::Duration) -> bool {
     n == 1
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nm_openvpn_service_wrong_password() {
-    let (s, r, log) = failure(Auth::Password, "wrong-password").await;
-    // nm-openvpn-service, connected interactively as NM does, answers the server's refusal by
-    // asking for new secrets; with no secret agent to give them, NM and tinynmd both end
-    // with NO_SECRETS ("No valid secrets").
-    assert!(log.contains("Password verification failed"), "{log}");
-    assert_eq!((s, r), (6, 9), "NO_SECRETS, as NM without an agent\n{log}");
+/// The matrix: each scenario against each plugin.
+macro_rules! matrix {
+    ($($name:ident: $body:expr;)*) => {
+        mod nm_openvpn_service {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let plugin = Plugin::Nm;
+                    ($body)(plugin).await
+                }
+            )*
+        }
+        mod tinynm_openvpn {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let plugin = Plugin::Tinynm;
+                    ($body)(plugin).await
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nm_openvpn_service_unreachable_server() {
-    let (s, r, log) = failure(Auth::Tls, "unreachable").await;
+async fn run_wrong_password(plugin: Plugin) {
+    let (s, r, log) = failure(plugin, Auth::Password, "wrong-password").await;
+    match plugin {
+        // nm-openvpn-service, connected interactively as NM does, answers the server's
+        // refusal by asking for new secrets; with no secret agent to give them, NM and
+        // tinynmd both end with NO_SECRETS ("No valid secrets").
+        Plugin::Nm => {
+            assert!(log.contains("Password verification failed"), "{log}");
+            assert_eq!((s, r), (6, 9), "NO_SECRETS, as NM without an agent\n{log}");
+        }
+        // tinynm-openvpn does not connect interactively (no agents yet): the refusal is
+        // LOGIN_FAILED ("Invalid secrets").
+        Plugin::Tinynm => {
+            assert!(log.contains("the server refused the credentials"), "{log}");
+            assert_eq!((s, r), (6, 10), "LOGIN_FAILED\n{log}");
+        }
+    }
+}
+
+async fn run_unreachable_server(plugin: Plugin) {
+    let (s, r, log) = failure(plugin, Auth::Tls, "unreachable").await;
     assert_eq!(
         (s, r),
         (6, 6),
@@ -441,14 +489,28 @@ async fn nm_openvpn_service_unreachable_server() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nm_openvpn_service_openvpn_killed() {
-    let (s, r, log) = failure(Auth::Tls, "killed").await;
-    assert!(log.contains("died with signal 9"), "{log}");
-    // nm-openvpn-service then sends Failure(CONNECT_FAILED) and STOPPED (6/0, "Unknown
-    // reason") and exits at once; when it exits before those signals leave it, all anyone
-    // sees is its name vanish (7/4, "The VPN service stopped unexpectedly"). NM reads the
-    // same race the same way; tinynmd reads every signal that reached the bus before the
-    // name went, in order.
-    assert!([(6, 0), (7, 4)].contains(&(s, r)), "({s}, {r})\n{log}");
+async fn run_openvpn_killed(plugin: Plugin) {
+    let (s, r, log) = failure(plugin, Auth::Tls, "killed").await;
+    match plugin {
+        Plugin::Nm => {
+            assert!(log.contains("died with signal 9"), "{log}");
+            // nm-openvpn-service then sends Failure(CONNECT_FAILED) and STOPPED (6/0,
+            // "Unknown reason") and exits at once; when it exits before those signals leave
+            // it, all anyone sees is its name vanish (7/4, "The VPN service stopped
+            // unexpectedly"). NM reads the same race the same way; tinynmd reads every
+            // signal that reached the bus before the name went, in order.
+            assert!([(6, 0), (7, 4)].contains(&(s, r)), "({s}, {r})\n{log}");
+        }
+        // tinynm-openvpn sends Failure and STOPPED before it exits, always.
+        Plugin::Tinynm => assert_eq!((s, r), (6, 0), "\n{log}"),
+    }
+}
+
+matrix! {
+    tls: |p| happy_path(p, Auth::Tls);
+    password: |p| happy_path(p, Auth::Password);
+    password_tls: |p| happy_path(p, Auth::PasswordTls);
+    wrong_password: run_wrong_password;
+    unreachable: run_unreachable_server;
+    killed: run_openvpn_killed;
 }
