@@ -461,8 +461,25 @@ macro_rules! matrix {
     };
 }
 
+/// The daemon's log line that contains `what`, which the plugin wrote at `level`.
+fn logged_at(log: &str, what: &str, level: &str) {
+    let line = log
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what:?} in the log:\n{log}"));
+    assert!(
+        line.split_whitespace().nth(1) == Some(level),
+        "not at {level}: {line}"
+    );
+}
+
 async fn run_wrong_password(plugin: Plugin) {
     let (s, r, log) = failure(plugin, Auth::Password, "wrong-password").await;
+    // The plugin's warning reaches tinynmd's log as a warning.
+    match plugin {
+        Plugin::Nm => logged_at(&log, "Password verification failed", "WARN"),
+        Plugin::Tinynm => logged_at(&log, "the server refused the credentials", "WARN"),
+    }
     match plugin {
         // nm-openvpn-service, connected interactively as NM does, answers the server's
         // refusal by asking for new secrets; with no secret agent to give them, NM and

@@ -131,7 +131,14 @@ pub fn spawn(
             async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(l)) = lines.next_line().await {
-                    tracing::info!(plugin = %name, "{l}");
+                    let (level, msg) = line_level(&l);
+                    match level {
+                        tracing::Level::ERROR => tracing::error!(plugin = %name, "{msg}"),
+                        tracing::Level::WARN => tracing::warn!(plugin = %name, "{msg}"),
+                        tracing::Level::DEBUG => tracing::debug!(plugin = %name, "{msg}"),
+                        tracing::Level::TRACE => tracing::trace!(plugin = %name, "{msg}"),
+                        _ => tracing::info!(plugin = %name, "{msg}"),
+                    }
                 }
             }
             .instrument(span.clone()),
@@ -147,4 +154,55 @@ pub fn spawn(
         on_exit(how);
     });
     Ok(pid)
+}
+
+/// The level a plugin's output line was written at, and the message to log: a tracing line
+/// (`TIMESTAMP  LEVEL message`, as the SDK writes) loses its timestamp and level; a GLib plugin's
+/// line (`nm-openvpn[12] <warn> …`) is kept whole. Anything else is INFO.
+pub fn line_level(l: &str) -> (tracing::Level, &str) {
+    use tracing::Level;
+    let level_of = |w: &str| match w {
+        "ERROR" | "<error>" => Some(Level::ERROR),
+        "WARN" | "<warn>" => Some(Level::WARN),
+        "INFO" | "<info>" => Some(Level::INFO),
+        "DEBUG" | "<debug>" => Some(Level::DEBUG),
+        "TRACE" | "<trace>" => Some(Level::TRACE),
+        _ => None,
+    };
+    let mut words = l.split_whitespace();
+    let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    if first.ends_with('Z')
+        && first.contains('T')
+        && let Some(level) = level_of(second)
+    {
+        let rest = l[l.find(second).unwrap_or(0) + second.len()..].trim_start();
+        return (level, rest);
+    }
+    match level_of(second).or_else(|| level_of(first)) {
+        Some(level) => (level, l),
+        None => (Level::INFO, l),
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::line_level;
+    use tracing::Level;
+
+    #[test]
+    fn plugin_lines_keep_their_level() {
+        assert_eq!(
+            line_level("2026-11-22T17:46:38.924149Z  WARN openvpn: the server refused"),
+            (Level::WARN, "openvpn: the server refused")
+        );
+        assert_eq!(
+            line_level("nm-openvpn[766] <warn>  openvpn[770] died with signal 9").0,
+            Level::WARN
+        );
+        assert_eq!(
+            line_level("nm-openvpn[766]: <debug> [helper-771] environment: dev=tun0").0,
+            Level::DEBUG
+        );
+        assert_eq!(line_level("plain words").0, Level::INFO);
+    }
 }
