@@ -4,6 +4,7 @@
 
 pub mod netns;
 pub mod nm;
+pub mod openvpn;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;

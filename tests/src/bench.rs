@@ -52,15 +52,19 @@ impl Bench {
         tinynm_sandbox::require_root("tinynm-bench")?;
         let ns = Netns::new()?;
         ns.add_parent()?;
+        Self::open(ns, DaemonOptions::default()).await
+    }
+
+    /// A bench on `ns`, with its own bus and a release tinynmd.
+    async fn open(ns: Netns, opts: DaemonOptions) -> anyhow::Result<Bench> {
         let bus = Bus::start()?;
-        let exe = std::env::current_exe()?;
         let daemon = Daemon::start(
             &ns,
             &bus,
             DaemonOptions {
                 log_level: std::env::var("TINYNM_BENCH_LOG").unwrap_or_else(|_| "info".into()),
-                binary_dir: exe.parent().map(|p| p.to_path_buf()),
-                ..Default::default()
+                binary_dir: Some(release_dir()?),
+                ..opts
             },
         )
         .await?;
@@ -213,6 +217,59 @@ impl Bench {
     }
 }
 
+fn release_dir() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().context("the bench's directory")?.to_path_buf())
+}
+
+/// Activation time of one OpenVPN profile (certificates, a real server in a second namespace),
+/// served by `plugin`: from the ActivateConnection call to VpnStateChanged(ACTIVATED).
+async fn openvpn_activation(nm: bool, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server, name_file};
+    let ns = Netns::new()?;
+    let server_ns = ns.add_server()?;
+    let mut b = Bench::open(
+        ns,
+        DaemonOptions {
+            nm_plugin_dirs: nm,
+            private_run: nm,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if !nm {
+        std::fs::write(
+            b.daemon.plugin_dir.join("nm-openvpn-service.name"),
+            name_file(&release_dir()?.join("tinynm-openvpn")),
+        )?;
+    }
+    let tmp = tempfile::tempdir()?;
+    let pki = Pki::generate(tmp.path())?;
+    let _server = Server::start(&server_ns, &pki, Auth::Tls)?;
+    let mut p = Profile::new_vpn(
+        "bench-openvpn",
+        "5e1b0000-0000-4000-8000-0000000000ff",
+        OPENVPN,
+    );
+    (p.vpn.data, p.vpn.secrets) = Auth::Tls.client_data(&pki);
+    let profile = SettingsProxy::new(&b.conn)
+        .await?
+        .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+        .await?;
+    let root = zbus::ObjectPath::try_from("/")?;
+    let manager = ManagerProxy::new(&b.conn).await?;
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let ac = manager.activate_connection(&profile, &root, &root).await?;
+        let up = b.wait_state(ac.as_str(), 5).await?;
+        times.push(up - t0);
+        manager.deactivate_connection(&ac).await?;
+        b.wait_state(ac.as_str(), 7).await?;
+    }
+    Ok(times)
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -317,6 +374,31 @@ async fn main() -> anyhow::Result<()> {
     );
     if std::env::var_os("TINYNM_BENCH_LOG").is_some() {
         eprintln!("{}", b.daemon.log_text());
+    }
+    drop(b);
+
+    println!("\n## OpenVPN: activation time of the same profile under each plugin\n");
+    println!(
+        "A `tls` profile (EC certificates, tls-crypt) against a real openvpn 2.6 server in a second \
+         namespace, over a veth pair; from the ActivateConnection call to VpnStateChanged(ACTIVATED), \
+         the tunnel's config in the kernel. Both plugins run the same openvpn binary.\n"
+    );
+    println!("| plugin | runs | median | min | max |");
+    println!("|---|---:|---:|---:|---:|");
+    let ovpn_runs = if quick { 2 } else { 10 };
+    for (nm, name) in [
+        (true, "nm-openvpn-service 1.10.2"),
+        (false, "tinynm-openvpn"),
+    ] {
+        let mut t = openvpn_activation(nm, ovpn_runs).await?;
+        let med = median(&mut t);
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            t.len(),
+            ms(med),
+            ms(t[0]),
+            ms(*t.last().expect("runs"))
+        );
     }
     Ok(())
 }

@@ -4,200 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::{LIMIT, World};
+use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
 use tinynm_sandbox::{DaemonOptions, Netns, require_tool};
-
-const OPENVPN: &str = "org.freedesktop.NetworkManager.openvpn";
-
-fn run(cmd: &mut Command) {
-    let o = cmd.output().expect("run");
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// A CA, a server and a client certificate (EC keys), and a tls-crypt key.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn generate(dir: &Path) -> Pki {
-        let openssl = require_tool("openssl", "openssl").unwrap();
-        let openvpn = require_tool("openvpn", "openvpn").unwrap();
-        let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        run(Command::new(&openssl)
-            .args(["req", "-x509"])
-            .args(ec)
-            .args(["-keyout", &d("ca.key"), "-out", &d("ca.crt")])
-            .args(["-subj", "/CN=tinynm test CA", "-days", "2"]));
-        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
-            run(Command::new(&openssl)
-                .arg("req")
-                .args(ec)
-                .args(["-keyout", &d(&format!("{name}.key"))])
-                .args(["-out", &d(&format!("{name}.csr"))])
-                .args(["-subj", &format!("/CN={name}")]));
-            let ext = d(&format!("{name}.ext"));
-            std::fs::write(
-                &ext,
-                format!("extendedKeyUsage={usage}\nkeyUsage=digitalSignature,keyAgreement\n"),
-            )
-            .unwrap();
-            run(Command::new(&openssl)
-                .args(["x509", "-req", "-in", &d(&format!("{name}.csr"))])
-                .args([
-                    "-CA",
-                    &d("ca.crt"),
-                    "-CAkey",
-                    &d("ca.key"),
-                    "-CAcreateserial",
-                ])
-                .args(["-out", &d(&format!("{name}.crt")), "-days", "2"])
-                .args(["-extfile", &ext]));
-        }
-        run(Command::new(&openvpn).args(["--genkey", "tls-crypt", &d("tc.key")]));
-        Pki {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn file(&self, f: &str) -> String {
-        self.dir.join(f).to_str().unwrap().to_string()
-    }
-}
-
-/// How the server authenticates clients.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Auth {
-    /// Certificates only.
-    Tls,
-    /// Username and password only.
-    Password,
-    /// Both.
-    PasswordTls,
-}
-
-const USER: &str = "alice";
-const PASSWORD: &str = "wonderland";
-
-/// A real openvpn server in the server namespace, stopped (by PID) when dropped.
-struct Server {
-    child: Child,
-    log: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Server {
-    fn start(ns: &Netns, pki: &Pki, auth: Auth) -> Server {
-        let openvpn = require_tool("openvpn", "openvpn").unwrap();
-        let mut conf = format!(
-            "dev tun\nproto udp\nlocal 10.99.0.1\nport 1194\ntopology subnet\n\
-             server 10.8.0.0 255.255.255.0\nca {}\ncert {}\nkey {}\ndh none\ntls-crypt {}\n\
-             push \"route 10.200.0.0 255.255.255.0\"\npush \"dhcp-option DNS 10.8.0.1\"\n\
-             keepalive 2 20\nverb 3\n",
-            pki.file("ca.crt"),
-            pki.file("server.crt"),
-            pki.file("server.key"),
-            pki.file("tc.key"),
-        );
-        if auth != Auth::Tls {
-            let check = pki.dir.join("check-password.sh");
-            std::fs::write(
-                &check,
-                format!(
-                    "#!/bin/sh\n# openvpn passes a file: username, then password\n\
-                     [ \"$(sed -n 1p \"$1\")\" = {USER} ] && [ \"$(sed -n 2p \"$1\")\" = {PASSWORD} ]\n"
-                ),
-            )
-            .unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755)).unwrap();
-            conf.push_str(&format!(
-                "script-security 2\nauth-user-pass-verify {} via-file\n",
-                check.display()
-            ));
-            if auth == Auth::Password {
-                conf.push_str("verify-client-cert none\nusername-as-common-name\n");
-            }
-        }
-        let file = pki.dir.join(format!("server-{auth:?}.conf"));
-        std::fs::write(&file, conf).unwrap();
-        let mut cmd = Command::new(openvpn);
-        cmd.arg("--config")
-            .arg(&file)
-            .current_dir(&pki.dir)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        ns.prepare(&mut cmd);
-        let mut child = cmd.spawn().expect("openvpn server");
-        let (tx, log) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut s = Server {
-            child,
-            log,
-            seen: Vec::new(),
-        };
-        s.expect("Initialization Sequence Completed");
-        s
-    }
-
-    /// Waits (bounded) for a server log line containing `what`.
-    fn expect(&mut self, what: &str) {
-        let deadline = std::time::Instant::now() + LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(l) => {
-                    let hit = l.contains(what);
-                    self.seen.push(l);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(_) => panic!(
-                    "the openvpn server never logged {what:?}:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        tinynm_sandbox::terminate(&mut self.child);
-    }
-}
 
 /// Which plugin serves `org.freedesktop.NetworkManager.openvpn`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -229,10 +41,7 @@ async fn world(plugin: Plugin) -> World {
             let program = tinynm_sandbox::binary("tinynm-openvpn").unwrap();
             std::fs::write(
                 w.daemon.plugin_dir.join("nm-openvpn-service.name"),
-                format!(
-                    "[VPN Connection]\nname=openvpn\nservice={OPENVPN}\nprogram={}\nsupports-multiple-connections=true\n",
-                    program.display()
-                ),
+                tinynm_sandbox::openvpn::name_file(&program),
             )
             .unwrap();
             w
@@ -241,32 +50,10 @@ async fn world(plugin: Plugin) -> World {
 }
 
 fn client_profile(id: &str, pki: &Pki, auth: Auth) -> tinynm_config::Profile {
-    let kind = match auth {
-        Auth::Tls => "tls",
-        Auth::Password => "password",
-        Auth::PasswordTls => "password-tls",
-    };
-    let mut data = vec![
-        ("connection-type", kind.to_string()),
-        ("remote", "10.99.0.1".to_string()),
-        ("port", "1194".to_string()),
-        ("dev", "tun".to_string()),
-        ("ca", pki.file("ca.crt")),
-        ("tls-crypt", pki.file("tc.key")),
-    ];
-    if auth != Auth::Password {
-        data.push(("cert", pki.file("client.crt")));
-        data.push(("key", pki.file("client.key")));
-    }
-    if auth != Auth::Tls {
-        data.push(("username", USER.to_string()));
-        data.push(("password-flags", "0".to_string()));
-    }
-    let pairs: Vec<(&str, &str)> = data.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut p = common::profile(id, OPENVPN, &pairs);
-    if auth != Auth::Tls {
-        p.vpn.secrets.insert("password".into(), PASSWORD.into());
-    }
+    let (data, secrets) = auth.client_data(pki);
+    let mut p = common::profile(id, OPENVPN, &[]);
+    p.vpn.data = data;
+    p.vpn.secrets = secrets;
     p
 }
 
@@ -286,9 +73,9 @@ fn ping(ns: &Netns, addr: &str, wait: u32) -> bool {
 /// cross the tunnel to the server and the network behind it; deactivation leaves nothing.
 async fn happy_path(plugin: Plugin, auth: Auth) {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::generate(tmp.path());
+    let pki = Pki::generate(tmp.path()).unwrap();
     let mut w = world(plugin).await;
-    let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth);
+    let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth).unwrap();
     let base = w.kernel();
     assert!(
         !ping(&w.ns, "10.200.0.1", 1),
@@ -377,9 +164,9 @@ fn descendants_named(pid: u32, comm: &str) -> Vec<u32> {
 
 async fn failure(plugin: Plugin, auth: Auth, what: &str) -> (u32, u32, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::generate(tmp.path());
+    let pki = Pki::generate(tmp.path()).unwrap();
     let mut w = world(plugin).await;
-    let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth);
+    let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth).unwrap();
     let base = w.kernel();
     let mut p = client_profile(&format!("ovpn-{what}"), &pki, auth);
     match what {
