@@ -8,6 +8,7 @@ pub mod dbus;
 pub mod error;
 pub mod keyfile;
 pub mod nm;
+pub mod ovpn;
 pub mod profile;
 pub mod toml_profile;
 

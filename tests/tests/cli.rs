@@ -205,3 +205,32 @@ async fn add_modify_delete_and_bad_arguments() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!files[0].exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_of_a_bad_ovpn_names_the_line_and_changes_nothing() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("bad.ovpn");
+    std::fs::write(
+        &f,
+        "client\nremote 10.99.0.1\n<ca>\nX\n</ca>\nfragment 1300\n",
+    )
+    .unwrap();
+    let certs = tmp.path().join("certs");
+    let o = tinynm(
+        &w,
+        &[
+            "connection",
+            "import",
+            "openvpn",
+            f.to_str().unwrap(),
+            "--cert-dir",
+            certs.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("line 6: 'fragment' is not supported"), "{err}");
+    assert!(!certs.exists(), "no inline file written");
+    assert!(w.vpn_profiles().await.is_empty(), "no profile added");
+}

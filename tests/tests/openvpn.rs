@@ -76,15 +76,72 @@ async fn happy_path(plugin: Plugin, auth: Auth) {
     let pki = Pki::generate(tmp.path()).unwrap();
     let mut w = world(plugin).await;
     let _server = Server::start(w.server.as_ref().unwrap(), &pki, auth).unwrap();
+    let p = w
+        .add_profile(client_profile(&format!("ovpn-{auth:?}"), &pki, auth))
+        .await;
+    tunnel_works(&mut w, &p).await;
+}
+
+/// The test's own `.ovpn` (inline CA, certificate, key and tls-crypt key), imported with
+/// `tinynm connection import openvpn`, brings up a working tunnel.
+async fn imported(plugin: Plugin) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let mut w = world(plugin).await;
+    let _server = Server::start(w.server.as_ref().unwrap(), &pki, Auth::Tls).unwrap();
+    let inline = |tag: &str, f: &str| {
+        format!(
+            "<{tag}>\n{}</{tag}>\n",
+            std::fs::read_to_string(pki.dir.join(f)).unwrap()
+        )
+    };
+    let ovpn = tmp.path().join("office.ovpn");
+    std::fs::write(
+        &ovpn,
+        format!(
+            "# the test's own client file\nclient\ndev tun\nproto udp\nremote 10.99.0.1 1194\nnobind\n\
+             persist-key\npersist-tun\nremote-cert-tls server\nverb 3\n{}{}{}{}",
+            inline("ca", "ca.crt"),
+            inline("cert", "client.crt"),
+            inline("key", "client.key"),
+            inline("tls-crypt", "tc.key"),
+        ),
+    )
+    .unwrap();
+    let certs = tmp.path().join("certs");
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let o = Command::new(bin)
+        .arg("--bus-address")
+        .arg(&w.bus.address)
+        .args(["connection", "import", "openvpn"])
+        .arg(&ovpn)
+        .arg("--cert-dir")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.starts_with("Connection 'office' ("), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let key = certs.join("office-key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "inline keys are written 0600"
+    );
+    let p = w.vpn_profiles().await.remove(0);
+    tunnel_works(&mut w, &p).await;
+}
+
+/// Activates `p`: the pushed route and the server's host route are in the kernel, pings cross
+/// the tunnel; then deactivates it and finds the kernel as it was.
+async fn tunnel_works(w: &mut World, p: &zbus::OwnedObjectPath) {
     let base = w.kernel();
     assert!(
         !ping(&w.ns, "10.200.0.1", 1),
         "reachable without the tunnel"
     );
-    let p = w
-        .add_profile(client_profile(&format!("ovpn-{auth:?}"), &pki, auth))
-        .await;
-    let ac = w.activate(&p).await.unwrap();
+    let ac = w.activate(p).await.unwrap();
     let (state, reason) = w.wait_vpn(ac.as_str(), &[5, 6, 7]).await;
     assert_eq!(
         (state, reason),
@@ -314,6 +371,7 @@ matrix! {
     tls: |p| happy_path(p, Auth::Tls);
     password: |p| happy_path(p, Auth::Password);
     password_tls: |p| happy_path(p, Auth::PasswordTls);
+    imported_ovpn: imported;
     wrong_password: run_wrong_password;
     unreachable: run_unreachable_server;
     killed: run_openvpn_killed;
