@@ -173,10 +173,13 @@ async fn tunnel_works(w: &mut World, p: &zbus::OwnedObjectPath) {
         "no answer from the network behind the server"
     );
 
+    let openvpn = descendants_named(w.daemon.pid(), "openvpn");
+    assert_eq!(openvpn.len(), 1, "one openvpn client runs: {openvpn:?}");
     w.manager().await.deactivate_connection(&ac).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[6, 7]).await, (7, 2));
     w.wait_removed(ac.as_str()).await;
     w.assert_clean(&base);
+    assert!(wait_exit(openvpn[0], LIMIT), "deactivation stops openvpn");
     assert!(!ping(&w.ns, "10.200.0.1", 1), "the tunnel is gone");
 }
 
@@ -234,6 +237,14 @@ async fn failure(plugin: Plugin, auth: Auth, what: &str) -> (u32, u32, String) {
         }
         "unreachable" => {
             p.vpn.data.insert("remote".into(), "10.99.0.77".into());
+            p.vpn.timeout = 5;
+        }
+        "untrusted" => {
+            // A CA of another PKI: the server's certificate does not verify.
+            let other = tmp.path().join("other");
+            std::fs::create_dir(&other).unwrap();
+            let other = Pki::generate(&other).unwrap();
+            p.vpn.data.insert("ca".into(), other.file("ca.crt"));
             p.vpn.timeout = 5;
         }
         _ => {}
@@ -367,6 +378,20 @@ async fn run_openvpn_killed(plugin: Plugin) {
     }
 }
 
+async fn run_untrusted_server(plugin: Plugin) {
+    let (s, r, log) = failure(plugin, Auth::Tls, "untrusted").await;
+    assert!(log.contains("VERIFY ERROR"), "{log}");
+    match plugin {
+        // nm-openvpn-service lets openvpn retry until NM's connect timer ends it.
+        Plugin::Nm => assert_eq!((s, r), (6, 6), "\n{log}"),
+        // tinynm-openvpn gives up at the first verification failure: CONNECT_FAILED.
+        Plugin::Tinynm => {
+            logged_at(&log, "failed verification: giving up", "ERROR");
+            assert_eq!((s, r), (6, 0), "\n{log}");
+        }
+    }
+}
+
 matrix! {
     tls: |p| happy_path(p, Auth::Tls);
     password: |p| happy_path(p, Auth::Password);
@@ -374,5 +399,6 @@ matrix! {
     imported_ovpn: imported;
     wrong_password: run_wrong_password;
     unreachable: run_unreachable_server;
+    untrusted_server: run_untrusted_server;
     killed: run_openvpn_killed;
 }

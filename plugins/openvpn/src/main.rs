@@ -186,6 +186,7 @@ impl OpenVpn {
             .map_err(|e| PluginError::LaunchFailed(format!("cannot run {openvpn}: {e}")))?;
         let pid = child.id().unwrap_or(0);
         tracing::info!("openvpn started (pid {pid})");
+        let failure = Arc::new(Mutex::new(None));
         for out in [
             child
                 .stdout
@@ -199,14 +200,29 @@ impl OpenVpn {
         .into_iter()
         .flatten()
         {
+            let failure = failure.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(out).lines();
                 while let Ok(Some(l)) = lines.next_line().await {
                     log_openvpn_line(&l);
+                    // The server's certificate is not trusted: openvpn would retry forever
+                    // against the same certificate. Give up now (CONNECT_FAILED).
+                    if l.contains("VERIFY ERROR") {
+                        tracing::error!(
+                            "openvpn: the server's certificate failed verification: giving up"
+                        );
+                        failure
+                            .lock()
+                            .expect("poisoned")
+                            .get_or_insert(PluginFailure::ConnectFailed);
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGTERM,
+                        );
+                    }
                 }
             });
         }
-        let failure = Arc::new(Mutex::new(None));
         tokio::spawn(Self::management(listener, profile.clone(), failure.clone()));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (exited_tx, exited) = watch::channel(false);
