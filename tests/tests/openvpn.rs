@@ -80,6 +80,10 @@ async fn happy_path(plugin: Plugin, auth: Auth) {
         .add_profile(client_profile(&format!("ovpn-{auth:?}"), &pki, auth))
         .await;
     tunnel_works(&mut w, &p).await;
+    if plugin == Plugin::Tinynm {
+        // openvpn's state, from its management interface, in tinynmd's log.
+        logged_at(&w.daemon.log_text(), "openvpn state CONNECTED", "INFO");
+    }
 }
 
 /// The test's own `.ovpn` (inline CA, certificate, key and tls-crypt key), imported with
@@ -162,6 +166,25 @@ async fn tunnel_works(w: &mut World, p: &zbus::OwnedObjectPath) {
             .iter()
             .any(|r| r.starts_with("10.99.0.1/32") || r.starts_with("10.99.0.1 ")),
         "no host route to the server\n{k}"
+    );
+    // The pushed DNS server is the VPN's, as NM shows it.
+    let ip4 = w.ip4_config(&ac).await;
+    let cfg = zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        ip4.as_str(),
+        "org.freedesktop.NetworkManager.IP4Config",
+    )
+    .await
+    .unwrap();
+    let dns: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
+        cfg.get_property("NameserverData").await.unwrap();
+    assert_eq!(
+        dns.iter()
+            .map(|d| String::try_from(d["address"].try_clone().unwrap()).unwrap())
+            .collect::<Vec<_>>(),
+        vec!["10.8.0.1"],
+        "the pushed DNS server"
     );
     // The client's way out leads nowhere: these answers came through the tunnel.
     assert!(

@@ -99,7 +99,19 @@ impl OpenVpn {
         while let Ok(Some(l)) = lines.next_line().await {
             tracing::debug!("management: {l}");
             let reply = if l.starts_with(">HOLD:") {
-                Some("hold release\n".to_string())
+                // State notifications first, then let openvpn go on.
+                Some("state on\nhold release\n".to_string())
+            } else if let Some(st) = l.strip_prefix(">STATE:") {
+                // TIME,STATE,DETAIL,…: CONNECTING, WAIT, AUTH, GET_CONFIG, CONNECTED,
+                // RECONNECTING (DETAIL says why), EXITING.
+                let mut f = st.split(',');
+                let (state, detail) = (f.nth(1).unwrap_or(""), f.next().unwrap_or(""));
+                if state == "RECONNECTING" || state == "EXITING" {
+                    tracing::warn!("openvpn state {state} ({detail})");
+                } else {
+                    tracing::info!("openvpn state {state}");
+                }
+                None
             } else if l.starts_with(">PASSWORD:Need 'Auth'") {
                 let pass = profile
                     .vpn
