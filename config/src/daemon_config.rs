@@ -48,6 +48,8 @@ pub struct Timeouts {
     pub plugin_call: f64,
     /// `GetNameOwner`.
     pub name_owner: f64,
+    /// Each secret agent's answer to `GetSecrets` (NM waits 120 s).
+    pub agent: f64,
 }
 
 impl Default for Timeouts {
@@ -58,6 +60,7 @@ impl Default for Timeouts {
             vpn_default: crate::nm::VPN_TIMEOUT_DEFAULT_SECS,
             plugin_call: 10.0,
             name_owner: 3.0,
+            agent: 60.0,
         }
     }
 }
@@ -129,6 +132,7 @@ impl DaemonConfig {
             ("activation-extra", t.activation_extra),
             ("plugin-call", t.plugin_call),
             ("name-owner", t.name_owner),
+            ("agent", t.agent),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(DaemonConfigError::Invalid {

@@ -133,6 +133,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
             vec![bus::objects::Iface::Agent],
         ),
     ]));
+    let agents = bus::agent::Agents::default();
     let conn = connect_bus(&cfg)
         .await?
         .serve_at(
@@ -152,7 +153,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         .serve_at(
             bus::agent::AGENT_PATH,
             bus::agent::AgentManagerView {
-                agents: bus::agent::Agents::default(),
+                agents: agents.clone(),
             },
         )
         .serve_at(
@@ -172,6 +173,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         cfg: cfg.clone(),
         objects: Arc::new(objects_tx),
         ip_numbers: Arc::new([1.into(), 1.into()]),
+        agents,
     };
     let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx);
     core.load_profiles()

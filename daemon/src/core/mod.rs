@@ -186,6 +186,8 @@ pub struct Ctx {
     pub objects: Arc<watch::Sender<Objects>>,
     /// The next IP4Config and IP6Config numbers (never reused).
     pub ip_numbers: Arc<[std::sync::atomic::AtomicU64; 2]>,
+    /// The registered secret agents.
+    pub agents: crate::bus::agent::Agents,
 }
 
 /// An exported IP4Config or IP6Config object; dropped by [`Ctx::unexport_ip`].
@@ -772,6 +774,8 @@ impl Core {
         .await?;
         self.publish_manager().await?;
         let params = AcParams {
+            uid,
+            settings_path: connection.clone(),
             n,
             path: path.clone(),
             profile: (*profile).clone(),

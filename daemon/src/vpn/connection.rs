@@ -18,6 +18,7 @@ use zbus::{OwnedObjectPath, Variant};
 use super::machine::{End, Phase, failure_reason, on_name_vanished, on_service_state};
 use super::plugin;
 use super::registry::PluginInfo;
+use super::secrets;
 use crate::bus::active::{AcSnapshot, ActiveView, VpnView};
 use crate::bus::ipconfig::{IpData, RouteEntry};
 use crate::bus::properties_changed;
@@ -34,6 +35,10 @@ pub enum AcCommand {
 
 /// What the core hands to a new connection's task.
 pub struct AcParams {
+    /// Who activated it (whose agents are asked for secrets).
+    pub uid: u32,
+    /// The profile's Settings.Connection path (what agents are told).
+    pub settings_path: OwnedObjectPath,
     /// Active connection number (also `Connection_<n>`).
     pub n: u64,
     /// Its object path.
@@ -287,40 +292,27 @@ impl Ac {
 
         self.set_phase(Phase::NeedAuth, Reason::None).await;
         let timeout_end = End::disconnected(Reason::ServiceStartTimeout);
+        self.get_secrets(&proxy).await?;
         let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
-        let need =
-            tokio::time::timeout(secs(self.t().plugin_call), proxy.need_secrets(dict.clone()))
-                .await;
-        match need {
-            Ok(Ok(s)) if s.is_empty() => {}
-            Ok(Ok(setting)) => {
-                tracing::error!(
-                    "the plugin needs secrets for setting '{setting}' that the profile does not store, and no secret agent is available to ask"
-                );
-                return Err(End::failed(Reason::NoSecrets));
-            }
-            Ok(Err(e)) => {
-                tracing::error!("NeedSecrets failed: {e}");
-                if died_meanwhile(&e) && !self.plugin_alive().await {
-                    return Err(on_name_vanished());
-                }
-                return Err(End::failed(Reason::NoSecrets));
-            }
-            Err(_) => {
-                tracing::error!("NeedSecrets: no reply within {}s", self.t().plugin_call);
-                return Err(End::failed(Reason::NoSecrets));
-            }
-        }
 
         // NM's state goes to CONNECT when the call is sent, not when it returns.
         self.set_phase(Phase::Connect, Reason::None).await;
         let call = secs(self.t().plugin_call);
-        let r = match tokio::time::timeout(
-            call,
-            proxy.connect_interactive(dict.clone(), Default::default()),
-        )
-        .await
-        {
+        // Interactive unless one of the requester's agents cannot take the plugin's hints (NM's
+        // rule: every agent of the uid has VPN_HINTS, which holds when there is none).
+        let interactive = secrets::candidates(&self.p.ctx.agents, self.p.uid)
+            .iter()
+            .all(|a| a.capabilities & secrets::VPN_HINTS != 0);
+        let first = async {
+            if interactive {
+                proxy
+                    .connect_interactive(dict.clone(), Default::default())
+                    .await
+            } else {
+                proxy.connect(dict.clone()).await
+            }
+        };
+        let r = match tokio::time::timeout(call, first).await {
             Ok(Err(zbus::Error::MethodError(name, _, _)))
                 if name.as_str()
                     == "org.freedesktop.NetworkManager.VPN.Error.InteractiveNotSupported" =>
@@ -411,6 +403,127 @@ impl Ac {
             }
         }
         crate::core::release_memory();
+    }
+
+    /// NM's secrets passes (spec §6.3): the stored secrets, then the agents without
+    /// interaction, then with it; `NeedSecrets` after each. Fails at once with NO_SECRETS,
+    /// naming the missing keys, when no agent can answer.
+    async fn get_secrets(&mut self, proxy: &VpnPluginProxy<'static>) -> Result<(), End> {
+        let mut pass = 1;
+        loop {
+            let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
+            let need =
+                tokio::time::timeout(secs(self.t().plugin_call), proxy.need_secrets(dict)).await;
+            let setting = match need {
+                Ok(Ok(s)) if s.is_empty() => return Ok(()),
+                Ok(Ok(setting)) => setting,
+                Ok(Err(e)) => {
+                    tracing::error!("NeedSecrets failed: {e}");
+                    if died_meanwhile(&e) && !self.plugin_alive().await {
+                        return Err(on_name_vanished());
+                    }
+                    return Err(End::failed(Reason::NoSecrets));
+                }
+                Err(_) => {
+                    tracing::error!("NeedSecrets: no reply within {}s", self.t().plugin_call);
+                    return Err(End::failed(Reason::NoSecrets));
+                }
+            };
+            if pass == 3 {
+                tracing::error!(
+                    "the plugin still needs secrets for '{setting}' ({}) after the agents' answers",
+                    self.missing()
+                );
+                return Err(End::failed(Reason::NoSecrets));
+            }
+            let flags = secrets::flags::USER_REQUESTED
+                | if pass == 2 {
+                    secrets::flags::ALLOW_INTERACTION
+                } else {
+                    0
+                };
+            match self.ask_agents(&[], flags).await? {
+                Ok(()) => {}
+                Err(secrets::AgentsFailed::NoAgents) => {
+                    tracing::error!(
+                        "the plugin needs secrets for '{setting}' ({}): the profile does not store them and no secret agent of uid {} is registered",
+                        self.missing(),
+                        self.p.uid
+                    );
+                    return Err(End::failed(Reason::NoSecrets));
+                }
+                Err(e @ secrets::AgentsFailed::UserCanceled(_)) => {
+                    tracing::error!("secrets for '{setting}' ({}): {e}", self.missing());
+                    return Err(End::failed(Reason::NoSecrets));
+                }
+                Err(e) if pass == 2 => {
+                    tracing::error!("secrets for '{setting}' ({}): {e}", self.missing());
+                    return Err(End::failed(Reason::NoSecrets));
+                }
+                Err(e) => tracing::info!("secrets without interaction: {e}"),
+            }
+            pass += 1;
+        }
+    }
+
+    /// The keys the profile lacks, for messages.
+    fn missing(&self) -> String {
+        let keys = secrets::missing_keys(&self.p.profile);
+        if keys.is_empty() {
+            "vpn.secrets".into()
+        } else {
+            keys.join(", ")
+        }
+    }
+
+    /// Asks the agents (bounded; a deactivation meanwhile ends the activation) and merges what
+    /// they give into the applied profile, in memory only.
+    async fn ask_agents(
+        &mut self,
+        hints: &[String],
+        flags: u32,
+    ) -> Result<Result<(), secrets::AgentsFailed>, End> {
+        let limit = secs(self.t().agent);
+        let ctx = self.p.ctx.clone();
+        let (profile, path, uid) = (
+            self.p.profile.clone(),
+            self.p.settings_path.clone(),
+            self.p.uid,
+        );
+        let ask = secrets::request(
+            &ctx.conn,
+            &ctx.agents,
+            secrets::Request {
+                profile: &profile,
+                path: &path,
+                hints,
+                flags,
+                uid,
+            },
+            limit,
+        );
+        let got = tokio::select! {
+            r = ask => r,
+            cmd = self.p.cmd.recv() => return Err(match cmd {
+                Some(AcCommand::Deactivate(r)) => End::disconnected(r),
+                None => End::disconnected(Reason::UserDisconnected),
+            }),
+        };
+        match got {
+            Ok((s, agent)) => {
+                tracing::info!(
+                    "secret agent '{}' gave {} secret(s)",
+                    agent.identifier,
+                    s.len()
+                );
+                self.p.profile.vpn.secrets.extend(s);
+                if let Some(name) = secrets::user_name(agent.uid) {
+                    self.p.profile.vpn.user_name = Some(name);
+                }
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     /// Whether the plugin still owns its name: a call that failed because the plugin died is
@@ -589,11 +702,34 @@ impl Ac {
                     tracing::warn!("the plugin is reconnecting");
                 }
             }
-            Ev::SecretsRequired(msg, hints) if self.phase <= Phase::Connect => {
-                tracing::error!(
-                    "the plugin asks for more secrets ({msg:?}, hints {hints:?}) and no secret agent is available"
-                );
-                return Err(End::failed(Reason::NoSecrets));
+            Ev::SecretsRequired(msg, mut hints) if self.phase <= Phase::Connect => {
+                // NM's pass 4: the plugin's hints and message to the agents, then NewSecrets.
+                self.set_phase(Phase::NeedAuth, Reason::None).await;
+                hints.push(format!("x-vpn-message:{msg}"));
+                let flags = secrets::flags::ALLOW_INTERACTION | secrets::flags::USER_REQUESTED;
+                if let Err(e) = self.ask_agents(&hints, flags).await? {
+                    tracing::error!(
+                        "the plugin asks for more secrets ({msg:?}, hints {hints:?}): {e}"
+                    );
+                    return Err(End::failed(Reason::NoSecrets));
+                }
+                let Some(proxy) = self.proxy.clone() else {
+                    return Err(End::failed(Reason::NoSecrets));
+                };
+                let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
+                match tokio::time::timeout(secs(self.t().plugin_call), proxy.new_secrets(dict))
+                    .await
+                {
+                    Ok(Ok(())) => self.set_phase(Phase::Connect, Reason::None).await,
+                    Ok(Err(e)) => {
+                        tracing::error!("NewSecrets failed: {e}");
+                        return Err(End::failed(Reason::NoSecrets));
+                    }
+                    Err(_) => {
+                        tracing::error!("NewSecrets: no reply");
+                        return Err(End::failed(Reason::NoSecrets));
+                    }
+                }
             }
             Ev::SecretsRequired(..) => {}
             Ev::Config(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {

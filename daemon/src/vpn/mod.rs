@@ -4,3 +4,4 @@ pub mod connection;
 pub mod machine;
 pub mod plugin;
 pub mod registry;
+pub mod secrets;

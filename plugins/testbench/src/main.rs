@@ -313,6 +313,41 @@ impl VpnService for Testbench {
             .map(|_| "vpn".to_string()))
     }
 
+    async fn connect_interactive(&self, p: Profile, ctl: Control) -> Result<(), PluginError> {
+        if p.vpn.data.contains_key("second-factor") {
+            // A second factor, asked after the password: SecretsRequired, answered by
+            // NewSecrets.
+            if let Some(k) = p.vpn.data.get("require-secret")
+                && !p.vpn.secrets.contains_key(k)
+            {
+                return Err(PluginError::InvalidConnection(format!(
+                    "secret '{k}' is missing"
+                )));
+            }
+            tokio::spawn(async move {
+                let _ = ctl
+                    .secrets_required("Enter the one-time code", &["otp"])
+                    .await;
+            });
+            return Ok(());
+        }
+        self.connect(p, ctl).await
+    }
+
+    async fn new_secrets(&self, p: Profile, ctl: Control) -> Result<(), PluginError> {
+        let want = p.vpn.data.get("second-factor").cloned().unwrap_or_default();
+        if p.vpn.secrets.get("otp") != Some(&want) {
+            tracing::warn!("second factor: wrong one-time code");
+            tokio::spawn(async move {
+                let _ = ctl.failure(PluginFailure::LoginFailed).await;
+            });
+            return Ok(());
+        }
+        let mut p = p;
+        p.vpn.data.remove("second-factor");
+        self.connect(p, ctl).await
+    }
+
     async fn connect(&self, p: Profile, ctl: Control) -> Result<(), PluginError> {
         let s = Script {
             data: p.vpn.data.clone(),

@@ -377,3 +377,92 @@ pub fn data(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// What a [`TestAgent`] was asked: (flags, hints).
+pub type AgentRequests = std::sync::Arc<std::sync::Mutex<Vec<(u32, Vec<String>)>>>;
+
+struct AgentIface {
+    secrets: HashMap<String, String>,
+    interactive_only: bool,
+    vanish: bool,
+    conn: Option<zbus::Connection>,
+    seen: AgentRequests,
+}
+
+#[zbus::interface(name = "org.freedesktop.NetworkManager.SecretAgent")]
+impl AgentIface {
+    async fn get_secrets(
+        &self,
+        _connection: tinynm_sandbox::nm::SettingsDict,
+        _connection_path: OwnedObjectPath,
+        _setting_name: String,
+        hints: Vec<String>,
+        flags: u32,
+    ) -> zbus::fdo::Result<tinynm_sandbox::nm::SettingsDict> {
+        self.seen.lock().unwrap().push((flags, hints));
+        if self.vanish {
+            // Leave the bus in the middle of the request, never answering it.
+            if let Some(c) = self.conn.clone() {
+                tokio::spawn(async move {
+                    let _ = c.close().await;
+                });
+            }
+            std::future::pending::<()>().await;
+        }
+        if self.interactive_only && flags & 0x1 == 0 {
+            return Err(zbus::fdo::Error::Failed("no stored secrets".into()));
+        }
+        let secrets = zbus::Variant::from(self.secrets.clone())
+            .try_into_owned()
+            .unwrap();
+        Ok(HashMap::from([(
+            "vpn".to_string(),
+            HashMap::from([("secrets".to_string(), secrets)]),
+        )]))
+    }
+
+    fn cancel_get_secrets(&self, _connection_path: OwnedObjectPath, _setting_name: String) {}
+}
+
+/// A secret agent of the test's own: answers VPN secret requests with `secrets` (only when it
+/// may interact, if `interactive_only`), or leaves the bus mid-request (`vanish`).
+pub struct TestAgent {
+    pub conn: zbus::Connection,
+    pub seen: AgentRequests,
+}
+
+impl TestAgent {
+    pub async fn register(
+        w: &World,
+        secrets: &[(&str, &str)],
+        interactive_only: bool,
+        vanish: bool,
+    ) -> TestAgent {
+        let seen = AgentRequests::default();
+        let conn = w.bus.connect().await.unwrap();
+        let iface = AgentIface {
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            interactive_only,
+            vanish,
+            conn: Some(conn.clone()),
+            seen: seen.clone(),
+        };
+        conn.object_server()
+            .at("/org/freedesktop/NetworkManager/SecretAgent", iface)
+            .await
+            .unwrap();
+        conn.call_method(
+            Some("org.freedesktop.NetworkManager"),
+            "/org/freedesktop/NetworkManager/AgentManager",
+            Some("org.freedesktop.NetworkManager.AgentManager"),
+            "RegisterWithCapabilities",
+            &("tinynm-test-agent", 1u32),
+        )
+        .await
+        .unwrap();
+        TestAgent { conn, seen }
+    }
+}

@@ -1,0 +1,188 @@
+//! Secrets from secret agents, asked as NetworkManager's agent manager asks them (spec
+//! VPN-PROTOCOL §6.3): the requester's agents one at a time, each with the profile stripped of
+//! its secrets; the first that gives VPN secrets wins; a user's cancel ends the request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tinynm_config::Profile;
+use tinynm_config::dbus::SettingsDict;
+use zbus::OwnedObjectPath;
+
+use crate::bus::agent::{Agent, Agents};
+
+/// Where agents serve their interface.
+pub const AGENT_PATH: &str = "/org/freedesktop/NetworkManager/SecretAgent";
+/// The agents' interface.
+pub const AGENT_IFACE: &str = "org.freedesktop.NetworkManager.SecretAgent";
+
+/// NM_SECRET_AGENT_GET_SECRETS_FLAG_*
+pub mod flags {
+    /// The agent may prompt.
+    pub const ALLOW_INTERACTION: u32 = 0x1;
+    /// A user asked for this activation.
+    pub const USER_REQUESTED: u32 = 0x4;
+}
+
+/// NM_SECRET_AGENT_CAPABILITY_VPN_HINTS
+pub const VPN_HINTS: u32 = 0x1;
+
+/// NM_SETTING_SECRET_FLAG_NOT_REQUIRED
+const NOT_REQUIRED: u32 = 0x4;
+
+/// Why no agent gave the secrets.
+#[derive(Debug)]
+pub enum AgentsFailed {
+    /// No agent of the requester is registered.
+    NoAgents,
+    /// The user cancelled (at this agent).
+    UserCanceled(String),
+    /// These agents were asked; none gave VPN secrets (each with why).
+    NoneAnswered(Vec<String>),
+}
+
+impl std::fmt::Display for AgentsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentsFailed::NoAgents => write!(f, "no secret agent is registered for this user"),
+            AgentsFailed::UserCanceled(a) => write!(f, "the user cancelled at agent '{a}'"),
+            AgentsFailed::NoneAnswered(a) => {
+                write!(f, "no agent gave them (asked: {})", a.join("; "))
+            }
+        }
+    }
+}
+
+/// The agents that may answer for `uid`, most recently registered first.
+pub fn candidates(agents: &Agents, uid: u32) -> Vec<Agent> {
+    let all = agents.lock().expect("agents lock");
+    all.iter().rev().filter(|a| a.uid == uid).cloned().collect()
+}
+
+/// The secrets a profile lacks, by key (for messages): those whose `<key>-flags` say they are
+/// required and that have no value, and a password type's `password`.
+pub fn missing_keys(p: &Profile) -> Vec<String> {
+    let mut keys: Vec<String> = p
+        .vpn
+        .data
+        .keys()
+        .filter_map(|k| k.strip_suffix("-flags"))
+        .filter(|k| p.secret_flags(k) & NOT_REQUIRED == 0 && !p.vpn.secrets.contains_key(*k))
+        .map(|k| format!("vpn.secrets.{k}"))
+        .collect();
+    let password_type = matches!(
+        p.vpn.data.get("connection-type").map(String::as_str),
+        Some("password" | "password-tls")
+    );
+    if password_type
+        && !p.vpn.secrets.contains_key("password")
+        && !keys.iter().any(|k| k == "vpn.secrets.password")
+    {
+        keys.push("vpn.secrets.password".into());
+    }
+    keys
+}
+
+/// The VPN secrets in an agent's reply, if any.
+fn vpn_secrets(reply: &SettingsDict) -> Option<BTreeMap<String, String>> {
+    let v = reply.get("vpn")?.get("secrets")?;
+    let m: HashMap<String, String> = v.try_clone().ok()?.try_into().ok()?;
+    (!m.is_empty()).then(|| m.into_iter().collect())
+}
+
+/// One request for a profile's VPN secrets.
+pub struct Request<'a> {
+    /// The applied profile (its secrets are stripped before agents see it).
+    pub profile: &'a Profile,
+    /// Its Settings.Connection path.
+    pub path: &'a OwnedObjectPath,
+    /// The plugin's hints.
+    pub hints: &'a [String],
+    /// GetSecrets flags.
+    pub flags: u32,
+    /// The requester.
+    pub uid: u32,
+}
+
+/// Asks the requester's agents, one at a time, for the profile's VPN secrets.
+pub async fn request(
+    conn: &zbus::Connection,
+    agents: &Agents,
+    r: Request<'_>,
+    limit: Duration,
+) -> Result<(BTreeMap<String, String>, Agent), AgentsFailed> {
+    let Request {
+        profile,
+        path,
+        hints,
+        flags,
+        uid,
+    } = r;
+    let cands = candidates(agents, uid);
+    if cands.is_empty() {
+        return Err(AgentsFailed::NoAgents);
+    }
+    let mut bare = profile.clone();
+    bare.vpn.secrets.clear();
+    let dict = tinynm_config::dbus::to_dict(&bare, false);
+    let mut asked = Vec::new();
+    for a in cands {
+        tracing::info!(
+            "asking secret agent '{}' ({}) for VPN secrets (flags 0x{flags:x}, hints {hints:?})",
+            a.identifier,
+            a.sender
+        );
+        let body = (&dict, path, "vpn", hints, flags);
+        let call = conn.call_method(
+            Some(a.sender.as_str()),
+            AGENT_PATH,
+            Some(AGENT_IFACE),
+            "GetSecrets",
+            &body,
+        );
+        let why = match tokio::time::timeout(limit, call).await {
+            Ok(Ok(reply)) => match reply.body().deserialize::<SettingsDict>() {
+                Ok(d) => match vpn_secrets(&d) {
+                    Some(s) => return Ok((s, a)),
+                    None => "no VPN secrets in its reply".to_string(),
+                },
+                Err(e) => format!("a reply of the wrong type: {e}"),
+            },
+            Ok(Err(zbus::Error::MethodError(name, msg, _))) => {
+                if name.as_str() == "org.freedesktop.NetworkManager.SecretAgent.UserCanceled" {
+                    return Err(AgentsFailed::UserCanceled(a.identifier));
+                }
+                format!("{name}: {}", msg.unwrap_or_default())
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => {
+                // As NM: tell the agent the request is over, and do not wait for it.
+                let conn = conn.clone();
+                let (sender, path) = (a.sender.clone(), path.clone());
+                tokio::spawn(async move {
+                    let body = (&path, "vpn");
+                    let cancel = conn.call_method(
+                        Some(sender.as_str()),
+                        AGENT_PATH,
+                        Some(AGENT_IFACE),
+                        "CancelGetSecrets",
+                        &body,
+                    );
+                    let _ = tokio::time::timeout(Duration::from_millis(1500), cancel).await;
+                });
+                format!("no answer within {limit:?}")
+            }
+        };
+        tracing::warn!("secret agent '{}': {why}", a.identifier);
+        asked.push(format!("'{}': {why}", a.identifier));
+    }
+    Err(AgentsFailed::NoneAnswered(asked))
+}
+
+/// The login name of `uid`, for `vpn.user-name`.
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}

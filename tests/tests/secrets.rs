@@ -1,0 +1,133 @@
+//! Secrets: stored ones, secret agents (NM's passes), a second factor, and never hanging when
+//! nobody can answer.
+
+mod common;
+
+use common::{TestAgent, World};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_agent_a_missing_secret_fails_at_once_naming_it() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let p = w
+        .add(
+            "needs-token",
+            &[
+                ("tundev", "tbsec0"),
+                ("require-secret", "token"),
+                ("token-flags", "2"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(
+        w.wait_vpn(ac.as_str(), &[5, 6, 7]).await,
+        (6, 9),
+        "NO_SECRETS"
+    );
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains(
+            "needs secrets for 'vpn' (vpn.secrets.token): the profile does not store them and no secret agent of uid 0 is registered"
+        ),
+        "{log}"
+    );
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_gives_the_secret_when_it_may_ask() {
+    let mut w = World::new().await;
+    let agent = TestAgent::register(&w, &[("token", "t0k3n")], true, false).await;
+    let p = w
+        .add(
+            "from-agent",
+            &[
+                ("tundev", "tbsec1"),
+                ("require-secret", "token"),
+                ("token-flags", "1"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    // NM's passes: without interaction first (USER_REQUESTED), then allowed to ask.
+    assert_eq!(
+        *agent.seen.lock().unwrap(),
+        vec![(0x4, vec![]), (0x5, vec![])]
+    );
+    // Agent-owned secrets are never written: the profile has none.
+    let c = w.profile_object(&p).await;
+    assert!(c.get_secrets("vpn").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_asked_after_the_password() {
+    let mut w = World::new().await;
+    let agent = TestAgent::register(&w, &[("otp", "424242")], false, false).await;
+    let mut p = common::profile(
+        "two-factor",
+        common::TESTBENCH,
+        &[("tundev", "tbsec2"), ("second-factor", "424242")],
+    );
+    p.vpn.secrets.insert("password".into(), "stored".into());
+    let p = w.add_profile(p).await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let seen = agent.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(
+            0x5,
+            vec![
+                "otp".to_string(),
+                "x-vpn-message:Enter the one-time code".to_string()
+            ]
+        )],
+        "one interactive request with the plugin's hints and message"
+    );
+    // NEED_AUTH again while the second factor was asked, then CONNECT again.
+    let states: Vec<u32> = w.vpn_states(ac.as_str()).iter().map(|s| s.0).collect();
+    assert_eq!(states, vec![2, 3, 2, 3, 4, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_second_factor_is_login_failed() {
+    let mut w = World::new().await;
+    let _agent = TestAgent::register(&w, &[("otp", "000000")], false, false).await;
+    let p = w
+        .add(
+            "two-factor-bad",
+            &[("tundev", "tbsec3"), ("second-factor", "424242")],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (6, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_leaves_mid_request_fails_the_activation_cleanly() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let _agent = TestAgent::register(&w, &[], false, true).await;
+    let p = w
+        .add(
+            "agent-leaves",
+            &[
+                ("tundev", "tbsec4"),
+                ("require-secret", "token"),
+                ("token-flags", "1"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(
+        w.wait_vpn(ac.as_str(), &[5, 6, 7]).await,
+        (6, 9),
+        "NO_SECRETS"
+    );
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+    assert!(w.daemon.log_text().contains("vpn.secrets.token"));
+}
