@@ -86,6 +86,69 @@ async fn happy_path(plugin: Plugin, auth: Auth) {
     }
 }
 
+/// A password profile whose password is not saved (`password-flags` 2): nmcli's own agent
+/// gives it, asked on stdin (`--ask`) or read from a `passwd-file`.
+async fn nmcli_password(plugin: Plugin, how: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let mut w = world(plugin).await;
+    let _server = Server::start(w.server.as_ref().unwrap(), &pki, Auth::Password).unwrap();
+    let mut p = client_profile("ask-me", &pki, Auth::Password);
+    p.vpn.secrets.clear();
+    p.vpn.data.insert("password-flags".into(), "2".into());
+    w.add_profile(p).await;
+    let nmcli = require_tool("nmcli", "network-manager").unwrap();
+    let pwfile = tmp.path().join("passwd");
+    std::fs::write(&pwfile, "vpn.secrets.password:wonderland\n").unwrap();
+    let mut cmd = Command::new(nmcli);
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LANG", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match how {
+        "ask" => cmd.args(["--ask", "connection", "up", "id", "ask-me"]),
+        _ => cmd
+            .args(["connection", "up", "id", "ask-me", "passwd-file"])
+            .arg(&pwfile),
+    };
+    let o = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(b"wonderland\n");
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}\n--- tinynmd log ---\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        w.daemon.log_text()
+    );
+    assert!(out.contains("Connection successfully activated"), "{out}");
+    if how == "ask" {
+        assert!(
+            out.contains("Password (vpn.secrets.password):"),
+            "nmcli prompted: {out}"
+        );
+    }
+    assert!(ping(&w.ns, "10.200.0.1", 5), "the tunnel carries packets");
+    // The password was never stored.
+    let path = w.vpn_profiles().await.remove(0);
+    assert!(
+        w.profile_object(&path)
+            .await
+            .get_secrets("vpn")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// The test's own `.ovpn` (inline CA, certificate, key and tls-crypt key), imported with
 /// `tinynm connection import openvpn`, brings up a working tunnel.
 async fn imported(plugin: Plugin) {
@@ -425,6 +488,8 @@ matrix! {
     password: |p| happy_path(p, Auth::Password);
     password_tls: |p| happy_path(p, Auth::PasswordTls);
     imported_ovpn: imported;
+    nmcli_ask: |p| nmcli_password(p, "ask");
+    nmcli_passwd_file: |p| nmcli_password(p, "file");
     wrong_password: run_wrong_password;
     unreachable: run_unreachable_server;
     untrusted_server: run_untrusted_server;
