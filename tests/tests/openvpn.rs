@@ -91,7 +91,7 @@ async fn happy_path(plugin: Plugin, auth: Auth) {
 async fn nmcli_password(plugin: Plugin, how: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::generate(tmp.path()).unwrap();
-    let mut w = world(plugin).await;
+    let w = world(plugin).await;
     let _server = Server::start(w.server.as_ref().unwrap(), &pki, Auth::Password).unwrap();
     let mut p = client_profile("ask-me", &pki, Auth::Password);
     p.vpn.secrets.clear();
