@@ -1,5 +1,6 @@
 //! tinynm: the command-line client of tinynmd (and of NetworkManager: it speaks NM's API).
 
+mod agent;
 mod demo;
 
 use std::path::PathBuf;
@@ -40,6 +41,13 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         hold: u64,
     },
+    /// A secret agent: answers tinynmd's requests for VPN secrets (by asking on the terminal,
+    /// no echo, or from a secrets file) until stopped.
+    Agent {
+        /// Answer from this file (`vpn.secrets.KEY:VALUE` lines) instead of asking.
+        #[arg(long, value_name = "FILE")]
+        secrets_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +74,12 @@ enum ConnCmd {
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 300)]
         wait: u64,
+        /// Ask on the terminal (no echo) for the secrets the VPN needs.
+        #[arg(long, conflicts_with = "secrets_file")]
+        ask: bool,
+        /// Give the secrets the VPN needs from this file (`vpn.secrets.KEY:VALUE` lines).
+        #[arg(long, value_name = "FILE")]
+        secrets_file: Option<PathBuf>,
     },
     /// Deactivates a profile's active connection.
     Down {
@@ -161,6 +175,10 @@ async fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Demo { routes, hold } => demo::run(routes, hold).await,
+        Cmd::Agent { secrets_file } => match connect(cli.bus_address.as_deref()).await {
+            Ok(conn) => run_agent(&conn, secrets_file).await,
+            Err(e) => Err(e),
+        },
         Cmd::Connection(c) => match connect(cli.bus_address.as_deref()).await {
             Ok(conn) => connection(&conn, c).await,
             Err(e) => Err(e),
@@ -170,6 +188,31 @@ async fn main() {
         eprintln!("Error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `tinynm agent`: serves until SIGINT/SIGTERM, then unregisters.
+async fn run_agent(conn: &zbus::Connection, secrets_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let source = match &secrets_file {
+        Some(f) => agent::Source::File(agent::read_secrets_file(f)?),
+        None => agent::Source::Terminal,
+    };
+    agent::register(conn, source, "tinynm-agent").await?;
+    eprintln!("tinynm agent: answering tinynmd's requests for VPN secrets (Ctrl-C to stop)");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = conn
+        .call_method(
+            Some("org.freedesktop.NetworkManager"),
+            "/org/freedesktop/NetworkManager/AgentManager",
+            Some("org.freedesktop.NetworkManager.AgentManager"),
+            "Unregister",
+            &(),
+        )
+        .await;
+    Ok(())
 }
 
 async fn connect(address: Option<&str>) -> anyhow::Result<zbus::Connection> {
@@ -362,7 +405,21 @@ async fn connection(conn: &zbus::Connection, c: ConnCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ConnCmd::Up { id, wait } => up(conn, &id, Duration::from_secs(wait)).await,
+        ConnCmd::Up {
+            id,
+            wait,
+            ask,
+            secrets_file,
+        } => {
+            // The agent answers for this activation only: it goes with this process.
+            if let Some(f) = &secrets_file {
+                let map = agent::read_secrets_file(f)?;
+                agent::register(conn, agent::Source::File(map), "tinynm-connect").await?;
+            } else if ask {
+                agent::register(conn, agent::Source::Terminal, "tinynm-connect").await?;
+            }
+            up(conn, &id, Duration::from_secs(wait)).await
+        }
         ConnCmd::Down { id } => down(conn, &id).await,
         ConnCmd::Add {
             name,

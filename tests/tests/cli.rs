@@ -234,3 +234,132 @@ async fn import_of_a_bad_ovpn_names_the_line_and_changes_nothing() {
     assert!(!certs.exists(), "no inline file written");
     assert!(w.vpn_profiles().await.is_empty(), "no profile added");
 }
+
+/// A profile whose secret `token` is agent-owned and not stored.
+async fn needs_token(w: &World, id: &str, tundev: &str) {
+    w.add(
+        id,
+        &[
+            ("tundev", tundev),
+            ("require-secret", "token"),
+            ("token-flags", "1"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_a_secrets_file_and_with_a_running_agent() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("secrets");
+    std::fs::write(&f, "# one per line\nvpn.secrets.token:t0k3n\n").unwrap();
+
+    needs_token(&w, "by-file", "tbcli1").await;
+    let o = tinynm(
+        &w,
+        &[
+            "connection",
+            "up",
+            "by-file",
+            "--secrets-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(w.kernel().link("tbcli1").is_some(), "the VPN is up");
+
+    // Without an agent, the same kind of profile fails at once, naming the key.
+    needs_token(&w, "no-agent", "tbcli2").await;
+    let o = tinynm(&w, &["connection", "up", "no-agent"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("No valid secrets"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A long-running agent answers for activations made by anyone of its user.
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let mut agent = std::process::Command::new(bin)
+        .arg("--bus-address")
+        .arg(&w.bus.address)
+        .args(["agent", "--secrets-file", f.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(agent.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("tinynm agent: answering"), "{first}");
+    needs_token(&w, "by-agent", "tbcli3").await;
+    let o = tinynm(&w, &["connection", "up", "by-agent"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    tinynm_sandbox::terminate(&mut agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_ask_prompts_on_the_terminal_without_echo() {
+    let w = World::new().await;
+    needs_token(&w, "asked", "tbcli4").await;
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let script = tinynm_sandbox::require_tool("script", "bsdutils").unwrap();
+    // `script` gives tinynm a terminal of its own; what we write is typed on it.
+    let cmdline = format!(
+        "{} --bus-address '{}' connection up asked --ask",
+        bin.display(),
+        w.bus.address
+    );
+    let (out, ok) = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut child = std::process::Command::new(script)
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        // Read what the terminal shows; type the secret once the prompt is there, as a user
+        // would (the reader thread ends with the program).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut shown = Vec::new();
+        let deadline = std::time::Instant::now() + common::LIMIT;
+        let mut typed = false;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(b) => shown.extend(b),
+                Err(_) => break,
+            }
+            if !typed && String::from_utf8_lossy(&shown).contains("(vpn.secrets.token): ") {
+                stdin.write_all(b"t0k3n\n").unwrap();
+                typed = true;
+            }
+        }
+        drop(stdin);
+        let ok = child.wait().unwrap().success();
+        (String::from_utf8_lossy(&shown).into_owned(), ok)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Secret for 'asked' (vpn.secrets.token):"),
+        "{out}"
+    );
+    assert!(!out.contains("t0k3n"), "the secret was echoed: {out}");
+    assert!(w.kernel().link("tbcli4").is_some(), "the VPN is up");
+}
