@@ -32,6 +32,13 @@ pub struct DaemonConfig {
     pub log_level: String,
     /// Timers.
     pub timeouts: Timeouts,
+    /// A non-interactive source of secrets for headless systems: a TOML file of tables named
+    /// by profile id or UUID, `key = "value"` each; mode 0600, owned by root.
+    pub secrets_file: Option<PathBuf>,
+    /// Who may do what without polkit: NM action (without its
+    /// `org.freedesktop.NetworkManager.` prefix) = list of `user:NAME` / `group:NAME`. Root may
+    /// always; nobody else may anything not listed.
+    pub authorization: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// NM's timers (spec §3.4), in seconds.
@@ -83,6 +90,8 @@ impl Default for DaemonConfig {
             state_dir: "/run/tinynm".into(),
             log_level: "info".into(),
             timeouts: Timeouts::default(),
+            secrets_file: None,
+            authorization: Default::default(),
         }
     }
 }
@@ -200,4 +209,35 @@ mod tests {
             "daemon.toml: [timeouts] plugin-call: expected a positive number of seconds, found -1"
         );
     }
+}
+
+/// The secrets a secrets file holds for a profile (by id or UUID; the UUID's table wins).
+/// A file that others may read, or that is not root's, is refused: it holds passwords.
+pub fn secrets_for(
+    path: &Path,
+    id: &str,
+    uuid: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
+        return Err(format!(
+            "{}: refused: it must be root's and mode 0600 (it is uid {}, mode {:o})",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let all: BTreeMap<String, BTreeMap<String, String>> = toml::from_str(&text).map_err(|e| {
+        format!(
+            "{}: expected tables of key = \"value\": {}",
+            path.display(),
+            e.to_string().trim().replace('\n', " ")
+        )
+    })?;
+    let mut out = all.get(id).cloned().unwrap_or_default();
+    out.extend(all.get(uuid).cloned().unwrap_or_default());
+    Ok(out)
 }

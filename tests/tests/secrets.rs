@@ -131,3 +131,44 @@ async fn an_agent_that_leaves_mid_request_fails_the_activation_cleanly() {
     w.assert_clean(&base);
     assert!(w.daemon.log_text().contains("vpn.secrets.token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headless_secrets_file_in_daemon_toml() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("secrets.toml");
+    std::fs::write(&f, "[\"headless\"]\ntoken = \"t0k3n\"\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut w = World::with(tinynm_sandbox::DaemonOptions {
+        config: format!("secrets-file = \"{}\"", f.display()),
+        ..Default::default()
+    })
+    .await;
+    let p = w
+        .add(
+            "headless",
+            &[("tundev", "tbsec5"), ("require-secret", "token")],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(
+        w.wait_vpn(ac.as_str(), &[5, 6, 7]).await,
+        (5, 1),
+        "no agent needed"
+    );
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+
+    // A file others may read is refused, and says so.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (6, 9));
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains(&format!(
+            "secrets file: {}: refused: it must be root's and mode 0600 (it is uid 0, mode 644)",
+            f.display()
+        )),
+        "{log}"
+    );
+}

@@ -409,6 +409,22 @@ impl Ac {
     /// interaction, then with it; `NeedSecrets` after each. Fails at once with NO_SECRETS,
     /// naming the missing keys, when no agent can answer.
     async fn get_secrets(&mut self, proxy: &VpnPluginProxy<'static>) -> Result<(), End> {
+        // Pass 1 takes the daemon's secrets file too (a headless system's source), for keys
+        // the profile does not store.
+        if let Some(f) = self.p.ctx.cfg.secrets_file.clone() {
+            let (id, uuid) = (
+                self.p.profile.connection.id.clone(),
+                self.p.profile.connection.uuid.clone(),
+            );
+            match tinynm_config::daemon_config::secrets_for(&f, &id, &uuid) {
+                Ok(found) => {
+                    for (k, v) in found {
+                        self.p.profile.vpn.secrets.entry(k).or_insert(v);
+                    }
+                }
+                Err(e) => tracing::error!("secrets file: {e}"),
+            }
+        }
         let mut pass = 1;
         loop {
             let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
