@@ -176,6 +176,37 @@ impl DaemonConfig {
     }
 }
 
+/// The secrets a secrets file holds for a profile (by id or UUID; the UUID's table wins).
+/// A file that others may read, or that is not root's, is refused: it holds passwords.
+pub fn secrets_for(
+    path: &Path,
+    id: &str,
+    uuid: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
+        return Err(format!(
+            "{}: refused: it must be root's and mode 0600 (it is uid {}, mode {:o})",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let all: BTreeMap<String, BTreeMap<String, String>> = toml::from_str(&text).map_err(|e| {
+        format!(
+            "{}: expected tables of key = \"value\": {}",
+            path.display(),
+            e.to_string().trim().replace('\n', " ")
+        )
+    })?;
+    let mut out = all.get(id).cloned().unwrap_or_default();
+    out.extend(all.get(uuid).cloned().unwrap_or_default());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,35 +240,4 @@ mod tests {
             "daemon.toml: [timeouts] plugin-call: expected a positive number of seconds, found -1"
         );
     }
-}
-
-/// The secrets a secrets file holds for a profile (by id or UUID; the UUID's table wins).
-/// A file that others may read, or that is not root's, is refused: it holds passwords.
-pub fn secrets_for(
-    path: &Path,
-    id: &str,
-    uuid: &str,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
-    use std::collections::BTreeMap;
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
-        return Err(format!(
-            "{}: refused: it must be root's and mode 0600 (it is uid {}, mode {:o})",
-            path.display(),
-            meta.uid(),
-            meta.mode() & 0o777
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let all: BTreeMap<String, BTreeMap<String, String>> = toml::from_str(&text).map_err(|e| {
-        format!(
-            "{}: expected tables of key = \"value\": {}",
-            path.display(),
-            e.to_string().trim().replace('\n', " ")
-        )
-    })?;
-    let mut out = all.get(id).cloned().unwrap_or_default();
-    out.extend(all.get(uuid).cloned().unwrap_or_default());
-    Ok(out)
 }
