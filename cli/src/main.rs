@@ -59,13 +59,16 @@ enum ConnCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Shows one profile (no secrets).
+    /// Shows one profile (secrets only with --show-secrets).
     Show {
         /// id or UUID.
         id: String,
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Include the stored secrets (asks tinynmd's GetSecrets: needs the right to).
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Activates a profile and follows it until it is up or has failed.
     Up {
@@ -339,9 +342,12 @@ async fn import_openvpn(
 fn gone(e: &zbus::Error) -> bool {
     match e {
         zbus::Error::FDO(f) => matches!(**f, zbus::fdo::Error::UnknownObject(_)),
-        zbus::Error::MethodError(name, _, _) => {
-            name.as_str() == "org.freedesktop.DBus.Error.UnknownObject"
-        }
+        // A profile another user's connection.permissions hide is not there for this one.
+        zbus::Error::MethodError(name, _, _) => matches!(
+            name.as_str(),
+            "org.freedesktop.DBus.Error.UnknownObject"
+                | "org.freedesktop.NetworkManager.Settings.PermissionDenied"
+        ),
         _ => false,
     }
 }
@@ -387,21 +393,35 @@ async fn connection(conn: &zbus::Connection, c: ConnCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ConnCmd::Show { id, json } => {
-            let (path, p) = find(conn, &id).await?;
+        ConnCmd::Show {
+            id,
+            json,
+            show_secrets,
+        } => {
+            let (path, mut p) = find(conn, &id).await?;
+            p.vpn.secrets.clear();
+            if show_secrets {
+                let c = SettingsConnectionProxy::builder(conn)
+                    .path(path.clone())
+                    .build()
+                    .await?;
+                let d = c
+                    .get_secrets("vpn")
+                    .await
+                    .with_context(|| format!("cannot read the secrets of '{id}'"))?;
+                if let Some(v) = d.get("vpn").and_then(|v| v.get("secrets")) {
+                    let m: std::collections::HashMap<String, String> = v.try_clone()?.try_into()?;
+                    p.vpn.secrets.extend(m);
+                }
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&json_of(&path, &p))?);
+                let mut j = json_of(&path, &p);
+                if show_secrets {
+                    j["secrets"] = serde_json::json!(p.vpn.secrets);
+                }
+                println!("{}", serde_json::to_string_pretty(&j)?);
             } else {
-                print!(
-                    "{}",
-                    tinynm_config::toml_profile::to_toml_string(&Profile {
-                        vpn: tinynm_config::profile::VpnSection {
-                            secrets: Default::default(),
-                            ..p.vpn.clone()
-                        },
-                        ..p
-                    })
-                );
+                print!("{}", tinynm_config::toml_profile::to_toml_string(&p));
             }
             Ok(())
         }

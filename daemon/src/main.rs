@@ -1,6 +1,7 @@
 //! tinynmd: a small NetworkManager for VPNs. It owns `org.freedesktop.NetworkManager` on the
 //! bus it is given and speaks NM's D-Bus API, so NM's VPN plugins and clients work with it.
 
+mod auth;
 mod bus;
 mod core;
 mod devices;
@@ -134,6 +135,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         ),
     ]));
     let agents = bus::agent::Agents::default();
+    let authority = Arc::new(auth::Authority::new(cfg.authorization.clone()));
     let conn = connect_bus(&cfg)
         .await?
         .serve_at(
@@ -147,6 +149,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
             bus::manager::Manager {
                 cmd: cmd_tx.clone(),
                 snap: manager_rx,
+                auth: authority.clone(),
             },
         )
         .serve_at(bus::DNS_PATH, bus::dns::DnsManagerView)
@@ -161,6 +164,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
             bus::settings::SettingsView {
                 cmd: cmd_tx.clone(),
                 list: settings_rx,
+                auth: authority.clone(),
             },
         )
         .build()
@@ -174,6 +178,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         objects: Arc::new(objects_tx),
         ip_numbers: Arc::new([1.into(), 1.into()]),
         agents,
+        auth: authority,
     };
     let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx);
     core.load_profiles()

@@ -6,29 +6,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zbus::object_server::SignalEmitter;
 use zbus::{OwnedObjectPath, OwnedVariant};
 
-use super::{NmError, caller_uid};
+use super::NmError;
 use crate::core::{Command, ManagerSnapshot};
-
-/// NM 1.42's permission actions (without the `org.freedesktop.NetworkManager.` prefix).
-const PERMISSIONS: [&str; 17] = [
-    "checkpoint-rollback",
-    "enable-disable-connectivity-check",
-    "enable-disable-network",
-    "enable-disable-statistics",
-    "enable-disable-wifi",
-    "enable-disable-wimax",
-    "enable-disable-wwan",
-    "network-control",
-    "reload",
-    "settings.modify.global-dns",
-    "settings.modify.hostname",
-    "settings.modify.own",
-    "settings.modify.system",
-    "sleep-wake",
-    "wifi.scan",
-    "wifi.share.open",
-    "wifi.share.protected",
-];
 
 /// The Manager object.
 pub struct Manager {
@@ -36,6 +15,8 @@ pub struct Manager {
     pub cmd: mpsc::Sender<Command>,
     /// The core's snapshot.
     pub snap: watch::Receiver<ManagerSnapshot>,
+    /// Who may do what.
+    pub auth: std::sync::Arc<crate::auth::Authority>,
 }
 
 fn closed<T>(_: mpsc::error::SendError<T>) -> NmError {
@@ -52,7 +33,12 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, NmError> {
-        let uid = caller_uid(conn, &hdr).await?;
+        let caller = crate::auth::Caller::of(conn, &hdr).await?;
+        self.auth
+            .require(&caller, "network-control")
+            .await
+            .map_err(NmError::PermissionDenied)?;
+        let uid = caller.uid;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Activate {
@@ -73,7 +59,12 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), NmError> {
-        let uid = caller_uid(conn, &hdr).await?;
+        let caller = crate::auth::Caller::of(conn, &hdr).await?;
+        self.auth
+            .require(&caller, "network-control")
+            .await
+            .map_err(NmError::PermissionDenied)?;
+        let uid = caller.uid;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Deactivate {
@@ -129,24 +120,22 @@ impl Manager {
         self.snap.borrow().state
     }
 
-    /// Every action and whether the caller may do it: root may do everything (tinynmd's
-    /// default policy).
+    /// Every action and whether the caller may do it (`yes`, `no`, `auth`).
     async fn get_permissions(
         &self,
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<HashMap<String, String>, NmError> {
-        let uid = caller_uid(conn, &hdr).await?;
-        let answer = if uid == 0 { "yes" } else { "no" };
-        Ok(PERMISSIONS
-            .iter()
-            .map(|p| {
-                (
-                    format!("org.freedesktop.NetworkManager.{p}"),
-                    answer.to_string(),
-                )
-            })
-            .collect())
+        let caller = crate::auth::Caller::of(conn, &hdr).await?;
+        let mut out = HashMap::new();
+        for a in crate::auth::ACTIONS {
+            let d = self.auth.decide(&caller, a).await;
+            out.insert(
+                format!("{}{a}", crate::auth::PREFIX),
+                d.as_str().to_string(),
+            );
+        }
+        Ok(out)
     }
 
     #[zbus(property)]

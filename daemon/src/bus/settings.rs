@@ -105,6 +105,22 @@ pub struct SettingsView {
     pub cmd: mpsc::Sender<Command>,
     /// Profile paths.
     pub list: watch::Receiver<Vec<OwnedObjectPath>>,
+    /// Who may do what.
+    pub auth: Arc<crate::auth::Authority>,
+}
+
+/// The caller, when they may do `action`.
+async fn authorized(
+    auth: &crate::auth::Authority,
+    conn: &zbus::Connection,
+    hdr: &zbus::message::Header<'_>,
+    action: &str,
+) -> Result<u32, SettingsError> {
+    let caller = crate::auth::Caller::of(conn, hdr).await?;
+    auth.require(&caller, action)
+        .await
+        .map_err(SettingsError::PermissionDenied)?;
+    Ok(caller.uid)
 }
 
 impl SettingsView {
@@ -115,7 +131,7 @@ impl SettingsView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, SettingsError> {
-        let uid = caller_uid(conn, hdr).await?;
+        let uid = authorized(&self.auth, conn, hdr, "settings.modify.system").await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Add {
@@ -137,7 +153,7 @@ impl SettingsView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<Vec<String>, SettingsError> {
-        let uid = caller_uid(conn, hdr).await?;
+        let uid = authorized(&self.auth, conn, hdr, "reload").await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Reload { uid, files, reply })
@@ -278,6 +294,8 @@ pub struct ConnectionView {
     pub snap: watch::Receiver<ProfileSnapshot>,
     /// Commands to the core.
     pub cmd: mpsc::Sender<Command>,
+    /// Who may do what.
+    pub auth: Arc<crate::auth::Authority>,
 }
 
 impl ConnectionView {
@@ -288,7 +306,7 @@ impl ConnectionView {
         conn: &zbus::Connection,
         make: impl FnOnce(u32, u64, oneshot::Sender<Result<(), SettingsError>>) -> Command,
     ) -> Result<(), SettingsError> {
-        let uid = caller_uid(conn, hdr).await?;
+        let uid = authorized(&self.auth, conn, hdr, "settings.modify.system").await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(make(uid, self.n, reply))
@@ -304,7 +322,7 @@ impl ConnectionView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<(), SettingsError> {
-        let uid = caller_uid(conn, hdr).await?;
+        let uid = authorized(&self.auth, conn, hdr, "settings.modify.system").await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Update {
@@ -322,12 +340,24 @@ impl ConnectionView {
 
 #[zbus::interface(name = "org.freedesktop.NetworkManager.Settings.Connection")]
 impl ConnectionView {
-    fn get_settings(&self) -> SettingsDict {
-        let s = self.snap.borrow();
-        match &s.generated {
+    /// The profile without secrets; a profile whose `connection.permissions` leave the caller
+    /// out is not visible to them.
+    async fn get_settings(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<SettingsDict, SettingsError> {
+        let uid = caller_uid(conn, &hdr).await?;
+        let s = self.snap.borrow().clone();
+        if !crate::core::visible(&s.profile, uid) {
+            return Err(SettingsError::PermissionDenied(
+                "the connection is not visible to this user (connection.permissions)".into(),
+            ));
+        }
+        Ok(match &s.generated {
             Some(g) => generated_dict(&s.profile, g),
             None => tinynm_config::dbus::to_dict(&s.profile, false),
-        }
+        })
     }
 
     /// The profile's secrets (root only), as NM answers: the settings that hold secrets, with
@@ -338,13 +368,17 @@ impl ConnectionView {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<SettingsDict, SecretsError> {
-        let uid = caller_uid(conn, &hdr).await?;
-        if uid != 0 {
+        let caller = crate::auth::Caller::of(conn, &hdr).await?;
+        self.auth
+            .require(&caller, "settings.modify.system")
+            .await
+            .map_err(SecretsError::PermissionDenied)?;
+        let s = self.snap.borrow().clone();
+        if !crate::core::visible(&s.profile, caller.uid) {
             return Err(SecretsError::PermissionDenied(
-                "Insufficient privileges: settings.modify.system".into(),
+                "the connection is not visible to this user (connection.permissions)".into(),
             ));
         }
-        let s = self.snap.borrow().clone();
         let settings: &[&str] = if s.generated.is_some() {
             &["connection", "ipv4", "ipv6"]
         } else {

@@ -214,7 +214,7 @@ impl Core {
             s.default_route = default_route;
         });
         if old.default_route != default_route {
-            let c = if !now {
+            let c: u32 = if !now {
                 0
             } else if default_route {
                 4

@@ -169,6 +169,8 @@ struct ProfileEntry {
 
 struct ActiveEntry {
     profile: u64,
+    /// Who activated it.
+    uid: u32,
     cmd: mpsc::Sender<AcCommand>,
     snap: watch::Receiver<AcSnapshot>,
 }
@@ -188,6 +190,8 @@ pub struct Ctx {
     pub ip_numbers: Arc<[std::sync::atomic::AtomicU64; 2]>,
     /// The registered secret agents.
     pub agents: crate::bus::agent::Agents,
+    /// Who may do what.
+    pub auth: Arc<crate::auth::Authority>,
 }
 
 /// An exported IP4Config or IP6Config object; dropped by [`Ctx::unexport_ip`].
@@ -300,9 +304,23 @@ pub fn connectivity(state: u32) -> u32 {
     }
 }
 
-/// Only root changes anything (the default policy; daemon.toml rules and polkit come later).
-fn allowed(uid: u32) -> bool {
-    uid == 0
+/// Whether `uid` may see and use a profile: root always; anyone when the profile's
+/// `connection.permissions` is empty; else the users it lists (`user:NAME`).
+pub fn visible(p: &Profile, uid: u32) -> bool {
+    if uid == 0 || p.connection.permissions.is_empty() {
+        return true;
+    }
+    let Some(name) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+    else {
+        return false;
+    };
+    p.connection.permissions.iter().any(|e| {
+        e.strip_prefix("user:")
+            .is_some_and(|u| u.split(':').next() == Some(&name))
+    })
 }
 
 impl Core {
@@ -369,6 +387,7 @@ impl Core {
                     n,
                     snap: rx,
                     cmd: self.tx.clone(),
+                    auth: self.ctx.auth.clone(),
                 },
             )
             .await?;
@@ -633,14 +652,18 @@ impl Core {
 
     /// The profile `n` as it is, when `uid` may change it and it is not generated.
     fn editable(&self, uid: u32, n: u64) -> Result<ProfileSnapshot, SettingsError> {
-        if !allowed(uid) {
-            return Err(SettingsError::PermissionDenied(
-                "Insufficient privileges: settings.modify.system".into(),
-            ));
-        }
         self.not_generated(n)?;
         match self.profiles.get(&n) {
-            Some(e) => Ok(e.snap.borrow().clone()),
+            Some(e) => {
+                let s = e.snap.borrow().clone();
+                if !visible(&s.profile, uid) {
+                    return Err(SettingsError::PermissionDenied(
+                        "the connection is not visible to this user (connection.permissions)"
+                            .into(),
+                    ));
+                }
+                Ok(s)
+            }
             None => Err(SettingsError::Failed("the connection is gone".into())),
         }
     }
@@ -679,10 +702,11 @@ impl Core {
                 profile.connection.id
             )));
         }
-        if !allowed(uid) {
-            return Err(NmError::PermissionDenied(
-                "Not authorized to control networking.".into(),
-            ));
+        if !visible(&profile, uid) {
+            return Err(NmError::PermissionDenied(format!(
+                "Connection '{}' is not visible to this user (connection.permissions)",
+                profile.connection.id
+            )));
         }
         if let Some(a) = self.actives.values().find(|a| a.profile == pn) {
             let st = a.snap.borrow().state;
@@ -758,6 +782,7 @@ impl Core {
             n,
             ActiveEntry {
                 profile: pn,
+                uid,
                 cmd: cmd_tx,
                 snap: snap_rx,
             },
@@ -796,10 +821,11 @@ impl Core {
                 "The connection was not active.".into(),
             ));
         };
-        if !allowed(uid) {
-            return Err(NmError::PermissionDenied(
-                "Not authorized to deactivate connections.".into(),
-            ));
+        if uid != 0 && entry.uid != uid {
+            return Err(NmError::PermissionDenied(format!(
+                "{active} was activated by another user (uid {})",
+                entry.uid
+            )));
         }
         let _ = entry
             .cmd
@@ -810,15 +836,10 @@ impl Core {
 
     async fn add(
         &mut self,
-        uid: u32,
+        _uid: u32,
         mut d: SettingsDict,
         save: bool,
     ) -> Result<OwnedObjectPath, SettingsError> {
-        if !allowed(uid) {
-            return Err(SettingsError::PermissionDenied(
-                "Insufficient privileges: settings.modify.system".into(),
-            ));
-        }
         // As NM normalizes a new profile: one without a UUID gets a fresh one, one without a
         // type gets its base setting's (nmcli's `connection import` sends neither).
         let has_vpn = d.contains_key("vpn");
@@ -926,12 +947,7 @@ impl Core {
     }
 
     async fn delete(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
-        if !allowed(uid) {
-            return Err(SettingsError::PermissionDenied(
-                "Insufficient privileges: settings.modify.system".into(),
-            ));
-        }
-        self.not_generated(n)?;
+        self.editable(uid, n)?;
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };

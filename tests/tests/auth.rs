@@ -1,0 +1,272 @@
+//! Authorization: callers of other uids (the test runs them as `nobody` and `nm-openvpn`, users
+//! Debian has) are refused what they may not do, with NM's error naming the action, and change
+//! nothing; daemon.toml rules let a group do what it lists; `connection.permissions` hides a
+//! profile from the users it does not name.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::Output;
+
+use common::{TESTBENCH, World};
+use tinynm_sandbox::DaemonOptions;
+
+/// (uid, gid) of a user of this system.
+fn user(name: &str) -> (u32, u32) {
+    let u = nix::unistd::User::from_name(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no user '{name}' on this system"));
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+/// Makes `cmd` run as user `name`, with that user's groups.
+fn as_user(cmd: &mut std::process::Command, name: &str) {
+    let (uid, gid) = user(name);
+    let cname = std::ffi::CString::new(name).unwrap();
+    // SAFETY: only raw syscalls between fork and exec (initgroups, setgid, setuid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::initgroups(cname.as_ptr(), gid) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `tinynm ARGS` run as `name`.
+fn tinynm_as(w: &World, name: &str, args: &[&str]) -> Output {
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--bus-address").arg(&w.bus.address).args(args);
+    as_user(&mut cmd, name);
+    cmd.output().unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn refused(o: &Output, error: &str, action: &str) {
+    assert!(
+        !o.status.success(),
+        "allowed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let e = err(o);
+    assert!(e.contains(error), "not {error}: {e}");
+    assert!(
+        e.contains(&format!("needs org.freedesktop.NetworkManager.{action}")),
+        "the action is not named: {e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
+    let mut w = World::new().await;
+    let mut p = common::profile("system", TESTBENCH, &[("tundev", "tbauth0")]);
+    p.vpn.secrets.insert("password".into(), "s3cret".into());
+    let d = tinynm_config::dbus::to_dict(&p, true);
+    let path = w.settings().await.add_connection(d).await.unwrap();
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let files = w.saved_profiles();
+    let before = std::fs::read_to_string(&files[0]).unwrap();
+    let mut checks = 0;
+
+    let settings = "org.freedesktop.NetworkManager.Settings.PermissionDenied";
+    let manager = "org.freedesktop.NetworkManager.PermissionDenied";
+    // Deactivate someone else's connection.
+    refused(
+        &tinynm_as(&w, "nobody", &["connection", "down", "system"]),
+        manager,
+        "network-control",
+    );
+    checks += 1;
+    // Activate.
+    let o = tinynm_as(&w, "nobody", &["connection", "up", "system"]);
+    refused(&o, manager, "network-control");
+    checks += 1;
+    // Add, modify, delete a system profile.
+    refused(
+        &tinynm_as(
+            &w,
+            "nobody",
+            &[
+                "connection",
+                "add",
+                "--name",
+                "mine",
+                "--vpn-type",
+                TESTBENCH,
+            ],
+        ),
+        settings,
+        "settings.modify.system",
+    );
+    checks += 1;
+    refused(
+        &tinynm_as(
+            &w,
+            "nobody",
+            &["connection", "modify", "system", "--data", "mtu=1200"],
+        ),
+        settings,
+        "settings.modify.system",
+    );
+    checks += 1;
+    refused(
+        &tinynm_as(&w, "nobody", &["connection", "delete", "system"]),
+        settings,
+        "settings.modify.system",
+    );
+    checks += 1;
+    // Read the secrets.
+    refused(
+        &tinynm_as(
+            &w,
+            "nobody",
+            &["connection", "show", "system", "--show-secrets"],
+        ),
+        settings,
+        "settings.modify.system",
+    );
+    checks += 1;
+    // Nothing changed: the VPN is up, the profile and its file as they were, no new profile.
+    assert_eq!(w.vpn_actives().await, vec![ac.clone()]);
+    assert_eq!(w.vpn_profiles().await, vec![path.clone()]);
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), before);
+    assert!(w.kernel().link("tbauth0").is_some());
+    // What root may do, it still may: read the secrets.
+    let o = tinynm_as(
+        &w,
+        "root",
+        &["connection", "show", "system", "--show-secrets"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("password = \"s3cret\""));
+
+    // An agent of another user never hears of root's secret requests.
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("secrets");
+    std::fs::write(&f, "vpn.secrets.token:stolen\n").unwrap();
+    let (uid, gid) = user("nobody");
+    std::os::unix::fs::chown(&f, Some(uid), Some(gid)).unwrap();
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let mut agent = std::process::Command::new(bin);
+    agent
+        .arg("--bus-address")
+        .arg(&w.bus.address)
+        .args(["agent", "--secrets-file", f.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped());
+    as_user(&mut agent, "nobody");
+    let mut agent = agent.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(agent.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("tinynm agent: answering"), "{first}");
+    let q = w
+        .add(
+            "roots-secret",
+            &[
+                ("tundev", "tbauth1"),
+                ("require-secret", "token"),
+                ("token-flags", "1"),
+            ],
+        )
+        .await;
+    let ac2 = w.activate(&q).await.unwrap();
+    assert_eq!(w.wait_vpn(ac2.as_str(), &[5, 6, 7]).await, (6, 9));
+    assert!(
+        !w.daemon
+            .log_text()
+            .contains("asking secret agent 'tinynm-agent'"),
+        "nobody's agent was asked for root's secret"
+    );
+    checks += 1;
+    tinynm_sandbox::terminate(&mut agent);
+    eprintln!("unprivileged checks: {checks}");
+    assert_eq!(checks, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_toml_rules_let_a_group_control_the_network() {
+    let w = World::with(DaemonOptions {
+        config: "[authorization]\nnetwork-control = [\"group:nogroup\"]\n".into(),
+        ..Default::default()
+    })
+    .await;
+    w.add("shared", &[("tundev", "tbauth2")]).await;
+    // nm-openvpn is not in nogroup: refused.
+    refused(
+        &tinynm_as(&w, "nm-openvpn", &["connection", "up", "shared"]),
+        "org.freedesktop.NetworkManager.PermissionDenied",
+        "network-control",
+    );
+    assert!(w.vpn_actives().await.is_empty());
+    // nobody is: allowed, and may take down what it brought up.
+    let o = tinynm_as(&w, "nobody", &["connection", "up", "shared"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(w.kernel().link("tbauth2").is_some());
+    // GetPermissions says so, per action.
+    let nmcli = tinynm_sandbox::require_tool("nmcli", "network-manager").unwrap();
+    let mut cmd = std::process::Command::new(nmcli);
+    cmd.args(["-t", "general", "permissions"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LANG", "C");
+    as_user(&mut cmd, "nobody");
+    let o = cmd.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l == "org.freedesktop.NetworkManager.network-control:yes"),
+        "{out}{}",
+        err(&o)
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "org.freedesktop.NetworkManager.settings.modify.system:no"),
+        "{out}"
+    );
+    let o = tinynm_as(&w, "nobody", &["connection", "down", "shared"]);
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_profile_is_invisible_to_other_users() {
+    let w = World::with(DaemonOptions {
+        config: "[authorization]\nnetwork-control = [\"user:nobody\", \"user:nm-openvpn\"]\n"
+            .into(),
+        ..Default::default()
+    })
+    .await;
+    let mut p = common::profile("private", TESTBENCH, &[("tundev", "tbauth3")]);
+    p.connection.permissions = vec!["user:nm-openvpn".into()];
+    w.add_profile(p).await;
+    // nobody does not see it, and cannot activate it.
+    let o = tinynm_as(&w, "nobody", &["connection", "list"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("private"));
+    let o = tinynm_as(&w, "nobody", &["connection", "up", "private"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("unknown connection 'private'"),
+        "{}",
+        err(&o)
+    );
+    // Its user sees it and activates it.
+    let o = tinynm_as(&w, "nm-openvpn", &["connection", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("private"),
+        "{}",
+        err(&o)
+    );
+    let o = tinynm_as(&w, "nm-openvpn", &["connection", "up", "private"]);
+    assert!(o.status.success(), "{}", err(&o));
+}
