@@ -5,6 +5,7 @@
 pub mod netns;
 pub mod nm;
 pub mod openvpn;
+pub mod polkit;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;

@@ -46,6 +46,19 @@ fn tinynm_as(w: &World, name: &str, args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `nmcli -t general permissions` as `name`.
+fn permissions(w: &World, name: &str) -> String {
+    let nmcli = tinynm_sandbox::require_tool("nmcli", "network-manager").unwrap();
+    let mut cmd = std::process::Command::new(nmcli);
+    cmd.args(["-t", "general", "permissions"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LANG", "C");
+    as_user(&mut cmd, name);
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -215,19 +228,11 @@ async fn daemon_toml_rules_let_a_group_control_the_network() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(w.kernel().link("tbauth2").is_some());
     // GetPermissions says so, per action.
-    let nmcli = tinynm_sandbox::require_tool("nmcli", "network-manager").unwrap();
-    let mut cmd = std::process::Command::new(nmcli);
-    cmd.args(["-t", "general", "permissions"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
-        .env("LANG", "C");
-    as_user(&mut cmd, "nobody");
-    let o = cmd.output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = permissions(&w, "nobody");
     assert!(
         out.lines()
             .any(|l| l == "org.freedesktop.NetworkManager.network-control:yes"),
-        "{out}{}",
-        err(&o)
+        "{out}"
     );
     assert!(
         out.lines()
@@ -269,4 +274,44 @@ async fn a_private_profile_is_invisible_to_other_users() {
     );
     let o = tinynm_as(&w, "nm-openvpn", &["connection", "up", "private"]);
     assert!(o.status.success(), "{}", err(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polkit_decides_when_it_is_on_the_bus() {
+    // daemon.toml would let nm-openvpn; polkit, present, decides instead.
+    let w = World::with(DaemonOptions {
+        config: "[authorization]\nnetwork-control = [\"user:nm-openvpn\"]\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let _polkit = tinynm_sandbox::polkit::Polkit::start(
+        &w.bus,
+        "polkit.addRule(function(action, subject) {\n\
+         if (action.id == \"org.freedesktop.NetworkManager.network-control\" &&\n\
+             subject.isInGroup(\"nogroup\")) {\n\
+           return polkit.Result.YES;\n\
+         }\n\
+         });\n",
+    )
+    .await
+    .expect("polkitd (apt-get install -y polkitd)");
+    w.add("via-polkit", &[("tundev", "tbauth4")]).await;
+    // Not in the group: NM's policy asks for an administrator (auth_admin), which a caller
+    // without a session cannot give: refused.
+    refused(
+        &tinynm_as(&w, "nm-openvpn", &["connection", "up", "via-polkit"]),
+        "org.freedesktop.NetworkManager.PermissionDenied",
+        "network-control",
+    );
+    assert!(w.vpn_actives().await.is_empty());
+    let out = permissions(&w, "nm-openvpn");
+    assert!(
+        out.lines()
+            .any(|l| l == "org.freedesktop.NetworkManager.network-control:auth"),
+        "polkit's challenge shows as auth: {out}"
+    );
+    // In the group: polkit says yes.
+    let o = tinynm_as(&w, "nobody", &["connection", "up", "via-polkit"]);
+    assert!(o.status.success(), "{}\n{}", err(&o), w.daemon.log_text());
+    assert!(w.kernel().link("tbauth4").is_some());
 }
