@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestAgent, World};
+use common::{AgentMode, TestAgent, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_agent_a_missing_secret_fails_at_once_naming_it() {
@@ -39,7 +39,7 @@ async fn with_no_agent_a_missing_secret_fails_at_once_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_gives_the_secret_when_it_may_ask() {
     let mut w = World::new().await;
-    let agent = TestAgent::register(&w, &[("token", "t0k3n")], true, false).await;
+    let agent = TestAgent::register(&w, &[("token", "t0k3n")], AgentMode::Interactive).await;
     let p = w
         .add(
             "from-agent",
@@ -65,7 +65,7 @@ async fn an_agent_gives_the_secret_when_it_may_ask() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_factor_asked_after_the_password() {
     let mut w = World::new().await;
-    let agent = TestAgent::register(&w, &[("otp", "424242")], false, false).await;
+    let agent = TestAgent::register(&w, &[("otp", "424242")], AgentMode::Answer).await;
     let mut p = common::profile(
         "two-factor",
         common::TESTBENCH,
@@ -95,7 +95,7 @@ async fn a_second_factor_asked_after_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_second_factor_is_login_failed() {
     let mut w = World::new().await;
-    let _agent = TestAgent::register(&w, &[("otp", "000000")], false, false).await;
+    let _agent = TestAgent::register(&w, &[("otp", "000000")], AgentMode::Answer).await;
     let p = w
         .add(
             "two-factor-bad",
@@ -110,7 +110,7 @@ async fn a_wrong_second_factor_is_login_failed() {
 async fn an_agent_that_leaves_mid_request_fails_the_activation_cleanly() {
     let mut w = World::new().await;
     let base = w.kernel();
-    let _agent = TestAgent::register(&w, &[], false, true).await;
+    let _agent = TestAgent::register(&w, &[], AgentMode::Vanish).await;
     let p = w
         .add(
             "agent-leaves",
@@ -171,4 +171,83 @@ async fn a_headless_secrets_file_in_daemon_toml() {
         )),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_answers_is_given_up_on_after_the_agent_timeout() {
+    let mut w = World::with(tinynm_sandbox::DaemonOptions {
+        config: "[timeouts]\nagent = 0.5".into(),
+        ..Default::default()
+    })
+    .await;
+    let agent = TestAgent::register(&w, &[], AgentMode::Silent).await;
+    let p = w
+        .add(
+            "agent-silent",
+            &[
+                ("tundev", "tbsec6"),
+                ("require-secret", "token"),
+                ("token-flags", "1"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(
+        w.wait_vpn(ac.as_str(), &[5, 6, 7]).await,
+        (6, 9),
+        "NO_SECRETS"
+    );
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains(
+            "secrets for 'vpn' (vpn.secrets.token): no agent gave them (asked: 'tinynm-test-agent': no answer within 500ms)"
+        ),
+        "{log}"
+    );
+    // Each time, the agent was told the request is over.
+    agent.wait_calls("cancel", 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_owned_secrets_go_to_the_agent_not_to_disk() {
+    let w = World::new().await;
+    let agent = TestAgent::register(&w, &[], AgentMode::Answer).await;
+    let mut p = common::profile(
+        "owned",
+        common::TESTBENCH,
+        &[("password-flags", "1"), ("pin-flags", "2")],
+    );
+    p.vpn
+        .secrets
+        .insert("password".into(), "agents-only".into());
+    p.vpn.secrets.insert("pin".into(), "never-saved".into());
+    p.vpn.secrets.insert("system".into(), "kept".into());
+    let d = tinynm_config::dbus::to_dict(&p, true);
+    let path = w.settings().await.add_connection(d).await.unwrap();
+    let saved = tinynm_config::toml_profile::load_file(&w.saved_profiles()[0]).unwrap();
+    assert_eq!(
+        saved.vpn.secrets.keys().collect::<Vec<_>>(),
+        vec!["system"],
+        "only the system-owned secret is written"
+    );
+    agent.wait_calls("save password", 1).await;
+    w.profile_object(&path).await.delete().await.unwrap();
+    agent.wait_calls("delete", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_required_secret_never_blocks() {
+    let mut w = World::new().await;
+    let p = w
+        .add(
+            "optional",
+            &[
+                ("tundev", "tbsec7"),
+                ("require-secret", "token"),
+                ("token-flags", "4"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
 }

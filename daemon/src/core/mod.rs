@@ -836,7 +836,7 @@ impl Core {
 
     async fn add(
         &mut self,
-        _uid: u32,
+        uid: u32,
         mut d: SettingsDict,
         save: bool,
     ) -> Result<OwnedObjectPath, SettingsError> {
@@ -852,8 +852,10 @@ impl Core {
                 c.insert("type".into(), Variant::from("vpn").try_into_owned()?);
             }
         }
-        let p = tinynm_config::dbus::from_dict(&d)
+        let mut p = tinynm_config::dbus::from_dict(&d)
             .map_err(|e| SettingsError::InvalidConnection(e.to_string()))?;
+        // Agent-owned secrets go to the caller's agents, not-saved ones nowhere.
+        let agent_owned = crate::vpn::secrets::take_unstorable(&mut p);
         if self
             .profiles
             .values()
@@ -872,9 +874,20 @@ impl Core {
         } else {
             None
         };
-        self.insert_profile(p, file, None, None, true)
+        let keep = p.clone();
+        let path = self
+            .insert_profile(p, file, None, None, true)
             .await
-            .map_err(SettingsError::ZBus)
+            .map_err(SettingsError::ZBus)?;
+        crate::vpn::secrets::save_secrets(
+            &self.ctx.conn,
+            &self.ctx.agents,
+            uid,
+            &keep,
+            agent_owned,
+            &path,
+        );
+        Ok(path)
     }
 
     async fn update(
@@ -903,6 +916,16 @@ impl Core {
                 p
             }
         };
+        let mut p = p;
+        let agent_owned = crate::vpn::secrets::take_unstorable(&mut p);
+        crate::vpn::secrets::save_secrets(
+            &self.ctx.conn,
+            &self.ctx.agents,
+            uid,
+            &p,
+            agent_owned,
+            &profile_path(n),
+        );
         let unsaved = match storage {
             Storage::Keep => old.unsaved,
             Storage::ToDisk => false,
@@ -947,7 +970,13 @@ impl Core {
     }
 
     async fn delete(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
-        self.editable(uid, n)?;
+        let old = self.editable(uid, n)?;
+        crate::vpn::secrets::delete_secrets(
+            &self.ctx.conn,
+            &self.ctx.agents,
+            &old.profile,
+            &profile_path(n),
+        );
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };

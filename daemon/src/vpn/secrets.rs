@@ -186,3 +186,95 @@ pub fn user_name(uid: u32) -> Option<String> {
         .flatten()
         .map(|u| u.name)
 }
+
+/// NM_SETTING_SECRET_FLAG_AGENT_OWNED
+const AGENT_OWNED: u32 = 0x1;
+/// NM_SETTING_SECRET_FLAG_NOT_SAVED
+const NOT_SAVED: u32 = 0x2;
+
+/// Takes out of a profile the secrets tinynmd must not keep: agent-owned ones (returned, for
+/// the agents' SaveSecrets) and not-saved ones (dropped). System-owned secrets stay.
+pub fn take_unstorable(p: &mut Profile) -> BTreeMap<String, String> {
+    let mut agent_owned = BTreeMap::new();
+    let keys: Vec<String> = p.vpn.secrets.keys().cloned().collect();
+    for k in keys {
+        let f = p.secret_flags(&k);
+        if f & NOT_SAVED != 0 {
+            p.vpn.secrets.remove(&k);
+        } else if f & AGENT_OWNED != 0
+            && let Some(v) = p.vpn.secrets.remove(&k)
+        {
+            agent_owned.insert(k, v);
+        }
+    }
+    agent_owned
+}
+
+/// NM's SaveSecrets after Add/Update: the agent-owned secrets go to the caller's agents (the
+/// first that takes them wins); tinynmd keeps none of them. Not awaited.
+pub fn save_secrets(
+    conn: &zbus::Connection,
+    agents: &Agents,
+    uid: u32,
+    profile: &Profile,
+    secrets: BTreeMap<String, String>,
+    path: &OwnedObjectPath,
+) {
+    if secrets.is_empty() {
+        return;
+    }
+    let mut p = profile.clone();
+    p.vpn.secrets = secrets;
+    let dict = tinynm_config::dbus::to_dict(&p, true);
+    let (conn, path, cands) = (conn.clone(), path.clone(), candidates(agents, uid));
+    tokio::spawn(async move {
+        for a in cands {
+            let body = (&dict, &path);
+            let call = conn.call_method(
+                Some(a.sender.as_str()),
+                AGENT_PATH,
+                Some(AGENT_IFACE),
+                "SaveSecrets",
+                &body,
+            );
+            match tokio::time::timeout(Duration::from_secs(10), call).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(
+                        "secret agent '{}' saved the agent-owned secrets",
+                        a.identifier
+                    );
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!("SaveSecrets on '{}': {e}", a.identifier),
+                Err(_) => tracing::warn!("SaveSecrets on '{}': no answer", a.identifier),
+            }
+        }
+    });
+}
+
+/// NM's DeleteSecrets after Delete/ClearSecrets: every agent hears of it. Not awaited.
+pub fn delete_secrets(
+    conn: &zbus::Connection,
+    agents: &Agents,
+    profile: &Profile,
+    path: &OwnedObjectPath,
+) {
+    let mut p = profile.clone();
+    p.vpn.secrets.clear();
+    let dict = tinynm_config::dbus::to_dict(&p, false);
+    let all: Vec<Agent> = agents.lock().expect("agents lock").clone();
+    let (conn, path) = (conn.clone(), path.clone());
+    tokio::spawn(async move {
+        for a in all {
+            let body = (&dict, &path);
+            let call = conn.call_method(
+                Some(a.sender.as_str()),
+                AGENT_PATH,
+                Some(AGENT_IFACE),
+                "DeleteSecrets",
+                &body,
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(10), call).await;
+        }
+    });
+}

@@ -308,8 +308,9 @@ impl VpnService for Testbench {
         if s.is("exit-at", "need-secrets") {
             exit_now("need-secrets");
         }
+        // A secret flagged NOT_REQUIRED (4) never blocks.
         Ok(s.get("require-secret")
-            .filter(|k| !p.vpn.secrets.contains_key(*k))
+            .filter(|k| !p.vpn.secrets.contains_key(*k) && p.secret_flags(k) & 4 == 0)
             .map(|_| "vpn".to_string()))
     }
 
@@ -354,6 +355,7 @@ impl VpnService for Testbench {
         };
         if let Some(k) = s.get("require-secret")
             && !p.vpn.secrets.contains_key(k)
+            && p.secret_flags(k) & 4 == 0
         {
             return Err(PluginError::InvalidConnection(format!(
                 "secret '{k}' is missing"

@@ -381,12 +381,33 @@ pub fn data(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 /// What a [`TestAgent`] was asked: (flags, hints).
 pub type AgentRequests = std::sync::Arc<std::sync::Mutex<Vec<(u32, Vec<String>)>>>;
 
+/// How a [`TestAgent`] behaves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AgentMode {
+    /// Gives its secrets to every request.
+    Answer,
+    /// Gives them only when it may interact (as nmcli's agent).
+    Interactive,
+    /// Leaves the bus in the middle of the request.
+    Vanish,
+    /// Never answers.
+    Silent,
+}
+
 struct AgentIface {
     secrets: HashMap<String, String>,
-    interactive_only: bool,
-    vanish: bool,
+    mode: AgentMode,
     conn: Option<zbus::Connection>,
     seen: AgentRequests,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl AgentIface {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+        self.changed.notify_waiters();
+    }
 }
 
 #[zbus::interface(name = "org.freedesktop.NetworkManager.SecretAgent")]
@@ -400,7 +421,10 @@ impl AgentIface {
         flags: u32,
     ) -> zbus::fdo::Result<tinynm_sandbox::nm::SettingsDict> {
         self.seen.lock().unwrap().push((flags, hints));
-        if self.vanish {
+        if self.mode == AgentMode::Silent {
+            std::future::pending::<()>().await;
+        }
+        if self.mode == AgentMode::Vanish {
             // Leave the bus in the middle of the request, never answering it.
             if let Some(c) = self.conn.clone() {
                 tokio::spawn(async move {
@@ -409,7 +433,7 @@ impl AgentIface {
             }
             std::future::pending::<()>().await;
         }
-        if self.interactive_only && flags & 0x1 == 0 {
+        if self.mode == AgentMode::Interactive && flags & 0x1 == 0 {
             return Err(zbus::fdo::Error::Failed("no stored secrets".into()));
         }
         let secrets = zbus::Variant::from(self.secrets.clone())
@@ -421,34 +445,80 @@ impl AgentIface {
         )]))
     }
 
-    fn cancel_get_secrets(&self, _connection_path: OwnedObjectPath, _setting_name: String) {}
+    fn cancel_get_secrets(&self, _connection_path: OwnedObjectPath, _setting_name: String) {
+        self.record("cancel".into());
+    }
+
+    fn save_secrets(
+        &self,
+        connection: tinynm_sandbox::nm::SettingsDict,
+        _connection_path: OwnedObjectPath,
+    ) {
+        let p = tinynm_config::dbus::from_dict(&connection).unwrap();
+        let keys: Vec<String> = p.vpn.secrets.keys().cloned().collect();
+        self.record(format!("save {}", keys.join(",")));
+    }
+
+    fn delete_secrets(
+        &self,
+        _connection: tinynm_sandbox::nm::SettingsDict,
+        _connection_path: OwnedObjectPath,
+    ) {
+        self.record("delete".into());
+    }
 }
 
-/// A secret agent of the test's own: answers VPN secret requests with `secrets` (only when it
-/// may interact, if `interactive_only`), or leaves the bus mid-request (`vanish`).
+/// A secret agent of the test's own, behaving as `mode` says; it records the requests it got
+/// (`seen`) and its SaveSecrets/DeleteSecrets/CancelGetSecrets calls (`calls`).
 pub struct TestAgent {
     pub conn: zbus::Connection,
     pub seen: AgentRequests,
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl TestAgent {
-    pub async fn register(
-        w: &World,
-        secrets: &[(&str, &str)],
-        interactive_only: bool,
-        vanish: bool,
-    ) -> TestAgent {
+    /// Waits (at most [`LIMIT`]) until the agent has had `n` calls `what`.
+    pub async fn wait_calls(&self, what: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = self
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| *c == what)
+                .count();
+            if got >= n {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "the agent never had {n} {what:?} calls: {:?}",
+                    self.calls.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    pub async fn register(w: &World, secrets: &[(&str, &str)], mode: AgentMode) -> TestAgent {
         let seen = AgentRequests::default();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
         let conn = w.bus.connect().await.unwrap();
         let iface = AgentIface {
             secrets: secrets
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            interactive_only,
-            vanish,
+            mode,
             conn: Some(conn.clone()),
             seen: seen.clone(),
+            calls: calls.clone(),
+            changed: changed.clone(),
         };
         conn.object_server()
             .at("/org/freedesktop/NetworkManager/SecretAgent", iface)
@@ -463,6 +533,11 @@ impl TestAgent {
         )
         .await
         .unwrap();
-        TestAgent { conn, seen }
+        TestAgent {
+            conn,
+            seen,
+            calls,
+            changed,
+        }
     }
 }
