@@ -109,6 +109,10 @@ enum ConnCmd {
         /// Keep the profile in memory only.
         #[arg(long)]
         unsaved: bool,
+        /// Visible to you alone (connection.permissions user:YOU); changing it then needs
+        /// settings.modify.own rather than settings.modify.system.
+        #[arg(long)]
+        private: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -448,10 +452,16 @@ async fn connection(conn: &zbus::Connection, c: ConnCmd) -> anyhow::Result<()> {
             secret,
             autoconnect,
             unsaved,
+            private,
             json,
         } => {
             let mut p = Profile::new_vpn(&name, &uuid::Uuid::new_v4().to_string(), &vpn_type);
             p.connection.autoconnect = autoconnect;
+            if private {
+                let me = nix::unistd::User::from_uid(nix::unistd::getuid())?
+                    .context("who am I? (no user for this uid)")?;
+                p.connection.permissions = vec![format!("user:{}", me.name)];
+            }
             p.vpn.data.extend(data);
             p.vpn.secrets.extend(secret);
             p.validate()?;

@@ -315,3 +315,35 @@ async fn polkit_decides_when_it_is_on_the_bus() {
     assert!(o.status.success(), "{}\n{}", err(&o), w.daemon.log_text());
     assert!(w.kernel().link("tbauth4").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_modify_own_covers_a_users_private_profiles_only() {
+    let w = World::with(DaemonOptions {
+        config: "[authorization]\n\"settings.modify.own\" = [\"user:nobody\"]\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let add = |name: &str, private: bool| {
+        let mut args = vec!["connection", "add", "--name", name, "--vpn-type", TESTBENCH];
+        if private {
+            args.push("--private");
+        }
+        tinynm_as(&w, "nobody", &args)
+    };
+    // A system profile needs settings.modify.system.
+    refused(
+        &add("public", false),
+        "org.freedesktop.NetworkManager.Settings.PermissionDenied",
+        "settings.modify.system",
+    );
+    // A profile of nobody's own needs only settings.modify.own.
+    let o = add("mine", true);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(w.vpn_profiles().await.len(), 1);
+    // Others do not see it; nobody may delete it.
+    let o = tinynm_as(&w, "nm-openvpn", &["connection", "list"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("mine"));
+    let o = tinynm_as(&w, "nobody", &["connection", "delete", "mine"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(w.vpn_profiles().await.is_empty());
+}

@@ -123,6 +123,39 @@ async fn authorized(
     Ok(caller.uid)
 }
 
+/// The right a change to a profile needs: `settings.modify.own` when its
+/// `connection.permissions` name the caller alone, as NM asks, else `settings.modify.system`.
+async fn modify_action(
+    conn: &zbus::Connection,
+    hdr: &zbus::message::Header<'_>,
+    permissions: &[String],
+) -> Result<&'static str, SettingsError> {
+    let uid = caller_uid(conn, hdr).await?;
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let own = match (permissions, name) {
+        ([only], Some(n)) => only
+            .strip_prefix("user:")
+            .is_some_and(|u| u.split(':').next() == Some(n.as_str())),
+        _ => false,
+    };
+    Ok(if own {
+        "settings.modify.own"
+    } else {
+        "settings.modify.system"
+    })
+}
+
+/// `connection.permissions` of a settings dict, if it has any.
+fn dict_permissions(d: &SettingsDict) -> Vec<String> {
+    d.get("connection")
+        .and_then(|c| c.get("permissions"))
+        .and_then(|v| Vec::<String>::try_from(v.try_clone().ok()?).ok())
+        .unwrap_or_default()
+}
+
 impl SettingsView {
     async fn add(
         &self,
@@ -131,7 +164,8 @@ impl SettingsView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, SettingsError> {
-        let uid = authorized(&self.auth, conn, hdr, "settings.modify.system").await?;
+        let action = modify_action(conn, hdr, &dict_permissions(&settings)).await?;
+        let uid = authorized(&self.auth, conn, hdr, action).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Add {
@@ -306,7 +340,9 @@ impl ConnectionView {
         conn: &zbus::Connection,
         make: impl FnOnce(u32, u64, oneshot::Sender<Result<(), SettingsError>>) -> Command,
     ) -> Result<(), SettingsError> {
-        let uid = authorized(&self.auth, conn, hdr, "settings.modify.system").await?;
+        let perms = self.snap.borrow().profile.connection.permissions.clone();
+        let action = modify_action(conn, hdr, &perms).await?;
+        let uid = authorized(&self.auth, conn, hdr, action).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(make(uid, self.n, reply))
@@ -322,7 +358,15 @@ impl ConnectionView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<(), SettingsError> {
-        let uid = authorized(&self.auth, conn, hdr, "settings.modify.system").await?;
+        // Both the profile as it is and as it would be must be the caller's own.
+        let mut perms = self.snap.borrow().profile.connection.permissions.clone();
+        if let Some(d) = &settings
+            && dict_permissions(d) != perms
+        {
+            perms.clear();
+        }
+        let action = modify_action(conn, hdr, &perms).await?;
+        let uid = authorized(&self.auth, conn, hdr, action).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Update {
