@@ -35,10 +35,32 @@ pub struct DaemonConfig {
     /// A non-interactive source of secrets for headless systems: a TOML file of tables named
     /// by profile id or UUID, `key = "value"` each; mode 0600, owned by root.
     pub secrets_file: Option<PathBuf>,
+    /// Where the VPNs' DNS goes.
+    pub dns: DnsSettings,
     /// Who may do what without polkit: NM action (without its
     /// `org.freedesktop.NetworkManager.` prefix) = list of `user:NAME` / `group:NAME`. Root may
     /// always; nobody else may anything not listed.
     pub authorization: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `[dns]`: the backend that puts the VPNs' DNS in force.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DnsSettings {
+    /// `none` (tinynmd touches nothing) or `file` (it writes `resolv-conf`).
+    pub backend: String,
+    /// The resolv.conf the `file` backend writes (atomically; the original comes back when the
+    /// last VPN goes, and after a crash).
+    pub resolv_conf: PathBuf,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            backend: "none".into(),
+            resolv_conf: "/etc/resolv.conf".into(),
+        }
+    }
 }
 
 /// NM's timers (spec §3.4), in seconds.
@@ -91,6 +113,7 @@ impl Default for DaemonConfig {
             log_level: "info".into(),
             timeouts: Timeouts::default(),
             secrets_file: None,
+            dns: DnsSettings::default(),
             authorization: Default::default(),
         }
     }
@@ -132,6 +155,15 @@ impl DaemonConfig {
                     "log-level: '{}' is not one of {}",
                     c.log_level,
                     LOG_LEVELS.join(", ")
+                ),
+            });
+        }
+        if !["none", "file"].contains(&c.dns.backend.as_str()) {
+            return Err(DaemonConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "[dns] backend: '{}' is not one of none, file",
+                    c.dns.backend
                 ),
             });
         }

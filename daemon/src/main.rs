@@ -5,6 +5,7 @@ mod auth;
 mod bus;
 mod core;
 mod devices;
+mod dns;
 mod netlink;
 mod store;
 mod vpn;
@@ -119,6 +120,13 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let netlink = netlink::Netlink::new().context("netlink")?;
     netlink::recover(&netlink, &cfg.state_dir).await;
+    let dns = dns::Dns::new(cfg.dns.clone(), &cfg.state_dir);
+    dns.recover();
+    let (dns_tx, dns_rx) = watch::channel(bus::dns::DnsSnapshot {
+        mode: dns.mode().to_string(),
+        rc_manager: dns.rc_manager().to_string(),
+        entries: Vec::new(),
+    });
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (manager_tx, manager_rx) = watch::channel(core::ManagerSnapshot::new());
     let (settings_tx, settings_rx) = watch::channel(Vec::new());
@@ -152,7 +160,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
                 auth: authority.clone(),
             },
         )
-        .serve_at(bus::DNS_PATH, bus::dns::DnsManagerView)
+        .serve_at(bus::DNS_PATH, bus::dns::DnsManagerView { snap: dns_rx })
         .serve_at(
             bus::agent::AGENT_PATH,
             bus::agent::AgentManagerView {
@@ -180,7 +188,7 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         agents,
         auth: authority,
     };
-    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx);
+    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx, dns, dns_tx);
     core.load_profiles()
         .await
         .context("cannot export the profiles")?;

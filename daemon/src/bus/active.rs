@@ -39,6 +39,8 @@ pub struct AcSnapshot {
     pub ip4_config: OwnedObjectPath,
     /// IP6Config object, or `/`.
     pub ip6_config: OwnedObjectPath,
+    /// Its DNS, once up.
+    pub dns: Vec<crate::dns::DnsEntry>,
 }
 
 impl AcSnapshot {
@@ -67,6 +69,7 @@ impl AcSnapshot {
             controller: parent.unwrap_or_else(root),
             ip4_config: root(),
             ip6_config: root(),
+            dns: Vec::new(),
         }
     }
 }

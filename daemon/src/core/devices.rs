@@ -356,6 +356,7 @@ impl Core {
             controller: root(),
             ip4_config: ip4,
             ip6_config: ip6,
+            dns: Vec::new(),
         });
         self.ctx
             .conn

@@ -281,6 +281,8 @@ pub struct Core {
     devices: BTreeMap<u32, devices::DeviceEntry>,
     next_device: u64,
     externals: BTreeMap<u64, devices::ExternalAc>,
+    dns: crate::dns::Dns,
+    dns_snap: watch::Sender<crate::bus::dns::DnsSnapshot>,
 }
 
 fn profile_path(n: u64) -> OwnedObjectPath {
@@ -330,6 +332,8 @@ impl Core {
         tx: mpsc::Sender<Command>,
         manager: watch::Sender<ManagerSnapshot>,
         settings: watch::Sender<Vec<OwnedObjectPath>>,
+        dns: crate::dns::Dns,
+        dns_snap: watch::Sender<crate::bus::dns::DnsSnapshot>,
     ) -> Self {
         Core {
             ctx,
@@ -344,6 +348,8 @@ impl Core {
             devices: BTreeMap::new(),
             next_device: 1,
             externals: BTreeMap::new(),
+            dns,
+            dns_snap,
         }
     }
 
@@ -478,6 +484,34 @@ impl Core {
         })
     }
 
+    /// Puts the active VPNs' DNS in force and shows it on the DnsManager.
+    async fn update_dns(&mut self) {
+        let entries: Vec<crate::dns::DnsEntry> = self
+            .actives
+            .values()
+            .filter(|a| a.snap.borrow().state == AcState::Activated as u32)
+            .flat_map(|a| a.snap.borrow().dns.clone())
+            .collect();
+        if self.dns_snap.borrow().entries == entries {
+            return;
+        }
+        if let Err(e) = self.dns.apply(&entries) {
+            tracing::error!("DNS: {e}");
+        }
+        self.dns_snap.send_modify(|s| s.entries = entries.clone());
+        let config = crate::dns::configuration(&entries);
+        if let Err(e) = properties_changed(
+            &self.ctx.conn,
+            crate::bus::DNS_PATH,
+            "org.freedesktop.NetworkManager.DnsManager",
+            vec![("Configuration", Variant::from(config))],
+        )
+        .await
+        {
+            tracing::warn!("cannot announce the DNS configuration: {e}");
+        }
+    }
+
     /// The interface the kernel sends the default route through (a FIB lookup of a TEST-NET-2
     /// address: nothing is sent anywhere).
     async fn default_route(&self) -> Option<crate::netlink::Lookup> {
@@ -602,6 +636,7 @@ impl Core {
                     let _ = server.remove::<VpnView, _>(path.as_str()).await;
                     let _ = server.remove::<ActiveView, _>(path.as_str()).await;
                 }
+                self.update_dns().await;
                 release_memory();
                 if self.actives.is_empty()
                     && let Some(s) = self.shutdown.take()
@@ -625,6 +660,7 @@ impl Core {
                 if let Err(e) = self.publish_manager().await {
                     tracing::warn!("cannot publish the manager's state: {e}");
                 }
+                self.update_dns().await;
             }
             Command::Shutdown { reply } => {
                 if self.actives.is_empty() {

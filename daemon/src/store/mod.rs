@@ -123,24 +123,28 @@ pub fn file_for(dir: &Path, p: &Profile) -> PathBuf {
 /// Writes a profile atomically: a temporary file in the same directory, fsync, rename, fsync
 /// of the directory. Mode 0600: profiles hold secrets.
 pub fn write(path: &Path, p: &Profile) -> std::io::Result<()> {
+    let text = tinynm_config::toml_profile::to_toml_string(p);
+    write_atomic(path, text.as_bytes(), 0o600)
+}
+
+/// Writes a file atomically: a temporary file beside it (mode `mode`), fsync, rename, fsync of
+/// the directory.
+pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("profile"),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         std::process::id()
     ));
-    let text = tinynm_config::toml_profile::to_toml_string(p);
     let r = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(text)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()

@@ -882,9 +882,11 @@ impl Ac {
                     );
                 }
                 self.journal = Some(j);
+                let dns = self.dns_entry(g.tundev.clone().unwrap_or_default());
                 self.p.snap.send_modify(|s| {
                     s.default4 = default4;
                     s.default6 = default6;
+                    s.dns = dns;
                 });
                 Ok(())
             }
@@ -893,6 +895,35 @@ impl Ac {
                 Err(End::failed(Reason::IpConfigInvalid))
             }
         }
+    }
+
+    /// The VPN's DNS (both families), for the DNS backend.
+    fn dns_entry(&self, iface: String) -> Vec<crate::dns::DnsEntry> {
+        let data: Vec<&IpData> = self.ip_data.iter().flatten().collect();
+        let mut servers = Vec::new();
+        let mut domains: Vec<String> = Vec::new();
+        for d in &data {
+            servers.extend(d.nameservers.iter().copied());
+            for x in d.domains.iter().chain(&d.searches) {
+                if !domains.contains(x) {
+                    domains.push(x.clone());
+                }
+            }
+        }
+        if servers.is_empty() && domains.is_empty() {
+            return Vec::new();
+        }
+        let priority = data
+            .first()
+            .map(|d| d.dns_priority)
+            .unwrap_or(crate::dns::VPN_PRIORITY);
+        vec![crate::dns::DnsEntry {
+            iface,
+            servers,
+            domains,
+            priority,
+            vpn: true,
+        }]
     }
 
     /// Waits while activated.
@@ -932,6 +963,7 @@ impl Ac {
             s.default6 = false;
             s.ip4_config = root.clone();
             s.ip6_config = root.clone();
+            s.dns.clear();
         });
         // The connection stops naming its IP configs before they go.
         if !self.ip_objects.is_empty()
@@ -1035,7 +1067,7 @@ fn ip_data(p: &Profile, c: &IpConfig, plan: &crate::netlink::Plan, ifindex: u32)
         dns_priority: if sect.dns_priority != 0 {
             sect.dns_priority
         } else {
-            50
+            crate::dns::VPN_PRIORITY
         },
     }
 }

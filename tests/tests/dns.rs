@@ -1,0 +1,161 @@
+//! DNS: the `file` backend writes a resolv.conf of the test's own (never the host's), ordered by
+//! dns-priority, and puts the original back when the last VPN goes and after a crash.
+
+mod common;
+
+use common::{TESTBENCH, World};
+use tinynm_sandbox::DaemonOptions;
+
+const ORIGINAL: &str =
+    "# the system's own\nnameserver 192.0.2.53\nsearch home.example\noptions edns0\n";
+
+async fn world(tmp: &std::path::Path) -> (World, std::path::PathBuf) {
+    let resolv = tmp.join("resolv.conf");
+    std::fs::write(&resolv, ORIGINAL).unwrap();
+    let w = World::with(DaemonOptions {
+        config: format!(
+            "[dns]\nbackend = \"file\"\nresolv-conf = \"{}\"\n",
+            resolv.display()
+        ),
+        ..Default::default()
+    })
+    .await;
+    (w, resolv)
+}
+
+fn vpn(id: &str, tundev: &str, dns: &str, priority: i32, search: &str) -> tinynm_config::Profile {
+    let mut p = common::profile(
+        id,
+        TESTBENCH,
+        &[("tundev", tundev), ("dns", dns), ("never-default", "true")],
+    );
+    p.ipv4.dns_priority = priority;
+    if !search.is_empty() {
+        p.ipv4.dns_search = vec![search.to_string()];
+    }
+    p
+}
+
+/// Waits until resolv.conf lists exactly these servers (and returns it).
+async fn servers(w: &World, resolv: &std::path::Path, want: &[&str]) -> String {
+    let want: Vec<String> = want.iter().map(|s| format!("nameserver {s}")).collect();
+    w.until(&format!("resolv.conf with {want:?}"), || async {
+        let t = std::fs::read_to_string(resolv).ok()?;
+        let got: Vec<String> = t
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .map(String::from)
+            .collect();
+        (got == want).then_some(t)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolv_conf_follows_the_vpns_by_priority_and_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, resolv) = world(tmp.path()).await;
+    let a = w
+        .add_profile(vpn("dns-a", "tbdns0", "10.8.0.53", 0, "corp.example"))
+        .await;
+    let b = w
+        .add_profile(vpn("dns-b", "tbdns1", "10.9.0.53", 20, ""))
+        .await;
+    let x = w
+        .add_profile(vpn("dns-x", "tbdns2", "10.7.0.53", -1, "only.example"))
+        .await;
+
+    let ac_a = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac_a.as_str(), &[5, 6, 7]).await, (5, 1));
+    let t = servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
+    assert!(t.contains("search corp.example home.example\n"), "{t}");
+    assert!(
+        t.contains("options edns0\n"),
+        "the original's options stay: {t}"
+    );
+
+    // A second VPN with a lower priority value goes first.
+    let ac_b = w.activate(&b).await.unwrap();
+    assert_eq!(w.wait_vpn(ac_b.as_str(), &[5, 6, 7]).await, (5, 1));
+    servers(&w, &resolv, &["10.9.0.53", "10.8.0.53", "192.0.2.53"]).await;
+
+    // A negative priority is exclusive.
+    let ac_x = w.activate(&x).await.unwrap();
+    assert_eq!(w.wait_vpn(ac_x.as_str(), &[5, 6, 7]).await, (5, 1));
+    let t = servers(&w, &resolv, &["10.7.0.53"]).await;
+    assert!(t.contains("search only.example\n"), "{t}");
+
+    // Taken apart in any order.
+    let m = w.manager().await;
+    m.deactivate_connection(&ac_a).await.unwrap();
+    w.wait_removed(ac_a.as_str()).await;
+    servers(&w, &resolv, &["10.7.0.53"]).await;
+    m.deactivate_connection(&ac_x).await.unwrap();
+    w.wait_removed(ac_x.as_str()).await;
+    servers(&w, &resolv, &["10.9.0.53", "192.0.2.53"]).await;
+    m.deactivate_connection(&ac_b).await.unwrap();
+    w.wait_removed(ac_b.as_str()).await;
+    w.until("the original resolv.conf back", || async {
+        (std::fs::read_to_string(&resolv).ok()? == ORIGINAL).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_tinynmd_s_resolv_conf_is_put_back_at_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, resolv) = world(tmp.path()).await;
+    let a = w
+        .add_profile(vpn("dns-crash", "tbdns3", "10.8.0.53", 0, ""))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
+    w.daemon.crash();
+    assert_ne!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dns_manager_shows_what_is_in_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, _resolv) = world(tmp.path()).await;
+    let a = w
+        .add_profile(vpn("dns-shown", "tbdns4", "10.8.0.53", 0, "corp.example"))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let dns = zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.freedesktop.NetworkManager.DnsManager",
+    )
+    .await
+    .unwrap();
+    assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), "default");
+    assert_eq!(
+        dns.get_property::<String>("RcManager").await.unwrap(),
+        "file"
+    );
+    let config = w
+        .until("the DnsManager's configuration", || async {
+            let c: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
+                dns.get_property("Configuration").await.ok()?;
+            (!c.is_empty()).then_some(c)
+        })
+        .await;
+    let servers: Vec<String> = config[0]["nameservers"]
+        .try_clone()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(servers, vec!["10.8.0.53"]);
+    assert_eq!(i32::try_from(&config[0]["priority"]).unwrap(), 50);
+    assert_eq!(
+        String::try_from(config[0]["interface"].try_clone().unwrap()).unwrap(),
+        "tbdns4"
+    );
+    assert!(bool::try_from(&config[0]["vpn"]).unwrap());
+}
