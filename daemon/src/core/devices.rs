@@ -433,6 +433,11 @@ impl Core {
         });
         self.announce_device_state(index, STATE_ACTIVATED).await?;
         let path = ac_path(n);
+        // The VPNs over it lose their base: down, as NM's parent-device rule says.
+        for d in self.dependents(n) {
+            self.take_down(d, tinynm_config::nm::Reason::DeviceDisconnected)
+                .await;
+        }
         if let Some(ac) = self.externals.remove(&n) {
             let deactivated = AcState::Deactivated as u32;
             ac.snap.send_modify(|s| s.state = deactivated);

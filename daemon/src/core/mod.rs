@@ -283,6 +283,8 @@ pub struct Core {
     externals: BTreeMap<u64, devices::ExternalAc>,
     dns: crate::dns::Dns,
     dns_snap: watch::Sender<crate::bus::dns::DnsSnapshot>,
+    /// Connections to take down once the VPNs over them have gone: number → reason.
+    pending_down: BTreeMap<u64, Reason>,
 }
 
 fn profile_path(n: u64) -> OwnedObjectPath {
@@ -350,6 +352,7 @@ impl Core {
             externals: BTreeMap::new(),
             dns,
             dns_snap,
+            pending_down: BTreeMap::new(),
         }
     }
 
@@ -637,6 +640,7 @@ impl Core {
                     let _ = server.remove::<ActiveView, _>(path.as_str()).await;
                 }
                 self.update_dns().await;
+                self.after_end(n).await;
                 release_memory();
                 if self.actives.is_empty()
                     && let Some(s) = self.shutdown.take()
@@ -863,11 +867,64 @@ impl Core {
                 entry.uid
             )));
         }
-        let _ = entry
-            .cmd
-            .send(AcCommand::Deactivate(Reason::UserDisconnected))
-            .await;
+        let n = number_in(active.as_str(), AC_PREFIX).expect("an active connection's path");
+        self.take_down(n, Reason::UserDisconnected).await;
         Ok(())
+    }
+
+    /// The VPNs activated over active connection `n`.
+    fn dependents(&self, n: u64) -> Vec<u64> {
+        let path = ac_path(n);
+        self.actives
+            .iter()
+            .filter(|(_, a)| a.snap.borrow().specific_object == path)
+            .map(|(m, _)| *m)
+            .collect()
+    }
+
+    /// Takes connection `n` down for `reason`; the VPNs over it go first (DEPENDENCY_FAILED),
+    /// and `n` follows once they have ended.
+    async fn take_down(&mut self, n: u64, reason: Reason) {
+        let mut stack = vec![(n, reason)];
+        while let Some((m, r)) = stack.pop() {
+            let deps = self.dependents(m);
+            if deps.is_empty() {
+                if let Some(a) = self.actives.get(&m) {
+                    let _ = a.cmd.send(AcCommand::Deactivate(r)).await;
+                }
+            } else {
+                tracing::info!(
+                    "{}: the {} VPN(s) over it go down first",
+                    ac_path(m),
+                    deps.len()
+                );
+                // External connections follow their link, not this: they are not waited on.
+                if self.actives.contains_key(&m) {
+                    self.pending_down.insert(m, r);
+                }
+                stack.extend(deps.into_iter().map(|d| (d, Reason::DependencyFailed)));
+            }
+        }
+    }
+
+    /// After `ended` went: what waited for it follows; what sat on it goes.
+    async fn after_end(&mut self, ended: u64) {
+        self.pending_down.remove(&ended);
+        for d in self.dependents(ended) {
+            self.take_down(d, Reason::DependencyFailed).await;
+        }
+        let ready: Vec<(u64, Reason)> = self
+            .pending_down
+            .iter()
+            .filter(|(m, _)| self.dependents(**m).is_empty())
+            .map(|(m, r)| (*m, *r))
+            .collect();
+        for (m, r) in ready {
+            self.pending_down.remove(&m);
+            if let Some(a) = self.actives.get(&m) {
+                let _ = a.cmd.send(AcCommand::Deactivate(r)).await;
+            }
+        }
     }
 
     async fn add(
