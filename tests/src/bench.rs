@@ -84,6 +84,82 @@ impl Bench {
         })
     }
 
+    /// A profile with this vpn.data.
+    async fn add_data(&mut self, data: &[(&str, String)]) -> anyhow::Result<OwnedObjectPath> {
+        self.profiles += 1;
+        let uuid = format!("5e1b0000-0000-4000-8000-{:012x}", self.profiles);
+        let mut p = Profile::new_vpn(&format!("bench-{}", self.profiles), &uuid, TESTBENCH);
+        p.connection.autoconnect = false;
+        for (k, v) in data {
+            p.vpn.data.insert(k.to_string(), v.clone());
+        }
+        Ok(SettingsProxy::new(&self.conn)
+            .await?
+            .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+            .await?)
+    }
+
+    /// `n` VPNs activated at once: each one's time from its ActivateConnection call to its
+    /// ACTIVATED, and tinynmd's RSS with all of them up.
+    async fn many(&mut self, n: usize) -> anyhow::Result<(Vec<Duration>, u64)> {
+        let mut profiles = Vec::new();
+        for i in 0..n {
+            let addr = format!("10.{}.{}.2", 100 + i / 250, i % 250);
+            profiles.push(
+                self.add_data(&[
+                    ("tundev", format!("bm{i}")),
+                    ("address", addr),
+                    ("never-default", "true".into()),
+                ])
+                .await?,
+            );
+        }
+        let manager = ManagerProxy::new(&self.conn).await?;
+        let root = zbus::ObjectPath::try_from("/")?;
+        let t0 = Instant::now();
+        let calls = profiles
+            .iter()
+            .map(|p| manager.activate_connection(p, &root, &root));
+        let acs: Vec<OwnedObjectPath> = futures::future::try_join_all(calls).await?;
+        let mut up: std::collections::HashMap<String, Duration> = Default::default();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while up.len() < acs.len() {
+            let m = tokio::time::timeout_at(deadline, self.signals.next())
+                .await
+                .context("timed out waiting for the VPNs")?
+                .context("bus closed")??;
+            let h = m.header();
+            if h.member().map(|m| m.as_str()) == Some("VpnStateChanged") {
+                let (st, r): (u32, u32) = m.body().deserialize()?;
+                let path = h.path().map(|p| p.to_string()).unwrap_or_default();
+                if st == 5 {
+                    up.insert(path, t0.elapsed());
+                } else if st == 6 || st == 7 {
+                    bail!("{path} ended in state {st}, reason {r}");
+                }
+            }
+        }
+        let rss = self.daemon.rss_kib().unwrap_or(0);
+        for ac in &acs {
+            manager.deactivate_connection(ac).await?;
+        }
+        let mut down = 0;
+        while down < acs.len() {
+            let m = tokio::time::timeout_at(deadline, self.signals.next())
+                .await
+                .context("timed out taking the VPNs down")?
+                .context("bus closed")??;
+            let h = m.header();
+            if h.member().map(|m| m.as_str()) == Some("VpnStateChanged") {
+                let (st, _): (u32, u32) = m.body().deserialize()?;
+                if st == 7 {
+                    down += 1;
+                }
+            }
+        }
+        Ok((up.into_values().collect(), rss))
+    }
+
     async fn add(&mut self, routes: u32) -> anyhow::Result<OwnedObjectPath> {
         self.profiles += 1;
         let uuid = format!("5e1b0000-0000-4000-8000-{:012x}", self.profiles);
@@ -120,6 +196,25 @@ impl Bench {
                         "VPN ended in state {s}, reason {r}:\n{}",
                         self.daemon.log_text()
                     );
+                }
+            }
+        }
+    }
+
+    /// Waits until the plugin of active connection `ac` has left the bus.
+    async fn wait_plugin_gone(&mut self, ac: &str) -> anyhow::Result<()> {
+        let n = ac.rsplit('/').next().unwrap_or_default();
+        let name = format!("{TESTBENCH}.Connection_{n}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.signals.next())
+                .await
+                .context("timed out waiting for the plugin to leave")?
+                .context("bus closed")??;
+            if m.header().member().map(|m| m.as_str()) == Some("NameOwnerChanged") {
+                let (who, _, new): (String, String, String) = m.body().deserialize()?;
+                if who == name && new.is_empty() {
+                    return Ok(());
                 }
             }
         }
@@ -374,6 +469,69 @@ async fn main() -> anyhow::Result<()> {
     );
     if std::env::var_os("TINYNM_BENCH_LOG").is_some() {
         eprintln!("{}", b.daemon.log_text());
+    }
+    // Many at once, and many in a row.
+    let single = {
+        let p = b.add_data(&[("tundev", "bm-one".into())]).await?;
+        let root = zbus::ObjectPath::try_from("/")?;
+        let manager = ManagerProxy::new(&b.conn).await?;
+        let mut t = Vec::new();
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            let ac = manager.activate_connection(&p, &root, &root).await?;
+            b.wait_state(ac.as_str(), 5).await?;
+            t.push(t0.elapsed());
+            manager.deactivate_connection(&ac).await?;
+            b.wait_state(ac.as_str(), 7).await?;
+        }
+        median(&mut t)
+    };
+    let n = if quick { 20 } else { 100 };
+    let (mut times, rss_many) = b.many(n).await?;
+    let med = median(&mut times);
+    println!("\n## Many VPNs at once\n");
+    println!(
+        "{n} test-bench VPNs activated at once (one ActivateConnection each, all sent together); \
+         each one's time from its call to its ACTIVATED.\n"
+    );
+    println!("| | median | worst | one alone (median of 5) | RSS with all up |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| {n} at once | {} | {} | {} | {} |",
+        ms(med),
+        ms(*times.last().expect("times")),
+        ms(single),
+        mib(rss_many)
+    );
+    let cycles = if quick { 100 } else { 1000 };
+    println!("\n## {cycles} activate/deactivate cycles of one VPN\n");
+    println!("| cycles done | RSS | open fds |");
+    println!("|---:|---:|---:|");
+    let p = b.add_data(&[("tundev", "bm-cycle".into())]).await?;
+    let root = zbus::ObjectPath::try_from("/")?;
+    let manager = ManagerProxy::new(&b.conn).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!(
+        "| 0 | {} | {} |",
+        mib(b.daemon.rss_kib().unwrap_or(0)),
+        b.daemon.fd_count()
+    );
+    for i in 1..=cycles {
+        let ac = manager.activate_connection(&p, &root, &root).await?;
+        b.wait_state(ac.as_str(), 5).await?;
+        manager.deactivate_connection(&ac).await?;
+        b.wait_state(ac.as_str(), 7).await?;
+        if i % (cycles / 10) == 0 {
+            // Sampled once this cycle's plugin has left the bus (and its pipes had a moment to
+            // close).
+            b.wait_plugin_gone(ac.as_str()).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            println!(
+                "| {i} | {} | {} |",
+                mib(b.daemon.rss_kib().unwrap_or(0)),
+                b.daemon.fd_count()
+            );
+        }
     }
     drop(b);
 
