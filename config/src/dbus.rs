@@ -178,6 +178,9 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
     if s.ignore_auto_dns {
         d.insert("ignore-auto-dns".into(), ov(true));
     }
+    if s.block_leaks {
+        d.insert("tinynm-block-leaks".into(), ov(true));
+    }
     d
 }
 
@@ -338,6 +341,7 @@ fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileEr
     s.never_default = r.boolean("never-default")?.unwrap_or(false);
     s.ignore_auto_routes = r.boolean("ignore-auto-routes")?.unwrap_or(false);
     s.ignore_auto_dns = r.boolean("ignore-auto-dns")?.unwrap_or(false);
+    s.block_leaks = r.boolean("tinynm-block-leaks")?.unwrap_or(false);
     s.route_metric = r.typed::<i64>("route-metric", "x")?.unwrap_or(-1);
     s.dns_priority = r.typed::<i32>("dns-priority", "i")?.unwrap_or(0);
     s.dns_search = r.strings("dns-search")?;

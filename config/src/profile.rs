@@ -127,6 +127,9 @@ pub struct IpSection {
     pub ignore_auto_routes: bool,
     /// Drop the plugin's DNS servers and domains.
     pub ignore_auto_dns: bool,
+    /// (IPv6, tinynm's own) While the VPN takes the IPv4 default route and brings no IPv6,
+    /// make IPv6 unreachable, so that nothing goes around the tunnel.
+    pub block_leaks: bool,
 }
 
 impl IpSection {

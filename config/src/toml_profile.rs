@@ -164,6 +164,7 @@ fn read_ip(root: &Table, fam: Family) -> Result<IpSection, ProfileError> {
     out.dns_priority = s.int("dns-priority", i32::MIN as i64, i32::MAX as i64, 0)? as i32;
     out.ignore_auto_routes = s.boolean("ignore-auto-routes", false)?;
     out.ignore_auto_dns = s.boolean("ignore-auto-dns", false)?;
+    out.block_leaks = s.boolean("block-leaks", false)?;
     out.dns_search = s.strings("dns-search")?;
     for d in s.strings("dns")? {
         out.dns.push(
@@ -335,6 +336,9 @@ fn ip_to_toml(s: &IpSection) -> Table {
     }
     if s.ignore_auto_dns {
         t.insert("ignore-auto-dns".into(), true.into());
+    }
+    if s.block_leaks {
+        t.insert("block-leaks".into(), true.into());
     }
     if !s.dns.is_empty() {
         let v: Vec<Value> = s.dns.iter().map(|a| a.to_string().into()).collect();

@@ -368,7 +368,11 @@ impl Kernel {
                     _ => None,
                 })
                 .unwrap_or(r.header.table as u32);
-            if table == 255 || r.header.kind != netlink_packet_route::route::RouteType::Unicast {
+            let unreachable = r.header.kind == netlink_packet_route::route::RouteType::Unreachable;
+            if table == 255
+                || (r.header.kind != netlink_packet_route::route::RouteType::Unicast
+                    && !unreachable)
+            {
                 continue;
             }
             let mut dst = None;
@@ -391,7 +395,11 @@ impl Kernel {
             if dst.starts_with("fe80:") || dst.starts_with("ff00:") {
                 continue;
             }
-            let mut s = dst;
+            let mut s = if unreachable {
+                format!("unreachable {dst}")
+            } else {
+                dst
+            };
             if let Some(g) = gw {
                 s.push_str(&format!(" via {g}"));
             }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::World;
+use common::{TESTBENCH, World};
 
 const VPN: [u32; 4] = [2, 3, 4, 5];
 
@@ -307,4 +307,41 @@ async fn signals_from_anyone_but_the_plugin_are_ignored() {
         "the plugin's own config\n{k}"
     );
     assert!(k.routes_on("lo").is_empty(), "\n{k}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_is_blocked_while_an_ipv4_only_vpn_takes_the_default_route() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let mut p = common::profile("full", TESTBENCH, &[("tundev", "tbleak0")]);
+    p.ipv6.block_leaks = true;
+    let path = w.add_profile(p).await;
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    assert!(
+        k.routes
+            .contains(&"unreachable default dev lo proto static metric 50".to_string()),
+        "\n{k}"
+    );
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+
+    // A split tunnel (never-default) leaves IPv6 alone.
+    let mut p = common::profile(
+        "split",
+        TESTBENCH,
+        &[("tundev", "tbleak1"), ("never-default", "true")],
+    );
+    p.ipv6.block_leaks = true;
+    let path = w.add_profile(p).await;
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    assert!(
+        !w.kernel()
+            .routes
+            .iter()
+            .any(|r| r.starts_with("unreachable"))
+    );
 }

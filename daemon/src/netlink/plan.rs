@@ -69,6 +69,8 @@ fn is_private(a: IpAddr) -> bool {
 
 struct RouteSpec {
     shared: bool,
+    /// An `unreachable` route (no interface) rather than a unicast one.
+    unreachable: bool,
     dest: IpAddr,
     prefix: u8,
     gateway: Option<IpAddr>,
@@ -115,8 +117,12 @@ fn route(r: RouteSpec) -> RouteMessage {
         scope
     };
     m.header.protocol = r.protocol;
-    m.attributes
-        .push(netlink_packet_route::route::RouteAttribute::Oif(r.oif));
+    if r.unreachable {
+        m.header.kind = netlink_packet_route::route::RouteType::Unreachable;
+    } else {
+        m.attributes
+            .push(netlink_packet_route::route::RouteAttribute::Oif(r.oif));
+    }
     m.attributes
         .push(netlink_packet_route::route::RouteAttribute::Priority(
             r.metric,
@@ -201,6 +207,7 @@ pub fn build(i: &Inputs<'_>) -> Plan {
         plan.addresses.push(Applied::Address(address(c, oif)));
         let kernel_route = |dest, prefix| RouteSpec {
             shared: false,
+            unreachable: false,
             dest,
             prefix,
             gateway: None,
@@ -218,6 +225,7 @@ pub fn build(i: &Inputs<'_>) -> Plan {
         }
         let static_route = |dest, prefix, gateway, metric| RouteSpec {
             shared: false,
+            unreachable: false,
             dest,
             prefix,
             gateway,
@@ -263,6 +271,25 @@ pub fn build(i: &Inputs<'_>) -> Plan {
                 None => {}
             }
         }
+    }
+    // IPv6 made unreachable while the VPN takes the IPv4 default route and brings no IPv6
+    // (ipv6 block-leaks): nothing goes around the tunnel.
+    let v4_default = i.ip4.is_some_and(|c| {
+        i.profile.ipv4.method == IpMethod::Auto && !c.never_default && !i.profile.ipv4.never_default
+    });
+    let v6_up = i.ip6.is_some() && i.profile.ipv6.method == IpMethod::Auto;
+    if i.profile.ipv6.block_leaks && v4_default && !v6_up {
+        routes.push(RouteSpec {
+            shared: false,
+            unreachable: true,
+            dest: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            prefix: 0,
+            gateway: None,
+            oif: 0,
+            metric: vpn_metric(&i.profile.ipv6),
+            protocol: RouteProtocol::Static,
+            pref_src: None,
+        });
     }
     // Identical routes (a plugin route equal to a profile route…) are merged, as NM does;
     // the kernel would refuse the second one (same destination, prefix and metric).
