@@ -181,6 +181,9 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
     if s.block_leaks {
         d.insert("tinynm-block-leaks".into(), ov(true));
     }
+    if s.route_table != 0 {
+        d.insert("route-table".into(), ov(s.route_table));
+    }
     d
 }
 
@@ -342,6 +345,7 @@ fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileEr
     s.ignore_auto_routes = r.boolean("ignore-auto-routes")?.unwrap_or(false);
     s.ignore_auto_dns = r.boolean("ignore-auto-dns")?.unwrap_or(false);
     s.block_leaks = r.boolean("tinynm-block-leaks")?.unwrap_or(false);
+    s.route_table = r.typed::<u32>("route-table", "u")?.unwrap_or(0);
     s.route_metric = r.typed::<i64>("route-metric", "x")?.unwrap_or(-1);
     s.dns_priority = r.typed::<i32>("dns-priority", "i")?.unwrap_or(0);
     s.dns_search = r.strings("dns-search")?;

@@ -127,6 +127,8 @@ pub struct IpSection {
     pub ignore_auto_routes: bool,
     /// Drop the plugin's DNS servers and domains.
     pub ignore_auto_dns: bool,
+    /// The routing table of the VPN's routes (0: main, as NM's `route-table`).
+    pub route_table: u32,
     /// (IPv6, tinynm's own) While the VPN takes the IPv4 default route and brings no IPv6,
     /// make IPv6 unreachable, so that nothing goes around the tunnel.
     pub block_leaks: bool,

@@ -165,6 +165,7 @@ fn read_ip(root: &Table, fam: Family) -> Result<IpSection, ProfileError> {
     out.ignore_auto_routes = s.boolean("ignore-auto-routes", false)?;
     out.ignore_auto_dns = s.boolean("ignore-auto-dns", false)?;
     out.block_leaks = s.boolean("block-leaks", false)?;
+    out.route_table = s.int("route-table", 0, u32::MAX as i64, 0)? as u32;
     out.dns_search = s.strings("dns-search")?;
     for d in s.strings("dns")? {
         out.dns.push(
@@ -339,6 +340,9 @@ fn ip_to_toml(s: &IpSection) -> Table {
     }
     if s.block_leaks {
         t.insert("block-leaks".into(), true.into());
+    }
+    if s.route_table != 0 {
+        t.insert("route-table".into(), (s.route_table as i64).into());
     }
     if !s.dns.is_empty() {
         let v: Vec<Value> = s.dns.iter().map(|a| a.to_string().into()).collect();

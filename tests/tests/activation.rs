@@ -345,3 +345,40 @@ async fn ipv6_is_blocked_while_an_ipv4_only_vpn_takes_the_default_route() {
             .any(|r| r.starts_with("unreachable"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_table_puts_the_vpn_routes_in_that_table() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let mut p = common::profile(
+        "tabled",
+        TESTBENCH,
+        &[("tundev", "tbtab0"), ("routes", "10.50.0.0/16")],
+    );
+    p.ipv4.route_table = 100;
+    let path = w.add_profile(p).await;
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    for r in [
+        "default dev tbtab0 proto static metric 50 table 100",
+        "10.50.0.0/16 dev tbtab0 proto static metric 50 table 100",
+    ] {
+        assert!(k.routes.contains(&r.to_string()), "missing {r}\n{k}");
+    }
+    assert!(
+        !k.routes
+            .iter()
+            .any(|r| r.contains("tbtab0") && !r.ends_with("table 100")),
+        "nothing of the VPN in the main table\n{k}"
+    );
+    // The way to the VPN server stays in the main table.
+    assert!(
+        k.routes
+            .contains(&"192.0.2.1/32 via 10.99.0.1 dev veth0 proto static metric 50".to_string()),
+        "\n{k}"
+    );
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+}

@@ -69,6 +69,8 @@ fn is_private(a: IpAddr) -> bool {
 
 struct RouteSpec {
     shared: bool,
+    /// Routing table (0: main).
+    table: u32,
     /// An `unreachable` route (no interface) rather than a unicast one.
     unreachable: bool,
     dest: IpAddr,
@@ -127,6 +129,11 @@ fn route(r: RouteSpec) -> RouteMessage {
         .push(netlink_packet_route::route::RouteAttribute::Priority(
             r.metric,
         ));
+    if r.table != 0 && r.table != 254 {
+        m.header.table = u8::try_from(r.table).unwrap_or(0);
+        m.attributes
+            .push(netlink_packet_route::route::RouteAttribute::Table(r.table));
+    }
     m
 }
 
@@ -205,7 +212,9 @@ pub fn build(i: &Inputs<'_>) -> Plan {
         let metric = vpn_metric(sect);
         let oif = i.ifindex;
         plan.addresses.push(Applied::Address(address(c, oif)));
+        let table = sect.route_table;
         let kernel_route = |dest, prefix| RouteSpec {
+            table,
             shared: false,
             unreachable: false,
             dest,
@@ -224,6 +233,7 @@ pub fn build(i: &Inputs<'_>) -> Plan {
             None => {}
         }
         let static_route = |dest, prefix, gateway, metric| RouteSpec {
+            table,
             shared: false,
             unreachable: false,
             dest,
@@ -280,6 +290,7 @@ pub fn build(i: &Inputs<'_>) -> Plan {
     let v6_up = i.ip6.is_some() && i.profile.ipv6.method == IpMethod::Auto;
     if i.profile.ipv6.block_leaks && v4_default && !v6_up {
         routes.push(RouteSpec {
+            table: i.profile.ipv6.route_table,
             shared: false,
             unreachable: true,
             dest: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -313,6 +324,8 @@ impl RouteSpec {
     fn on(mut self, oif: u32) -> Self {
         self.oif = oif;
         self.shared = true;
+        // The way to the VPN server is the parent's: the main table.
+        self.table = 0;
         self
     }
 }
