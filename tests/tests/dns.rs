@@ -159,3 +159,28 @@ async fn the_dns_manager_shows_what_is_in_force() {
     );
     assert!(bool::try_from(&config[0]["vpn"]).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tinynm_dns_explain_says_where_a_name_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, resolv) = world(tmp.path()).await;
+    let a = w
+        .add_profile(vpn("dns-ex", "tbdns5", "10.8.0.53", 0, "corp.example"))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let o = std::process::Command::new(bin)
+        .arg("--bus-address")
+        .arg(&w.bus.address)
+        .args(["dns", "explain", "wiki.corp.example"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        out,
+        "wiki.corp.example goes to 10.8.0.53: the first name server in force, from tbdns5 (dns-priority 50)\n  wiki.corp.example is under the search domain corp.example of tbdns5 (dns-priority 50)\n"
+    );
+}
