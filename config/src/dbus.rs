@@ -184,6 +184,29 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
     if s.route_table != 0 {
         d.insert("route-table".into(), ov(s.route_table));
     }
+    if !s.routing_rules.is_empty() {
+        let rules: Vec<HashMap<String, OwnedVariant>> = s
+            .routing_rules
+            .iter()
+            .map(|r| {
+                let mut m = HashMap::new();
+                let v6 = r.from.or(r.to).is_some_and(|(a, _)| a.is_ipv6()) || fam == Family::V6;
+                m.insert("family".to_string(), ov(if v6 { 10i32 } else { 2i32 }));
+                m.insert("priority".to_string(), ov(r.priority));
+                m.insert("table".to_string(), ov(r.table));
+                if let Some((a, l)) = r.from {
+                    m.insert("from".to_string(), ov(a.to_string()));
+                    m.insert("from-len".to_string(), ov(u32::from(l)));
+                }
+                if let Some((a, l)) = r.to {
+                    m.insert("to".to_string(), ov(a.to_string()));
+                    m.insert("to-len".to_string(), ov(u32::from(l)));
+                }
+                m
+            })
+            .collect();
+        d.insert("routing-rules".into(), ov(rules));
+    }
     d
 }
 
@@ -379,6 +402,42 @@ fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileEr
                     .collect()
             }),
     };
+    for (i, rd) in r
+        .typed::<Vec<HashMap<String, OwnedVariant>>>("routing-rules", "aa{sv}")?
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("routing-rules[{i}]");
+        let rr = Reader {
+            name: sec,
+            d: Some(&rd),
+        };
+        let err = |m: String| ProfileError::key(sec, &key, m);
+        let mut text = format!(
+            "priority {}",
+            rr.typed::<u32>("priority", "u")
+                .map_err(|e| err(e.to_string()))?
+                .ok_or_else(|| err("'priority' is required".into()))?
+        );
+        for k in ["from", "to"] {
+            if let Some(a) = rr.string(k).map_err(|e| err(e.to_string()))? {
+                let l = rr
+                    .typed::<u32>(&format!("{k}-len"), "u")
+                    .map_err(|e| err(e.to_string()))?
+                    .unwrap_or(if a.contains(':') { 128 } else { 32 });
+                text.push_str(&format!(" {k} {a}/{l}"));
+            }
+        }
+        if let Some(t) = rr
+            .typed::<u32>("table", "u")
+            .map_err(|e| err(e.to_string()))?
+        {
+            text.push_str(&format!(" table {t}"));
+        }
+        s.routing_rules
+            .push(crate::profile::RoutingRule::parse(&text).map_err(err)?);
+    }
     s.routes = match legacy_routes {
         Some(v) if !v.is_empty() => v,
         _ => r

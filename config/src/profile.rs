@@ -129,6 +129,8 @@ pub struct IpSection {
     pub ignore_auto_dns: bool,
     /// The routing table of the VPN's routes (0: main, as NM's `route-table`).
     pub route_table: u32,
+    /// Policy routing rules added while the VPN is up (NM's `routing-rules`).
+    pub routing_rules: Vec<RoutingRule>,
     /// (IPv6, tinynm's own) While the VPN takes the IPv4 default route and brings no IPv6,
     /// make IPv6 unreachable, so that nothing goes around the tunnel.
     pub block_leaks: bool,
@@ -141,6 +143,96 @@ impl IpSection {
             route_metric: -1,
             ..Default::default()
         }
+    }
+}
+
+/// A policy routing rule, in NM's string form: `priority N [from ADDR/LEN] [to ADDR/LEN]
+/// table T`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingRule {
+    /// Its priority (required, as in NM).
+    pub priority: u32,
+    /// Source prefix.
+    pub from: Option<(IpAddr, u8)>,
+    /// Destination prefix.
+    pub to: Option<(IpAddr, u8)>,
+    /// The table it looks up.
+    pub table: u32,
+}
+
+impl RoutingRule {
+    /// Parses NM's string form; the error names the word that is wrong.
+    pub fn parse(s: &str) -> Result<RoutingRule, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let (mut priority, mut from, mut to, mut table) = (None, None, None, None);
+        let prefix = |w: &str| -> Result<(IpAddr, u8), String> {
+            let (a, l) = w.split_once('/').unwrap_or((w, ""));
+            let a: IpAddr = a.parse().map_err(|_| format!("'{w}' is not ADDRESS/LEN"))?;
+            let max = if a.is_ipv4() { 32 } else { 128 };
+            let l = if l.is_empty() {
+                max
+            } else {
+                l.parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| format!("'{w}' is not ADDRESS/LEN"))?
+            };
+            Ok((a, l))
+        };
+        let mut i = 0;
+        while i < words.len() {
+            let v = words
+                .get(i + 1)
+                .ok_or_else(|| format!("'{}' needs a value", words[i]))?;
+            match words[i] {
+                "priority" => {
+                    priority = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| format!("priority '{v}' is not a number"))?,
+                    )
+                }
+                "from" => from = Some(prefix(v)?),
+                "to" => to = Some(prefix(v)?),
+                "table" => {
+                    table = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| format!("table '{v}' is not a number"))?,
+                    )
+                }
+                other => {
+                    return Err(format!(
+                        "'{other}' is not supported (priority, from, to, table)"
+                    ));
+                }
+            }
+            i += 2;
+        }
+        let priority = priority.ok_or("a rule needs a priority")?;
+        let table = table.ok_or("a rule needs a table")?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f.0.is_ipv4() != t.0.is_ipv4()
+        {
+            return Err("from and to are of different families".into());
+        }
+        Ok(RoutingRule {
+            priority,
+            from,
+            to,
+            table,
+        })
+    }
+}
+
+impl std::fmt::Display for RoutingRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "priority {}", self.priority)?;
+        if let Some((a, l)) = self.from {
+            write!(f, " from {a}/{l}")?;
+        }
+        if let Some((a, l)) = self.to {
+            write!(f, " to {a}/{l}")?;
+        }
+        write!(f, " table {}", self.table)
     }
 }
 
@@ -356,4 +448,30 @@ pub fn parse_prefix(s: &str) -> Option<(IpAddr, u8)> {
         None => max,
     };
     Some((addr, prefix))
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::RoutingRule;
+
+    #[test]
+    fn routing_rules_read_and_write_nms_form() {
+        let r = RoutingRule::parse("priority 5 from 10.0.0.0/8 to 192.0.2.1 table 100").unwrap();
+        assert_eq!(
+            r.to_string(),
+            "priority 5 from 10.0.0.0/8 to 192.0.2.1/32 table 100"
+        );
+        assert_eq!(
+            RoutingRule::parse("from 10.0.0.0/8 table 100").unwrap_err(),
+            "a rule needs a priority"
+        );
+        assert_eq!(
+            RoutingRule::parse("priority 5 iif eth0 table 1").unwrap_err(),
+            "'iif' is not supported (priority, from, to, table)"
+        );
+        assert_eq!(
+            RoutingRule::parse("priority 5 from 10.0.0.0/33 table 1").unwrap_err(),
+            "'10.0.0.0/33' is not ADDRESS/LEN"
+        );
+    }
 }

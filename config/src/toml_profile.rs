@@ -166,6 +166,12 @@ fn read_ip(root: &Table, fam: Family) -> Result<IpSection, ProfileError> {
     out.ignore_auto_dns = s.boolean("ignore-auto-dns", false)?;
     out.block_leaks = s.boolean("block-leaks", false)?;
     out.route_table = s.int("route-table", 0, u32::MAX as i64, 0)? as u32;
+    for r in s.strings("routing-rules")? {
+        out.routing_rules.push(
+            crate::profile::RoutingRule::parse(&r)
+                .map_err(|m| ProfileError::key(name, "routing-rules", format!("'{r}': {m}")))?,
+        );
+    }
     out.dns_search = s.strings("dns-search")?;
     for d in s.strings("dns")? {
         out.dns.push(
@@ -343,6 +349,14 @@ fn ip_to_toml(s: &IpSection) -> Table {
     }
     if s.route_table != 0 {
         t.insert("route-table".into(), (s.route_table as i64).into());
+    }
+    if !s.routing_rules.is_empty() {
+        let v: Vec<Value> = s
+            .routing_rules
+            .iter()
+            .map(|r| r.to_string().into())
+            .collect();
+        t.insert("routing-rules".into(), v.into());
     }
     if !s.dns.is_empty() {
         let v: Vec<Value> = s.dns.iter().map(|a| a.to_string().into()).collect();

@@ -270,9 +270,42 @@ impl Netns {
                 let mut rs: Vec<RouteMessage> = h.route().get(msg).execute().try_collect().await?;
                 routes.append(&mut rs);
             }
-            Ok::<Kernel, Box<dyn std::error::Error + Send + Sync>>(Kernel::from_messages(
-                links, addrs, routes,
-            ))
+            let mut rules = Vec::new();
+            for v in [rtnetlink::IpVersion::V4, rtnetlink::IpVersion::V6] {
+                let rs: Vec<netlink_packet_route::rule::RuleMessage> =
+                    h.rule().get(v).execute().try_collect().await?;
+                for r in rs {
+                    use netlink_packet_route::rule::RuleAttribute as A;
+                    let mut prio = 0;
+                    let (mut from, mut to, mut table) = (None, None, r.header.table as u32);
+                    for a in &r.attributes {
+                        match a {
+                            A::Priority(p) => prio = *p,
+                            A::Source(x) => from = Some(format!("{x}/{}", r.header.src_len)),
+                            A::Destination(x) => to = Some(format!("{x}/{}", r.header.dst_len)),
+                            A::Table(t) => table = *t,
+                            _ => {}
+                        }
+                    }
+                    // The kernel's own: local, main, default.
+                    if [0, 32766, 32767].contains(&prio) && from.is_none() && to.is_none() {
+                        continue;
+                    }
+                    let mut s = format!("priority {prio}");
+                    if let Some(f) = from {
+                        s.push_str(&format!(" from {f}"));
+                    }
+                    if let Some(t) = to {
+                        s.push_str(&format!(" to {t}"));
+                    }
+                    s.push_str(&format!(" table {table}"));
+                    rules.push(s);
+                }
+            }
+            rules.sort();
+            let mut k = Kernel::from_messages(links, addrs, routes);
+            k.rules = rules;
+            Ok::<Kernel, Box<dyn std::error::Error + Send + Sync>>(k)
         })
         .map_err(|e| SandboxError::Setup(format!("netlink dump: {e}")))
     }
@@ -300,6 +333,8 @@ pub struct Kernel {
     pub addresses: Vec<String>,
     /// `DEST/PLEN [via GW] dev NAME [proto P] metric M [table T]`; no local/multicast/link-local.
     pub routes: Vec<String>,
+    /// Policy rules other than the kernel's defaults: `priority P [from A/L] [to A/L] table T`.
+    pub rules: Vec<String>,
 }
 
 impl Kernel {
@@ -424,6 +459,7 @@ impl Kernel {
             links,
             addresses,
             routes: out_routes,
+            rules: Vec::new(),
         }
     }
 
@@ -467,6 +503,9 @@ impl fmt::Display for Kernel {
         }
         for r in &self.routes {
             writeln!(f, "route {r}")?;
+        }
+        for r in &self.rules {
+            writeln!(f, "rule {r}")?;
         }
         Ok(())
     }

@@ -356,6 +356,10 @@ async fn route_table_puts_the_vpn_routes_in_that_table() {
         &[("tundev", "tbtab0"), ("routes", "10.50.0.0/16")],
     );
     p.ipv4.route_table = 100;
+    p.ipv4.routing_rules = vec![
+        tinynm_config::profile::RoutingRule::parse("priority 1000 from 10.8.0.2/32 table 100")
+            .unwrap(),
+    ];
     let path = w.add_profile(p).await;
     let ac = w.activate(&path).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
@@ -371,6 +375,11 @@ async fn route_table_puts_the_vpn_routes_in_that_table() {
             .iter()
             .any(|r| r.contains("tbtab0") && !r.ends_with("table 100")),
         "nothing of the VPN in the main table\n{k}"
+    );
+    assert_eq!(
+        k.rules,
+        vec!["priority 1000 from 10.8.0.2/32 table 100"],
+        "\n{k}"
     );
     // The way to the VPN server stays in the main table.
     assert!(

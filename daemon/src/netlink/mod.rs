@@ -69,6 +69,8 @@ pub enum Applied {
     SharedRoute(RouteMessage),
     /// The MTU we changed: (ifindex, old MTU).
     Mtu(u32, u32),
+    /// A policy routing rule we added.
+    Rule(netlink_packet_route::rule::RuleMessage),
 }
 
 /// Everything one connection put in the kernel, in order.
@@ -225,6 +227,7 @@ impl Applied {
             Applied::Address(a) => format!("address {}", describe_address(a)),
             Applied::Route(r) | Applied::SharedRoute(r) => format!("route {}", describe_route(r)),
             Applied::Mtu(i, m) => format!("MTU of #{i} (was {m})"),
+            Applied::Rule(r) => format!("rule {}", describe_rule(r)),
         }
     }
 
@@ -244,6 +247,7 @@ impl Applied {
                 Some(RouteNetlinkMessage::NewRoute(r.clone()))
             }
             Applied::Mtu(..) => None,
+            Applied::Rule(r) => Some(RouteNetlinkMessage::NewRule(r.clone())),
         }
     }
 
@@ -254,8 +258,24 @@ impl Applied {
                 Some(RouteNetlinkMessage::DelRoute(r.clone()))
             }
             Applied::Mtu(..) => None,
+            Applied::Rule(r) => Some(RouteNetlinkMessage::DelRule(r.clone())),
         }
     }
+}
+
+fn describe_rule(r: &netlink_packet_route::rule::RuleMessage) -> String {
+    use netlink_packet_route::rule::RuleAttribute as A;
+    let mut s = String::new();
+    for a in &r.attributes {
+        match a {
+            A::Priority(p) => s.push_str(&format!("priority {p} ")),
+            A::Source(x) => s.push_str(&format!("from {x}/{} ", r.header.src_len)),
+            A::Destination(x) => s.push_str(&format!("to {x}/{} ", r.header.dst_len)),
+            A::Table(t) => s.push_str(&format!("table {t} ")),
+            _ => {}
+        }
+    }
+    s.trim_end().to_string()
 }
 
 /// errnos that mean "already gone" when deleting.
@@ -528,6 +548,7 @@ impl Netlink {
         for (group, flags) in [
             (&plan.addresses, address_flags),
             (&plan.routes, route_flags),
+            (&plan.rules, address_flags),
         ] {
             // A shared route some other connection of ours already has: count it, send nothing.
             let mut send: Vec<&Applied> = Vec::with_capacity(group.len());
@@ -743,6 +764,9 @@ impl Journal {
                     }
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
                         items.push(Applied::Address(a))
+                    }
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRule(r)) => {
+                        items.push(Applied::Rule(r))
                     }
                     _ => {}
                 }

@@ -31,6 +31,8 @@ pub struct Plan {
     pub addresses: Vec<Applied>,
     /// Routes, added last.
     pub routes: Vec<Applied>,
+    /// Policy routing rules.
+    pub rules: Vec<Applied>,
 }
 
 /// The facts a plan is computed from.
@@ -133,6 +135,31 @@ fn route(r: RouteSpec) -> RouteMessage {
         m.header.table = u8::try_from(r.table).unwrap_or(0);
         m.attributes
             .push(netlink_packet_route::route::RouteAttribute::Table(r.table));
+    }
+    m
+}
+
+fn rule(
+    fam: Family,
+    r: &tinynm_config::profile::RoutingRule,
+) -> netlink_packet_route::rule::RuleMessage {
+    use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+    let mut m = RuleMessage::default();
+    m.header.family = match fam {
+        Family::V4 => netlink_packet_route::AddressFamily::Inet,
+        Family::V6 => netlink_packet_route::AddressFamily::Inet6,
+    };
+    m.header.action = RuleAction::ToTable;
+    m.header.table = u8::try_from(r.table).unwrap_or(0);
+    m.attributes.push(RuleAttribute::Priority(r.priority));
+    m.attributes.push(RuleAttribute::Table(r.table));
+    if let Some((a, l)) = r.from {
+        m.header.src_len = l;
+        m.attributes.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, l)) = r.to {
+        m.header.dst_len = l;
+        m.attributes.push(RuleAttribute::Destination(a));
     }
     m
 }
@@ -280,6 +307,18 @@ pub fn build(i: &Inputs<'_>) -> Plan {
                 }
                 None => {}
             }
+        }
+    }
+    // The profile's routing rules, while the VPN is up.
+    for (fam, sect, cfg) in [
+        (Family::V4, &i.profile.ipv4, i.ip4),
+        (Family::V6, &i.profile.ipv6, i.ip6),
+    ] {
+        if cfg.is_none() {
+            continue;
+        }
+        for r in &sect.routing_rules {
+            plan.rules.push(Applied::Rule(rule(fam, r)));
         }
     }
     // IPv6 made unreachable while the VPN takes the IPv4 default route and brings no IPv6

@@ -346,6 +346,7 @@ impl World {
             now.addresses, baseline.addresses,
             "addresses left behind\n{now}"
         );
+        assert_eq!(now.rules, baseline.rules, "rules left behind\n{now}");
     }
 }
 
