@@ -47,7 +47,8 @@ pub struct DaemonConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DnsSettings {
-    /// `none` (tinynmd touches nothing) or `file` (it writes `resolv-conf`).
+    /// `none` (tinynmd touches nothing), `file` (it writes `resolv-conf`) or `resolved`
+    /// (systemd-resolved's per-link DNS over D-Bus).
     pub backend: String,
     /// The resolv.conf the `file` backend writes (atomically; the original comes back when the
     /// last VPN goes, and after a crash).
@@ -158,11 +159,11 @@ impl DaemonConfig {
                 ),
             });
         }
-        if !["none", "file"].contains(&c.dns.backend.as_str()) {
+        if !["none", "file", "resolved"].contains(&c.dns.backend.as_str()) {
             return Err(DaemonConfigError::Invalid {
                 path: path.to_path_buf(),
                 message: format!(
-                    "[dns] backend: '{}' is not one of none, file",
+                    "[dns] backend: '{}' is not one of none, file, resolved",
                     c.dns.backend
                 ),
             });

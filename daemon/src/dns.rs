@@ -18,6 +18,10 @@ use zbus::OwnedVariant;
 pub struct DnsEntry {
     /// The interface it belongs to.
     pub iface: String,
+    /// Its ifindex.
+    pub ifindex: u32,
+    /// The connection has the default route (resolved's default-route flag).
+    pub default_route: bool,
     /// Name servers, in the connection's order.
     pub servers: Vec<IpAddr>,
     /// Search domains.
@@ -69,6 +73,8 @@ pub fn compose(entries: &[DnsEntry], original: &str) -> String {
     let mut all = entries.to_vec();
     all.push(DnsEntry {
         iface: String::new(),
+        ifindex: 0,
+        default_route: false,
         servers: base_servers,
         domains: base_search,
         priority: BASE_PRIORITY,
@@ -121,12 +127,12 @@ impl Dns {
         }
     }
 
-    /// `file` or `none`.
+    /// `default` (file), `systemd-resolved` or `none`.
     pub fn mode(&self) -> &str {
-        if self.settings.backend == "file" {
-            "default"
-        } else {
-            "none"
+        match self.settings.backend.as_str() {
+            "file" => "default",
+            "resolved" => "systemd-resolved",
+            _ => "none",
         }
     }
 
@@ -137,6 +143,11 @@ impl Dns {
         } else {
             "unmanaged"
         }
+    }
+
+    /// The resolved backend?
+    pub fn resolved(&self) -> bool {
+        self.settings.backend == "resolved"
     }
 
     /// After a crash: puts back the original an earlier tinynmd kept.
@@ -224,6 +235,95 @@ pub fn configuration(entries: &[DnsEntry]) -> Vec<HashMap<String, OwnedVariant>>
         .collect()
 }
 
+/// systemd-resolved's calls for `entries`: per link its servers, its domains (search domains,
+/// and routing-only `~` domains for a VPN without the default route, so that only its own
+/// names go to it) and the default-route flag; links that no longer have an entry are reverted.
+pub async fn apply_resolved(
+    conn: &zbus::Connection,
+    entries: &[DnsEntry],
+    before: &[DnsEntry],
+) -> Result<(), String> {
+    const DEST: &str = "org.freedesktop.resolve1";
+    const PATH: &str = "/org/freedesktop/resolve1";
+    const IFACE: &str = "org.freedesktop.resolve1.Manager";
+    for e in entries.iter().filter(|e| e.ifindex != 0) {
+        let index = e.ifindex as i32;
+        let servers: Vec<(i32, Vec<u8>)> = e
+            .servers
+            .iter()
+            .map(|s| match s {
+                IpAddr::V4(a) => (libc_af(false), a.octets().to_vec()),
+                IpAddr::V6(a) => (libc_af(true), a.octets().to_vec()),
+            })
+            .collect();
+        let domains: Vec<(String, bool)> = e
+            .domains
+            .iter()
+            .map(|d| (d.clone(), !e.default_route))
+            .collect();
+        for (member, r) in [
+            (
+                "SetLinkDNS",
+                conn.call_method(
+                    Some(DEST),
+                    PATH,
+                    Some(IFACE),
+                    "SetLinkDNS",
+                    &(index, &servers),
+                )
+                .await,
+            ),
+            (
+                "SetLinkDomains",
+                conn.call_method(
+                    Some(DEST),
+                    PATH,
+                    Some(IFACE),
+                    "SetLinkDomains",
+                    &(index, &domains),
+                )
+                .await,
+            ),
+            (
+                "SetLinkDefaultRoute",
+                conn.call_method(
+                    Some(DEST),
+                    PATH,
+                    Some(IFACE),
+                    "SetLinkDefaultRoute",
+                    &(index, e.default_route),
+                )
+                .await,
+            ),
+        ] {
+            r.map_err(|err| format!("systemd-resolved {member} for {}: {err}", e.iface))?;
+        }
+    }
+    for gone in before
+        .iter()
+        .filter(|b| b.ifindex != 0 && !entries.iter().any(|e| e.ifindex == b.ifindex))
+    {
+        // The link may be gone already, and resolved with it: not an error worth more.
+        if let Err(err) = conn
+            .call_method(
+                Some(DEST),
+                PATH,
+                Some(IFACE),
+                "RevertLink",
+                &(gone.ifindex as i32),
+            )
+            .await
+        {
+            tracing::debug!("systemd-resolved RevertLink for {}: {err}", gone.iface);
+        }
+    }
+    Ok(())
+}
+
+fn libc_af(v6: bool) -> i32 {
+    if v6 { 10 } else { 2 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +331,8 @@ mod tests {
     fn e(iface: &str, servers: &[&str], domains: &[&str], priority: i32) -> DnsEntry {
         DnsEntry {
             iface: iface.into(),
+            ifindex: 0,
+            default_route: false,
             servers: servers.iter().map(|s| s.parse().unwrap()).collect(),
             domains: domains.iter().map(|s| s.to_string()).collect(),
             priority,

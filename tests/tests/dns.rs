@@ -184,3 +184,112 @@ async fn tinynm_dns_explain_says_where_a_name_goes() {
         "wiki.corp.example goes to 10.8.0.53: the first name server in force, from tbdns5 (dns-priority 50)\n  wiki.corp.example is under the search domain corp.example of tbdns5 (dns-priority 50)\n"
     );
 }
+
+/// A stand-in for systemd-resolved's Manager on the test bus, recording the calls it gets.
+struct Resolve1 {
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Resolve1 {
+    fn record(&self, c: String) {
+        self.calls.lock().unwrap().push(c);
+        self.changed.notify_waiters();
+    }
+}
+
+#[zbus::interface(name = "org.freedesktop.resolve1.Manager")]
+impl Resolve1 {
+    #[zbus(name = "SetLinkDNS")]
+    fn set_link_dns(&self, index: i32, servers: Vec<(i32, Vec<u8>)>) {
+        let s: Vec<String> = servers
+            .iter()
+            .map(|(f, a)| match (*f, a.len()) {
+                (2, 4) => std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+                _ => format!("{f}:{a:?}"),
+            })
+            .collect();
+        self.record(format!("SetLinkDNS {index} {}", s.join(",")));
+    }
+    fn set_link_domains(&self, index: i32, domains: Vec<(String, bool)>) {
+        let d: Vec<String> = domains
+            .iter()
+            .map(|(d, routing)| if *routing { format!("~{d}") } else { d.clone() })
+            .collect();
+        self.record(format!("SetLinkDomains {index} {}", d.join(",")));
+    }
+    fn set_link_default_route(&self, index: i32, enable: bool) {
+        self.record(format!("SetLinkDefaultRoute {index} {enable}"));
+    }
+    fn revert_link(&self, index: i32) {
+        self.record(format!("RevertLink {index}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resolved_backend_sets_the_vpn_link_s_dns_and_reverts_it() {
+    let mut w = World::with(DaemonOptions {
+        config: "[dns]\nbackend = \"resolved\"\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let resolved = w.bus.connect().await.unwrap();
+    resolved
+        .object_server()
+        .at(
+            "/org/freedesktop/resolve1",
+            Resolve1 {
+                calls: calls.clone(),
+                changed: changed.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    resolved
+        .request_name("org.freedesktop.resolve1")
+        .await
+        .unwrap();
+    let wait = |n: usize| {
+        let (calls, changed) = (calls.clone(), changed.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + common::LIMIT;
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if calls.lock().unwrap().len() >= n {
+                    return calls.lock().unwrap().clone();
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    panic!("resolved got only {:?}", calls.lock().unwrap());
+                }
+            }
+        }
+    };
+    // A split tunnel: its domain is routing-only, and it does not take the default route.
+    let a = w
+        .add_profile(vpn(
+            "resolved-split",
+            "tbres0",
+            "10.8.0.53",
+            0,
+            "corp.example",
+        ))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let index = w.kernel().link("tbres0").unwrap().index;
+    assert_eq!(
+        wait(3).await,
+        vec![
+            format!("SetLinkDNS {index} 10.8.0.53"),
+            format!("SetLinkDomains {index} ~corp.example"),
+            format!("SetLinkDefaultRoute {index} false"),
+        ]
+    );
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+    assert_eq!(wait(4).await[3], format!("RevertLink {index}"));
+}

@@ -498,7 +498,12 @@ impl Core {
         if self.dns_snap.borrow().entries == entries {
             return;
         }
-        if let Err(e) = self.dns.apply(&entries) {
+        if self.dns.resolved() {
+            let before = self.dns_snap.borrow().entries.clone();
+            if let Err(e) = crate::dns::apply_resolved(&self.ctx.conn, &entries, &before).await {
+                tracing::error!("DNS: {e}");
+            }
+        } else if let Err(e) = self.dns.apply(&entries) {
             tracing::error!("DNS: {e}");
         }
         self.dns_snap.send_modify(|s| s.entries = entries.clone());

@@ -882,7 +882,11 @@ impl Ac {
                     );
                 }
                 self.journal = Some(j);
-                let dns = self.dns_entry(g.tundev.clone().unwrap_or_default());
+                let dns = self.dns_entry(
+                    g.tundev.clone().unwrap_or_default(),
+                    ifindex,
+                    default4 || default6,
+                );
                 self.p.snap.send_modify(|s| {
                     s.default4 = default4;
                     s.default6 = default6;
@@ -898,7 +902,12 @@ impl Ac {
     }
 
     /// The VPN's DNS (both families), for the DNS backend.
-    fn dns_entry(&self, iface: String) -> Vec<crate::dns::DnsEntry> {
+    fn dns_entry(
+        &self,
+        iface: String,
+        ifindex: u32,
+        default_route: bool,
+    ) -> Vec<crate::dns::DnsEntry> {
         let data: Vec<&IpData> = self.ip_data.iter().flatten().collect();
         let mut servers = Vec::new();
         let mut domains: Vec<String> = Vec::new();
@@ -919,6 +928,8 @@ impl Ac {
             .unwrap_or(crate::dns::VPN_PRIORITY);
         vec![crate::dns::DnsEntry {
             iface,
+            ifindex,
+            default_route,
             servers,
             domains,
             priority,
