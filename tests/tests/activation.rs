@@ -391,3 +391,59 @@ async fn route_table_puts_the_vpn_routes_in_that_table() {
     w.wait_removed(ac.as_str()).await;
     w.assert_clean(&base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_default_and_ignore_auto_routes_keep_the_main_way_out() {
+    let mut w = World::new().await;
+    let main_default = "default via 10.99.0.1 dev veth0 proto static metric 100".to_string();
+    // From the plugin, and from the profile.
+    let a = w
+        .add(
+            "nd-plugin",
+            &[
+                ("tundev", "tbnd0"),
+                ("never-default", "true"),
+                ("routes", "10.51.0.0/16"),
+            ],
+        )
+        .await;
+    let mut p = common::profile(
+        "nd-profile",
+        TESTBENCH,
+        &[("tundev", "tbnd1"), ("routes", "10.52.0.0/16")],
+    );
+    p.ipv4.never_default = true;
+    p.ipv4.ignore_auto_routes = true;
+    p.ipv4.routes = vec![tinynm_config::profile::StaticRoute {
+        dest: "10.53.0.0".parse().unwrap(),
+        prefix: 16,
+        next_hop: None,
+        metric: Some(7),
+    }];
+    let b = w.add_profile(p).await;
+    for path in [&a, &b] {
+        let ac = w.activate(path).await.unwrap();
+        assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    }
+    let k = w.kernel();
+    assert!(k.routes.contains(&main_default), "\n{k}");
+    assert!(
+        !k.routes.iter().any(|r| r.starts_with("default dev tbnd")),
+        "\n{k}"
+    );
+    assert!(
+        k.routes
+            .contains(&"10.51.0.0/16 dev tbnd0 proto static metric 50".to_string()),
+        "\n{k}"
+    );
+    // ignore-auto-routes drops the plugin's route; the profile's own stays, with its metric.
+    assert!(
+        !k.routes.iter().any(|r| r.starts_with("10.52.0.0/16")),
+        "\n{k}"
+    );
+    assert!(
+        k.routes
+            .contains(&"10.53.0.0/16 dev tbnd1 proto static metric 7".to_string()),
+        "\n{k}"
+    );
+}
