@@ -249,6 +249,31 @@ pub fn write_testbench_plugins(dir: &Path, program: &Path) -> std::io::Result<()
     Ok(())
 }
 
+/// Between fork and exec: a mount namespace of the child's own, nothing of which propagates
+/// back to the host. Only raw syscalls.
+pub(crate) fn private_mount_namespace() -> std::io::Result<()> {
+    let root = c"/";
+    // SAFETY: unshare and mount with valid C strings and null pointers, as documented.
+    let r = unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            -1
+        } else {
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        }
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Makes `cmd` start in a mount namespace of its own, with a tmpfs over `/run` holding
 /// `/run/dbus/system_bus_socket` (a link to `socket`) and an empty `/run/NetworkManager`.
 fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
@@ -256,8 +281,7 @@ fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError>
     let c = |s: &str| CString::new(s).expect("no NUL");
     let target = CString::new(socket.as_os_str().as_encoded_bytes())
         .map_err(|_| SandboxError::Setup("bus socket path has a NUL".into()))?;
-    let (root, run, tmpfs, dbus, link, nm, opts) = (
-        c("/"),
+    let (run, tmpfs, dbus, link, nm, opts) = (
         c("/run"),
         c("tmpfs"),
         c("/run/dbus"),
@@ -276,15 +300,8 @@ fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError>
                     Err(std::io::Error::last_os_error())
                 }
             };
-            check(libc::unshare(libc::CLONE_NEWNS))?;
             // Nothing mounted from here on propagates to the host.
-            check(libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
+            private_mount_namespace()?;
             check(libc::mount(
                 tmpfs.as_ptr(),
                 run.as_ptr(),

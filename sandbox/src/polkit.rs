@@ -36,7 +36,7 @@ impl Polkit {
         let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
         let src = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes())
             .map_err(|_| SandboxError::Setup("rules path has a NUL".into()))?;
-        let (root, target) = (c("/"), c("/etc/polkit-1/rules.d"));
+        let target = c("/etc/polkit-1/rules.d");
         let mut cmd = Command::new(POLKITD);
         cmd.arg("--no-debug")
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
@@ -55,14 +55,7 @@ impl Polkit {
                         Err(std::io::Error::last_os_error())
                     }
                 };
-                check(libc::unshare(libc::CLONE_NEWNS))?;
-                check(libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ))?;
+                crate::private_mount_namespace()?;
                 check(libc::mount(
                     src.as_ptr(),
                     target.as_ptr(),

@@ -5,17 +5,16 @@ mod common;
 
 use common::{AgentMode, TestAgent, World};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_no_agent_a_missing_secret_fails_at_once_naming_it() {
-    let mut w = World::new().await;
-    let base = w.kernel();
+/// Activates a profile needing secret `token` (with these flags) and expects NO_SECRETS;
+/// returns the daemon's log.
+async fn fails_for_token(w: &mut World, id: &str, tundev: &str, flags: &str) -> String {
     let p = w
         .add(
-            "needs-token",
+            id,
             &[
-                ("tundev", "tbsec0"),
+                ("tundev", tundev),
                 ("require-secret", "token"),
-                ("token-flags", "2"),
+                ("token-flags", flags),
             ],
         )
         .await;
@@ -25,14 +24,21 @@ async fn with_no_agent_a_missing_secret_fails_at_once_naming_it() {
         (6, 9),
         "NO_SECRETS"
     );
-    let log = w.daemon.log_text();
+    w.wait_removed(ac.as_str()).await;
+    w.daemon.log_text()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_agent_a_missing_secret_fails_at_once_naming_it() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let log = fails_for_token(&mut w, "needs-token", "tbsec0", "2").await;
     assert!(
         log.contains(
             "needs secrets for 'vpn' (vpn.secrets.token): the profile does not store them and no secret agent of uid 0 is registered"
         ),
         "{log}"
     );
-    w.wait_removed(ac.as_str()).await;
     w.assert_clean(&base);
 }
 
@@ -111,25 +117,9 @@ async fn an_agent_that_leaves_mid_request_fails_the_activation_cleanly() {
     let mut w = World::new().await;
     let base = w.kernel();
     let _agent = TestAgent::register(&w, &[], AgentMode::Vanish).await;
-    let p = w
-        .add(
-            "agent-leaves",
-            &[
-                ("tundev", "tbsec4"),
-                ("require-secret", "token"),
-                ("token-flags", "1"),
-            ],
-        )
-        .await;
-    let ac = w.activate(&p).await.unwrap();
-    assert_eq!(
-        w.wait_vpn(ac.as_str(), &[5, 6, 7]).await,
-        (6, 9),
-        "NO_SECRETS"
-    );
-    w.wait_removed(ac.as_str()).await;
+    let log = fails_for_token(&mut w, "agent-leaves", "tbsec4", "1").await;
     w.assert_clean(&base);
-    assert!(w.daemon.log_text().contains("vpn.secrets.token"));
+    assert!(log.contains("vpn.secrets.token"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,23 +171,7 @@ async fn an_agent_that_never_answers_is_given_up_on_after_the_agent_timeout() {
     })
     .await;
     let agent = TestAgent::register(&w, &[], AgentMode::Silent).await;
-    let p = w
-        .add(
-            "agent-silent",
-            &[
-                ("tundev", "tbsec6"),
-                ("require-secret", "token"),
-                ("token-flags", "1"),
-            ],
-        )
-        .await;
-    let ac = w.activate(&p).await.unwrap();
-    assert_eq!(
-        w.wait_vpn(ac.as_str(), &[5, 6, 7]).await,
-        (6, 9),
-        "NO_SECRETS"
-    );
-    let log = w.daemon.log_text();
+    let log = fails_for_token(&mut w, "agent-silent", "tbsec6", "1").await;
     assert!(
         log.contains(
             "secrets for 'vpn' (vpn.secrets.token): no agent gave them (asked: 'tinynm-test-agent': no answer within 500ms)"

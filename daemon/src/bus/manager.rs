@@ -23,6 +23,22 @@ fn closed<T>(_: mpsc::error::SendError<T>) -> NmError {
     NmError::Failed("tinynmd is shutting down".into())
 }
 
+impl Manager {
+    /// The caller's uid, when they may control networking.
+    async fn controller(
+        &self,
+        conn: &zbus::Connection,
+        hdr: &zbus::message::Header<'_>,
+    ) -> Result<u32, NmError> {
+        let caller = crate::auth::Caller::of(conn, hdr).await?;
+        self.auth
+            .require(&caller, "network-control")
+            .await
+            .map_err(NmError::PermissionDenied)?;
+        Ok(caller.uid)
+    }
+}
+
 #[zbus::interface(name = "org.freedesktop.NetworkManager")]
 impl Manager {
     async fn activate_connection(
@@ -33,12 +49,7 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, NmError> {
-        let caller = crate::auth::Caller::of(conn, &hdr).await?;
-        self.auth
-            .require(&caller, "network-control")
-            .await
-            .map_err(NmError::PermissionDenied)?;
-        let uid = caller.uid;
+        let uid = self.controller(conn, &hdr).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Activate {
@@ -59,12 +70,7 @@ impl Manager {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> Result<(), NmError> {
-        let caller = crate::auth::Caller::of(conn, &hdr).await?;
-        self.auth
-            .require(&caller, "network-control")
-            .await
-            .map_err(NmError::PermissionDenied)?;
-        let uid = caller.uid;
+        let uid = self.controller(conn, &hdr).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Deactivate {
