@@ -447,3 +447,53 @@ async fn never_default_and_ignore_auto_routes_keep_the_main_way_out() {
         "\n{k}"
     );
 }
+
+/// A new config while up (as a restarted tunnel sends): re-applied; the old routes stay only
+/// when the new config says preserve-routes; nothing is left after.
+async fn reconfigured(preserve: bool) {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let dev = if preserve { "tbre1" } else { "tbre0" };
+    let mut data = vec![
+        ("tundev", dev),
+        ("routes", "10.61.0.0/16"),
+        ("reconfig-ms", "50"),
+        ("address-2", "10.8.0.3"),
+        ("routes-2", "10.62.0.0/16"),
+    ];
+    if preserve {
+        data.push(("preserve-routes", "true"));
+    }
+    let p = w.add("reconf", &data).await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w
+        .until("the new config in the kernel", || async {
+            let k = w.kernel();
+            k.addresses
+                .contains(&format!("10.8.0.3/32 dev {dev}"))
+                .then_some(k)
+        })
+        .await;
+    assert!(
+        !k.addresses.iter().any(|a| a.starts_with("10.8.0.2")),
+        "\n{k}"
+    );
+    let new = format!("10.62.0.0/16 dev {dev} proto static metric 50");
+    let old = format!("10.61.0.0/16 dev {dev} proto static metric 50");
+    assert!(k.routes.contains(&new), "\n{k}");
+    assert_eq!(k.routes.contains(&old), preserve, "\n{k}");
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_config_while_up_replaces_the_old_one() {
+    reconfigured(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preserve_routes_keeps_the_old_routes() {
+    reconfigured(true).await;
+}

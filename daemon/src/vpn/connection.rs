@@ -748,8 +748,11 @@ impl Ac {
                 }
             }
             Ev::SecretsRequired(..) => {}
-            Ev::Config(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
-                self.set_phase(Phase::IpConfigGet, Reason::None).await;
+            Ev::Config(d) if self.phase >= Phase::NeedAuth && self.phase <= Phase::Activated => {
+                // While up, a new config (a restarted tunnel's) is taken without a state change.
+                if self.phase < Phase::Activated {
+                    self.set_phase(Phase::IpConfigGet, Reason::None).await;
+                }
                 let g = GenericConfig::parse(&d).map_err(|e| self.invalid(e.to_string()))?;
                 g.require_gateway()
                     .map_err(|e| self.invalid(e.to_string()))?;
@@ -762,11 +765,13 @@ impl Ac {
                 }
                 self.generic = Some(g);
             }
-            Ev::Ip4(at, d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+            Ev::Ip4(at, d) if self.phase >= Phase::NeedAuth && self.phase <= Phase::Activated => {
                 self.ip4_at = Some(at);
                 if self.generic.is_none() {
                     // Old-style plugin: the Ip4Config carries the generic config too.
-                    self.set_phase(Phase::IpConfigGet, Reason::None).await;
+                    if self.phase < Phase::Activated {
+                        self.set_phase(Phase::IpConfigGet, Reason::None).await;
+                    }
                     let g = GenericConfig::parse(&d).map_err(|e| self.invalid(e.to_string()))?;
                     g.require_gateway()
                         .map_err(|e| self.invalid(e.to_string()))?;
@@ -782,7 +787,7 @@ impl Ac {
                     self.ip4 = Some(c);
                 }
             }
-            Ev::Ip6(d) if self.phase >= Phase::NeedAuth && self.phase < Phase::Activated => {
+            Ev::Ip6(d) if self.phase >= Phase::NeedAuth && self.phase <= Phase::Activated => {
                 if self.p.profile.ipv6.method != IpMethod::Auto {
                     self.ip6 = Some(None);
                 } else {
@@ -945,10 +950,89 @@ impl Ac {
                     if let Err(end) = self.on_event(ev).await {
                         return end;
                     }
+                    if self.config_complete()
+                        && let Err(end) = self.reapply().await
+                    {
+                        return end;
+                    }
                 }
                 Err(end) => return end,
             }
         }
+    }
+
+    /// A new config while up (the plugin's tunnel restarted): the old one comes out of the
+    /// kernel, except the routes of a family whose new config says preserve-routes, and the
+    /// new one goes in, as NM re-applies.
+    async fn reapply(&mut self) -> Result<(), End> {
+        let keep4 = matches!(&self.ip4, Some(Some(c)) if c.preserve_routes);
+        let keep6 = matches!(&self.ip6, Some(Some(c)) if c.preserve_routes);
+        tracing::info!(
+            "new config from the plugin while up: re-applying{}",
+            if keep4 || keep6 {
+                " (keeping the old routes)"
+            } else {
+                ""
+            }
+        );
+        let mut kept = Vec::new();
+        if let Some(j) = self.journal.take() {
+            let (keep, drop): (Vec<Applied>, Vec<Applied>) =
+                j.items.into_iter().partition(|a| match a {
+                    Applied::Route(r) => {
+                        let v6 =
+                            r.header.address_family == netlink_packet_route::AddressFamily::Inet6;
+                        (keep4 && !v6) || (keep6 && v6)
+                    }
+                    _ => false,
+                });
+            kept = keep;
+            for e in self.p.ctx.netlink.remove(Journal { items: drop }).await {
+                tracing::error!("re-apply: {e}");
+            }
+        }
+        let root = crate::bus::active::root();
+        if !self.ip_objects.is_empty() {
+            self.p.snap.send_modify(|s| {
+                s.ip4_config = root.clone();
+                s.ip6_config = root.clone();
+            });
+            let _ = properties_changed(
+                &self.p.ctx.conn,
+                self.p.path.as_str(),
+                "org.freedesktop.NetworkManager.Connection.Active",
+                vec![
+                    ("Ip4Config", Variant::from(root.clone())),
+                    ("Ip6Config", Variant::from(root)),
+                ],
+            )
+            .await;
+            for o in std::mem::take(&mut self.ip_objects) {
+                self.p.ctx.unexport_ip(o).await;
+            }
+        }
+        self.apply().await?;
+        // Taking the last address off the interface took the kernel's routes through it with
+        // it: the kept ones go back in (those still there stay), and stay ours.
+        if !kept.is_empty() {
+            let again = crate::netlink::Plan {
+                routes: kept.clone(),
+                ..Default::default()
+            };
+            if let Err(e) = self.p.ctx.netlink.apply(&again).await {
+                tracing::warn!("re-apply: the kept routes: {e}");
+            }
+        }
+        let path = self.journal_path();
+        if let Some(j) = &mut self.journal {
+            j.items.extend(kept);
+            if let Err(e) = crate::netlink::save_journal(&path, j) {
+                tracing::warn!("cannot journal the re-applied config: {e}");
+            }
+        }
+        self.export_ip_configs().await;
+        let _ = self.p.core.send(Command::Changed).await;
+        Ok(())
     }
 
     async fn teardown(&mut self, end: End) {

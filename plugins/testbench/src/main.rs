@@ -289,6 +289,37 @@ impl Testbench {
             };
             ctl.set_ip6_config(&c).await.map_err(|e| e.to_string())?;
         }
+        // Later, a new config, as a plugin whose tunnel restarted sends (reconfig-ms):
+        // address-2, routes-2, and the plugin's preserve-routes.
+        if let Some(d) = s.ms("reconfig-ms").map_err(e)? {
+            let (ctl, generic, mut s2) = (ctl.clone(), generic.clone(), s.clone());
+            match s.data.get("routes-2") {
+                Some(r) => s2.data.insert("routes".into(), r.clone()),
+                None => s2.data.remove("routes"),
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                let c = IpConfig {
+                    family: Family::V4,
+                    address: s2
+                        .addr("address-2")
+                        .ok()
+                        .flatten()
+                        .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 8, 0, 3))),
+                    prefix: 32,
+                    ptp: None,
+                    internal_gateway: None,
+                    dns: Vec::new(),
+                    domains: Vec::new(),
+                    routes: routes(&s2, Family::V4).unwrap_or_default(),
+                    never_default: s2.is("never-default", "true"),
+                    preserve_routes: s2.is("preserve-routes", "true"),
+                    mss: None,
+                };
+                let _ = ctl.set_config(&generic).await;
+                let _ = ctl.set_ip4_config(&c).await;
+            });
+        }
         if s.is("exit-at", "activated") {
             // Give the daemon the time to see the config, then die as a crashed plugin would.
             if let Some(d) = s.ms("exit-delay").map_err(e)? {
