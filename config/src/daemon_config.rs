@@ -47,8 +47,9 @@ pub struct DaemonConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DnsSettings {
-    /// `none` (tinynmd touches nothing), `file` (it writes `resolv-conf`) or `resolved`
-    /// (systemd-resolved's per-link DNS over D-Bus).
+    /// `none` (tinynmd touches nothing), `file` (it writes `resolv-conf`), `resolved`
+    /// (systemd-resolved's per-link DNS over D-Bus) or `auto` (resolved when
+    /// `org.freedesktop.resolve1` is on the bus, else file).
     pub backend: String,
     /// The resolv.conf the `file` backend writes (atomically; the original comes back when the
     /// last VPN goes, and after a crash).
@@ -159,11 +160,11 @@ impl DaemonConfig {
                 ),
             });
         }
-        if !["none", "file", "resolved"].contains(&c.dns.backend.as_str()) {
+        if !["none", "file", "resolved", "auto"].contains(&c.dns.backend.as_str()) {
             return Err(DaemonConfigError::Invalid {
                 path: path.to_path_buf(),
                 message: format!(
-                    "[dns] backend: '{}' is not one of none, file, resolved",
+                    "[dns] backend: '{}' is not one of none, file, resolved, auto",
                     c.dns.backend
                 ),
             });

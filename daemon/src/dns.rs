@@ -115,6 +115,7 @@ pub struct Dns {
     settings: DnsSettings,
     backup: PathBuf,
     written: bool,
+    auto_resolved: bool,
 }
 
 impl Dns {
@@ -124,30 +125,48 @@ impl Dns {
             settings,
             backup: state_dir.join("resolv.conf.orig"),
             written: false,
+            auto_resolved: false,
         }
     }
 
-    /// `default` (file), `systemd-resolved` or `none`.
+    /// `default` (file), `systemd-resolved` or `none` (auto: as decided at the last change).
     pub fn mode(&self) -> &str {
         match self.settings.backend.as_str() {
             "file" => "default",
             "resolved" => "systemd-resolved",
+            "auto" if self.auto_resolved => "systemd-resolved",
+            "auto" => "default",
             _ => "none",
         }
     }
 
+    /// For `auto`: decides (resolved when `org.freedesktop.resolve1` is on the bus).
+    pub async fn detect(&mut self, conn: &zbus::Connection) {
+        if self.settings.backend != "auto" {
+            return;
+        }
+        let present = match zbus::fdo::DBusProxy::new(conn).await {
+            Ok(d) => match "org.freedesktop.resolve1".try_into() {
+                Ok(n) => d.name_has_owner(n).await.unwrap_or(false),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        self.auto_resolved = present;
+    }
+
     /// How resolv.conf is managed: `file` or `unmanaged`.
     pub fn rc_manager(&self) -> &str {
-        if self.settings.backend == "file" {
+        if self.mode() == "default" {
             "file"
         } else {
             "unmanaged"
         }
     }
 
-    /// The resolved backend?
+    /// The resolved backend (chosen or detected)?
     pub fn resolved(&self) -> bool {
-        self.settings.backend == "resolved"
+        self.mode() == "systemd-resolved"
     }
 
     /// After a crash: puts back the original an earlier tinynmd kept.
@@ -172,7 +191,7 @@ impl Dns {
 
     /// Puts `entries` in force (none: the original comes back).
     pub fn apply(&mut self, entries: &[DnsEntry]) -> Result<(), String> {
-        if self.settings.backend != "file" {
+        if self.mode() != "default" {
             return Ok(());
         }
         let path = &self.settings.resolv_conf;

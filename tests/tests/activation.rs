@@ -497,3 +497,50 @@ async fn a_new_config_while_up_replaces_the_old_one() {
 async fn preserve_routes_keeps_the_old_routes() {
     reconfigured(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vpns_taken_apart_newest_first_leave_nothing() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let mut acs = Vec::new();
+    for (id, dev, addr, route) in [
+        ("c", "tbc", "10.8.3.2", "10.53.0.0/16"),
+        ("d", "tbd", "10.8.4.2", "10.54.0.0/16"),
+    ] {
+        let p = w
+            .add(id, &[("tundev", dev), ("address", addr), ("routes", route)])
+            .await;
+        acs.push(w.activate(&p).await.unwrap());
+    }
+    for ac in &acs {
+        assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    }
+    // The newer one first: the older keeps its routes and the server route both use.
+    w.manager()
+        .await
+        .deactivate_connection(&acs[1])
+        .await
+        .unwrap();
+    w.wait_removed(acs[1].as_str()).await;
+    let k = w.kernel();
+    assert!(k.routes_on("tbd").is_empty(), "\n{k}");
+    assert_eq!(
+        k.routes_on("tbc"),
+        vec![
+            "10.53.0.0/16 dev tbc proto static metric 50",
+            "default dev tbc proto static metric 50"
+        ],
+        "\n{k}"
+    );
+    assert!(
+        k.routes
+            .contains(&"192.0.2.1/32 via 10.99.0.1 dev veth0 proto static metric 50".to_string())
+    );
+    w.manager()
+        .await
+        .deactivate_connection(&acs[0])
+        .await
+        .unwrap();
+    w.wait_removed(acs[0].as_str()).await;
+    w.assert_clean(&base);
+}

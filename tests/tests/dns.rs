@@ -228,8 +228,15 @@ impl Resolve1 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resolved_backend_sets_the_vpn_link_s_dns_and_reverts_it() {
+    // auto: systemd-resolved is on the bus, so it is used (and the file is left alone).
+    let tmp = tempfile::tempdir().unwrap();
+    let resolv = tmp.path().join("resolv.conf");
+    std::fs::write(&resolv, ORIGINAL).unwrap();
     let mut w = World::with(DaemonOptions {
-        config: "[dns]\nbackend = \"resolved\"\n".into(),
+        config: format!(
+            "[dns]\nbackend = \"auto\"\nresolv-conf = \"{}\"\n",
+            resolv.display()
+        ),
         ..Default::default()
     })
     .await;
@@ -289,7 +296,29 @@ async fn the_resolved_backend_sets_the_vpn_link_s_dns_and_reverts_it() {
             format!("SetLinkDefaultRoute {index} false"),
         ]
     );
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
     w.manager().await.deactivate_connection(&ac).await.unwrap();
     w.wait_removed(ac.as_str()).await;
     assert_eq!(wait(4).await[3], format!("RevertLink {index}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_without_resolved_writes_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let resolv = tmp.path().join("resolv.conf");
+    std::fs::write(&resolv, ORIGINAL).unwrap();
+    let mut w = World::with(DaemonOptions {
+        config: format!(
+            "[dns]\nbackend = \"auto\"\nresolv-conf = \"{}\"\n",
+            resolv.display()
+        ),
+        ..Default::default()
+    })
+    .await;
+    let a = w
+        .add_profile(vpn("auto-file", "tbdns6", "10.8.0.53", 0, ""))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
 }

@@ -498,6 +498,18 @@ impl Core {
         if self.dns_snap.borrow().entries == entries {
             return;
         }
+        // auto decides when there is something to put in force.
+        if !entries.is_empty() {
+            self.dns.detect(&self.ctx.conn).await;
+        }
+        let (mode, rc) = (
+            self.dns.mode().to_string(),
+            self.dns.rc_manager().to_string(),
+        );
+        self.dns_snap.send_modify(|s| {
+            s.mode = mode;
+            s.rc_manager = rc;
+        });
         if self.dns.resolved() {
             let before = self.dns_snap.borrow().entries.clone();
             if let Err(e) = crate::dns::apply_resolved(&self.ctx.conn, &entries, &before).await {
