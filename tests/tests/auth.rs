@@ -170,20 +170,13 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
     std::os::unix::fs::chown(&f, Some(uid), Some(gid)).unwrap();
     let bin = tinynm_sandbox::binary("tinynm").unwrap();
     let mut agent = std::process::Command::new(bin);
-    agent
-        .arg("--bus-address")
-        .arg(&w.bus.address)
-        .args(["agent", "--secrets-file", f.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped());
+    agent.arg("--bus-address").arg(&w.bus.address).args([
+        "agent",
+        "--secrets-file",
+        f.to_str().unwrap(),
+    ]);
     as_user(&mut agent, "nobody");
-    let mut agent = agent.spawn().unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(agent.stderr.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    assert!(first.starts_with("tinynm agent: answering"), "{first}");
+    let mut agent = common::spawn_tinynm_agent(&mut agent);
     let q = w
         .add(
             "roots-secret",

@@ -281,20 +281,12 @@ async fn up_with_a_secrets_file_and_with_a_running_agent() {
 
     // A long-running agent answers for activations made by anyone of its user.
     let bin = tinynm_sandbox::binary("tinynm").unwrap();
-    let mut agent = std::process::Command::new(bin)
-        .arg("--bus-address")
-        .arg(&w.bus.address)
-        .args(["agent", "--secrets-file", f.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(agent.stderr.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    assert!(first.starts_with("tinynm agent: answering"), "{first}");
+    let mut agent = common::spawn_tinynm_agent(
+        std::process::Command::new(bin)
+            .arg("--bus-address")
+            .arg(&w.bus.address)
+            .args(["agent", "--secrets-file", f.to_str().unwrap()]),
+    );
     needs_token(&w, "by-agent", "tbcli3").await;
     let o = tinynm(&w, &["connection", "up", "by-agent"]);
     assert!(o.status.success(), "{}", text(&o.stderr));

@@ -9,12 +9,12 @@ use tinynm_sandbox::DaemonOptions;
 const ORIGINAL: &str =
     "# the system's own\nnameserver 192.0.2.53\nsearch home.example\noptions edns0\n";
 
-async fn world(tmp: &std::path::Path) -> (World, std::path::PathBuf) {
+async fn world(tmp: &std::path::Path, backend: &str) -> (World, std::path::PathBuf) {
     let resolv = tmp.join("resolv.conf");
     std::fs::write(&resolv, ORIGINAL).unwrap();
     let w = World::with(DaemonOptions {
         config: format!(
-            "[dns]\nbackend = \"file\"\nresolv-conf = \"{}\"\n",
+            "[dns]\nbackend = \"{backend}\"\nresolv-conf = \"{}\"\n",
             resolv.display()
         ),
         ..Default::default()
@@ -54,7 +54,7 @@ async fn servers(w: &World, resolv: &std::path::Path, want: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolv_conf_follows_the_vpns_by_priority_and_comes_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut w, resolv) = world(tmp.path()).await;
+    let (mut w, resolv) = world(tmp.path(), "file").await;
     let a = w
         .add_profile(vpn("dns-a", "tbdns0", "10.8.0.53", 0, "corp.example"))
         .await;
@@ -104,7 +104,7 @@ async fn resolv_conf_follows_the_vpns_by_priority_and_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_tinynmd_s_resolv_conf_is_put_back_at_the_next_start() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut w, resolv) = world(tmp.path()).await;
+    let (mut w, resolv) = world(tmp.path(), "file").await;
     let a = w
         .add_profile(vpn("dns-crash", "tbdns3", "10.8.0.53", 0, ""))
         .await;
@@ -120,7 +120,7 @@ async fn a_crashed_tinynmd_s_resolv_conf_is_put_back_at_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dns_manager_shows_what_is_in_force() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut w, _resolv) = world(tmp.path()).await;
+    let (mut w, _resolv) = world(tmp.path(), "file").await;
     let a = w
         .add_profile(vpn("dns-shown", "tbdns4", "10.8.0.53", 0, "corp.example"))
         .await;
@@ -163,7 +163,7 @@ async fn the_dns_manager_shows_what_is_in_force() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tinynm_dns_explain_says_where_a_name_goes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut w, resolv) = world(tmp.path()).await;
+    let (mut w, resolv) = world(tmp.path(), "file").await;
     let a = w
         .add_profile(vpn("dns-ex", "tbdns5", "10.8.0.53", 0, "corp.example"))
         .await;
@@ -230,16 +230,7 @@ impl Resolve1 {
 async fn the_resolved_backend_sets_the_vpn_link_s_dns_and_reverts_it() {
     // auto: systemd-resolved is on the bus, so it is used (and the file is left alone).
     let tmp = tempfile::tempdir().unwrap();
-    let resolv = tmp.path().join("resolv.conf");
-    std::fs::write(&resolv, ORIGINAL).unwrap();
-    let mut w = World::with(DaemonOptions {
-        config: format!(
-            "[dns]\nbackend = \"auto\"\nresolv-conf = \"{}\"\n",
-            resolv.display()
-        ),
-        ..Default::default()
-    })
-    .await;
+    let (mut w, resolv) = world(tmp.path(), "auto").await;
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let changed = std::sync::Arc::new(tokio::sync::Notify::new());
     let resolved = w.bus.connect().await.unwrap();
@@ -305,16 +296,7 @@ async fn the_resolved_backend_sets_the_vpn_link_s_dns_and_reverts_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_without_resolved_writes_the_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let resolv = tmp.path().join("resolv.conf");
-    std::fs::write(&resolv, ORIGINAL).unwrap();
-    let mut w = World::with(DaemonOptions {
-        config: format!(
-            "[dns]\nbackend = \"auto\"\nresolv-conf = \"{}\"\n",
-            resolv.display()
-        ),
-        ..Default::default()
-    })
-    .await;
+    let (mut w, resolv) = world(tmp.path(), "auto").await;
     let a = w
         .add_profile(vpn("auto-file", "tbdns6", "10.8.0.53", 0, ""))
         .await;

@@ -725,6 +725,23 @@ impl Core {
         }
     }
 
+    /// [`Core::editable`], and the agents told to forget the profile's secrets (NM's
+    /// DeleteSecrets, for Delete and ClearSecrets).
+    fn editable_forgetting_secrets(
+        &self,
+        uid: u32,
+        n: u64,
+    ) -> Result<ProfileSnapshot, SettingsError> {
+        let old = self.editable(uid, n)?;
+        crate::vpn::secrets::delete_secrets(
+            &self.ctx.conn,
+            &self.ctx.agents,
+            &old.profile,
+            &profile_path(n),
+        );
+        Ok(old)
+    }
+
     fn not_generated(&self, n: u64) -> Result<(), SettingsError> {
         match self.generated_iface(n) {
             Some(iface) => Err(SettingsError::Failed(format!(
@@ -1080,13 +1097,7 @@ impl Core {
     }
 
     async fn delete(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
-        let old = self.editable(uid, n)?;
-        crate::vpn::secrets::delete_secrets(
-            &self.ctx.conn,
-            &self.ctx.agents,
-            &old.profile,
-            &profile_path(n),
-        );
+        self.editable_forgetting_secrets(uid, n)?;
         let Some(entry) = self.profiles.get(&n) else {
             return Err(SettingsError::Failed("the connection is gone".into()));
         };

@@ -155,13 +155,7 @@ impl Core {
 
     /// Forgets the profile's stored secrets (and writes it back, when it has a file).
     pub(super) async fn clear_secrets(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
-        let old = self.editable(uid, n)?;
-        crate::vpn::secrets::delete_secrets(
-            &self.ctx.conn,
-            &self.ctx.agents,
-            &old.profile,
-            &profile_path(n),
-        );
+        let old = self.editable_forgetting_secrets(uid, n)?;
         let e = &self.profiles[&n];
         let mut p = (*old.profile).clone();
         p.vpn.secrets.clear();

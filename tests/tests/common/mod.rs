@@ -379,6 +379,19 @@ pub fn data(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// Starts `tinynm agent …` as `cmd` says and waits until it has registered (its first line).
+pub fn spawn_tinynm_agent(cmd: &mut std::process::Command) -> std::process::Child {
+    let mut agent = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(agent.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("tinynm agent: answering"), "{first}");
+    agent
+}
+
 /// What a [`TestAgent`] was asked: (flags, hints).
 pub type AgentRequests = std::sync::Arc<std::sync::Mutex<Vec<(u32, Vec<String>)>>>;
 
