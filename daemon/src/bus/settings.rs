@@ -123,29 +123,24 @@ async fn authorized(
     Ok(caller.uid)
 }
 
-/// The right a change to a profile needs: `settings.modify.own` when its
-/// `connection.permissions` name the caller alone, as NM asks, else `settings.modify.system`.
-async fn modify_action(
+/// The caller, when they may change a profile with these `connection.permissions`:
+/// `settings.modify.own` when they name the caller alone, as NM asks, else
+/// `settings.modify.system`.
+async fn may_modify(
+    auth: &crate::auth::Authority,
     conn: &zbus::Connection,
     hdr: &zbus::message::Header<'_>,
     permissions: &[String],
-) -> Result<&'static str, SettingsError> {
-    let uid = caller_uid(conn, hdr).await?;
-    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name);
-    let own = match (permissions, name) {
-        ([only], Some(n)) => only
-            .strip_prefix("user:")
-            .is_some_and(|u| u.split(':').next() == Some(n.as_str())),
-        _ => false,
+) -> Result<u32, SettingsError> {
+    let caller = crate::auth::Caller::of(conn, hdr).await?;
+    let action = match permissions {
+        [only] if crate::core::names_user(only, caller.uid) => "settings.modify.own",
+        _ => "settings.modify.system",
     };
-    Ok(if own {
-        "settings.modify.own"
-    } else {
-        "settings.modify.system"
-    })
+    auth.require(&caller, action)
+        .await
+        .map_err(SettingsError::PermissionDenied)?;
+    Ok(caller.uid)
 }
 
 /// `connection.permissions` of a settings dict, if it has any.
@@ -164,8 +159,7 @@ impl SettingsView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, SettingsError> {
-        let action = modify_action(conn, hdr, &dict_permissions(&settings)).await?;
-        let uid = authorized(&self.auth, conn, hdr, action).await?;
+        let uid = may_modify(&self.auth, conn, hdr, &dict_permissions(&settings)).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Add {
@@ -341,8 +335,7 @@ impl ConnectionView {
         make: impl FnOnce(u32, u64, oneshot::Sender<Result<(), SettingsError>>) -> Command,
     ) -> Result<(), SettingsError> {
         let perms = self.snap.borrow().profile.connection.permissions.clone();
-        let action = modify_action(conn, hdr, &perms).await?;
-        let uid = authorized(&self.auth, conn, hdr, action).await?;
+        let uid = may_modify(&self.auth, conn, hdr, &perms).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(make(uid, self.n, reply))
@@ -365,8 +358,7 @@ impl ConnectionView {
         {
             perms.clear();
         }
-        let action = modify_action(conn, hdr, &perms).await?;
-        let uid = authorized(&self.auth, conn, hdr, action).await?;
+        let uid = may_modify(&self.auth, conn, hdr, &perms).await?;
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::Update {

@@ -311,9 +311,13 @@ pub fn connectivity(state: u32) -> u32 {
 /// Whether `uid` may see and use a profile: root always; anyone when the profile's
 /// `connection.permissions` is empty; else the users it lists (`user:NAME`).
 pub fn visible(p: &Profile, uid: u32) -> bool {
-    if uid == 0 || p.connection.permissions.is_empty() {
-        return true;
-    }
+    uid == 0
+        || p.connection.permissions.is_empty()
+        || p.connection.permissions.iter().any(|e| names_user(e, uid))
+}
+
+/// Whether a `connection.permissions` entry (`user:NAME[:…]`) names the user of `uid`.
+pub fn names_user(entry: &str, uid: u32) -> bool {
     let Some(name) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()
@@ -321,10 +325,9 @@ pub fn visible(p: &Profile, uid: u32) -> bool {
     else {
         return false;
     };
-    p.connection.permissions.iter().any(|e| {
-        e.strip_prefix("user:")
-            .is_some_and(|u| u.split(':').next() == Some(&name))
-    })
+    entry
+        .strip_prefix("user:")
+        .is_some_and(|u| u.split(':').next() == Some(name.as_str()))
 }
 
 impl Core {
