@@ -16,7 +16,8 @@ pub type Setting = HashMap<String, OwnedVariant>;
 /// A whole connection: setting name → setting.
 pub type SettingsDict = HashMap<String, Setting>;
 
-fn ov<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
+/// A plain value as an owned variant (plain values never carry file descriptors).
+pub fn ov<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
     v.into()
         .try_into_owned()
         .expect("plain values never carry file descriptors")

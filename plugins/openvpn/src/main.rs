@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tinynm_config::Profile;
 use tinynm_config::nm::PluginFailure;
-use tinynm_vpn_plugin::{Control, PluginArgs, PluginError, VpnService};
+use tinynm_vpn_plugin::{Control, PluginError, VpnService};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
@@ -199,42 +199,23 @@ impl OpenVpn {
         let pid = child.id().unwrap_or(0);
         tracing::info!("openvpn started (pid {pid})");
         let failure = Arc::new(Mutex::new(None));
-        for out in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let failure = failure.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    log_openvpn_line(&l);
-                    // The server's certificate is not trusted: openvpn would retry forever
-                    // against the same certificate. Give up now (CONNECT_FAILED).
-                    if l.contains("VERIFY ERROR") {
-                        tracing::error!(
-                            "openvpn: the server's certificate failed verification: giving up"
-                        );
-                        failure
-                            .lock()
-                            .expect("poisoned")
-                            .get_or_insert(PluginFailure::ConnectFailed);
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid as i32),
-                            nix::sys::signal::Signal::SIGTERM,
-                        );
-                    }
-                }
-            });
-        }
+        let failed = failure.clone();
+        tinynm_vpn_plugin::process::each_line(&mut child, move |l| {
+            log_openvpn_line(&l);
+            // The server's certificate is not trusted: openvpn would retry forever against
+            // the same certificate. Give up now (CONNECT_FAILED).
+            if l.contains("VERIFY ERROR") {
+                tracing::error!("openvpn: the server's certificate failed verification: giving up");
+                failed
+                    .lock()
+                    .expect("poisoned")
+                    .get_or_insert(PluginFailure::ConnectFailed);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        });
         tokio::spawn(Self::management(listener, profile.clone(), failure.clone()));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (exited_tx, exited) = watch::channel(false);
@@ -305,20 +286,10 @@ impl VpnService for OpenVpn {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    tinynm_vpn_plugin::service::init_logging();
-    let args = match PluginArgs::from_env(SERVICE) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("tinynm-openvpn: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = tinynm_vpn_plugin::service::args_or_exit(SERVICE, "tinynm-openvpn");
     let service = OpenVpn {
         bus_name: args.bus_name.clone(),
         running: Mutex::new(None),
     };
-    if let Err(e) = tinynm_vpn_plugin::service::run(service, args).await {
-        eprintln!("tinynm-openvpn: {e}");
-        std::process::exit(1);
-    }
+    tinynm_vpn_plugin::service::run_or_exit(service, args, "tinynm-openvpn").await;
 }

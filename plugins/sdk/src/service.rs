@@ -552,6 +552,28 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// The start of a plugin's `main`: logging, then the arguments NM passes (`--bus-name …`);
+/// wrong ones end the process with status 2 and a message naming `program`.
+pub fn args_or_exit(default_service: &str, program: &str) -> PluginArgs {
+    init_logging();
+    match PluginArgs::from_env(default_service) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The end of a plugin's `main`: [`run`], and status 1 with a message naming `program` when it
+/// fails.
+pub async fn run_or_exit<S: VpnService>(service: S, args: PluginArgs, program: &str) {
+    if let Err(e) = run(service, args).await {
+        eprintln!("{program}: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Serves `service` on the system bus (honouring `DBUS_SYSTEM_BUS_ADDRESS`) under
 /// `args.bus_name` until it has stopped, its daemon left, it was idle too long, or it got
 /// SIGTERM/SIGINT.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use tinynm_config::dbus::ov;
 
 use tinynm_config::dbus::{
     bytes_to_ip6, dns4_legacy, dns6_legacy, ip4_to_u32, route4_legacy, route6_legacy, u32_to_ip4,
@@ -82,12 +83,6 @@ pub struct IpConfig {
     pub preserve_routes: bool,
     /// TCP advmss on the default route.
     pub mss: Option<u32>,
-}
-
-fn ov<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
-    v.into()
-        .try_into_owned()
-        .expect("plain values never carry file descriptors")
 }
 
 struct Get<'a> {

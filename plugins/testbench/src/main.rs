@@ -10,13 +10,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tinynm_config::dbus::ov;
 
 use tinynm_config::Profile;
 use tinynm_config::nm::PluginFailure;
 use tinynm_config::profile::{Family, parse_prefix};
 use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig, PluginRoute};
-use tinynm_vpn_plugin::{Control, PluginArgs, PluginError, VpnService};
-use zbus::Variant;
+use tinynm_vpn_plugin::{Control, PluginError, VpnService};
 
 const SERVICE: &str = "org.freedesktop.NetworkManager.testbench";
 
@@ -119,10 +119,6 @@ fn routes(s: &Script, fam: Family) -> Result<Vec<PluginRoute>, PluginError> {
         }
     }
     Ok(out)
-}
-
-fn ov<'a>(v: impl Into<Variant<'a>>) -> zbus::OwnedVariant {
-    v.into().try_into_owned().expect("no fds")
 }
 
 /// Opens a tun device (`IFF_TUN | IFF_NO_PI`); it lives as long as the returned fd.
@@ -425,14 +421,7 @@ impl VpnService for Testbench {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    tinynm_vpn_plugin::service::init_logging();
-    let args = match PluginArgs::from_env(SERVICE) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("tinynm-testbench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = tinynm_vpn_plugin::service::args_or_exit(SERVICE, "tinynm-testbench");
     if args.bus_name.starts_with(&format!("{SERVICE}-crash")) {
         exit_now("start");
     }
@@ -446,8 +435,5 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(600)).await;
         return;
     }
-    if let Err(e) = tinynm_vpn_plugin::service::run(Testbench::default(), args).await {
-        eprintln!("tinynm-testbench: {e}");
-        std::process::exit(1);
-    }
+    tinynm_vpn_plugin::service::run_or_exit(Testbench::default(), args, "tinynm-testbench").await;
 }
