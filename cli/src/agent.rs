@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use tinynm_sandbox::nm::SettingsDict;
+use tinynm_client::SettingsDict;
 use zbus::OwnedObjectPath;
 
 /// NM_SECRET_AGENT_GET_SECRETS_FLAG_ALLOW_INTERACTION
@@ -213,5 +213,33 @@ pub async fn register(
     )
     .await
     .context("cannot register as a secret agent")?;
+    Ok(())
+}
+
+/// `tinynm agent`: serves until SIGINT/SIGTERM, then unregisters.
+pub async fn run_agent(
+    conn: &zbus::Connection,
+    secrets_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let source = match &secrets_file {
+        Some(f) => Source::File(read_secrets_file(f)?),
+        None => Source::Terminal,
+    };
+    register(conn, source, "tinynm-agent").await?;
+    eprintln!("tinynm agent: answering tinynmd's requests for VPN secrets (Ctrl-C to stop)");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = conn
+        .call_method(
+            Some("org.freedesktop.NetworkManager"),
+            "/org/freedesktop/NetworkManager/AgentManager",
+            Some("org.freedesktop.NetworkManager.AgentManager"),
+            "Unregister",
+            &(),
+        )
+        .await;
     Ok(())
 }

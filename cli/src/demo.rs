@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
+use tinynm_client::{ManagerProxy, SettingsProxy};
 use tinynm_config::Profile;
 use tinynm_config::nm::{Reason, VpnState};
-use tinynm_sandbox::nm::{ManagerProxy, SettingsProxy};
 use tinynm_sandbox::{Bus, Daemon, DaemonOptions, Kernel, Netns};
 use zbus::{MatchRule, MessageStream};
 

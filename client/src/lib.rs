@@ -1,4 +1,5 @@
-//! Client proxies for NetworkManager's D-Bus API (as tinynmd and NM serve it).
+//! tinynm-client: client proxies for NetworkManager's D-Bus API (as tinynmd and NM serve it),
+//! for the `tinynm` CLI and the tests.
 
 use std::collections::HashMap;
 

@@ -3,7 +3,6 @@
 //! integration tests and the benches all run in these. Everything is removed on drop.
 
 pub mod netns;
-pub mod nm;
 pub mod openvpn;
 pub mod polkit;
 
@@ -14,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub use netns::{Kernel, Netns, require_root};
+/// The client proxies (the `tinynm-client` crate), where the tests have always found them.
+pub use tinynm_client as nm;
 
 /// Why a sandbox could not be set up.
 #[derive(Debug, thiserror::Error)]
