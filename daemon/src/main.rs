@@ -4,9 +4,11 @@
 mod auth;
 mod bus;
 mod core;
-mod devices;
 mod dns;
+mod memory;
 mod netlink;
+mod secrets;
+mod state;
 mod store;
 mod vpn;
 
@@ -122,27 +124,33 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
     netlink::recover(&netlink, &cfg.state_dir).await;
     let dns = dns::Dns::new(cfg.dns.clone(), &cfg.state_dir);
     dns.recover();
-    let (dns_tx, dns_rx) = watch::channel(bus::dns::DnsSnapshot {
+    let (dns_tx, dns_rx) = watch::channel(state::DnsSnapshot {
         mode: dns.mode().to_string(),
         rc_manager: dns.rc_manager().to_string(),
         entries: Vec::new(),
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (manager_tx, manager_rx) = watch::channel(core::ManagerSnapshot::new());
+    let (manager_tx, manager_rx) = watch::channel(state::ManagerSnapshot::new());
     let (settings_tx, settings_rx) = watch::channel(Vec::new());
     let (objects_tx, objects_rx) = watch::channel(bus::objects::Objects::from([
-        (bus::NM_PATH.to_string(), vec![bus::objects::Iface::Manager]),
         (
-            bus::SETTINGS_PATH.to_string(),
+            state::paths::NM_PATH.to_string(),
+            vec![bus::objects::Iface::Manager],
+        ),
+        (
+            state::paths::SETTINGS_PATH.to_string(),
             vec![bus::objects::Iface::Settings],
         ),
-        (bus::DNS_PATH.to_string(), vec![bus::objects::Iface::Dns]),
         (
-            bus::agent::AGENT_PATH.to_string(),
+            state::paths::DNS_PATH.to_string(),
+            vec![bus::objects::Iface::Dns],
+        ),
+        (
+            state::paths::AGENT_PATH.to_string(),
             vec![bus::objects::Iface::Agent],
         ),
     ]));
-    let agents = bus::agent::Agents::default();
+    let agents = secrets::Agents::default();
     let authority = Arc::new(auth::Authority::new(cfg.authorization.clone()));
     let conn = connect_bus(&cfg)
         .await?
@@ -153,22 +161,25 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
             },
         )
         .serve_at(
-            bus::NM_PATH,
+            state::paths::NM_PATH,
             bus::manager::Manager {
                 cmd: cmd_tx.clone(),
                 snap: manager_rx,
                 auth: authority.clone(),
             },
         )
-        .serve_at(bus::DNS_PATH, bus::dns::DnsManagerView { snap: dns_rx })
         .serve_at(
-            bus::agent::AGENT_PATH,
+            state::paths::DNS_PATH,
+            bus::dns::DnsManagerView { snap: dns_rx },
+        )
+        .serve_at(
+            state::paths::AGENT_PATH,
             bus::agent::AgentManagerView {
                 agents: agents.clone(),
             },
         )
         .serve_at(
-            bus::SETTINGS_PATH,
+            state::paths::SETTINGS_PATH,
             bus::settings::SettingsView {
                 cmd: cmd_tx.clone(),
                 list: settings_rx,
@@ -179,34 +190,47 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
     let links = netlink.links().await.context("cannot read the links")?;
-    let ctx = core::Ctx {
-        conn: conn.clone(),
+    let bus = bus::export::Exporter::new(conn.clone(), objects_tx);
+    let handles = core::Handles {
+        bus,
         netlink,
         cfg: cfg.clone(),
-        objects: Arc::new(objects_tx),
-        ip_numbers: Arc::new([1.into(), 1.into()]),
         agents,
         auth: authority,
     };
-    let mut core = core::Core::new(ctx, cmd_tx.clone(), manager_tx, settings_tx, dns, dns_tx);
+    let published = core::Published {
+        manager: manager_tx,
+        settings: settings_tx,
+        dns: dns_tx,
+    };
+    let mut core = core::Core::new(handles, cmd_tx.clone(), published, dns);
     core.load_profiles()
         .await
         .context("cannot export the profiles")?;
     core.sync_links(links)
         .await
         .context("cannot export the devices")?;
-    devices::watch(cmd_tx.clone()).context("cannot watch the links")?;
+    let (links_tx, mut links_rx) = mpsc::channel(4);
+    netlink::links::watch(links_tx).context("cannot watch the links")?;
+    let to_core = cmd_tx.clone();
+    tokio::spawn(async move {
+        while let Some(l) = links_rx.recv().await {
+            if to_core.send(state::Command::Links(l)).await.is_err() {
+                return;
+            }
+        }
+    });
     core.publish_manager()
         .await
         .context("cannot publish the manager's state")?;
     let core_task = tokio::spawn(core.run(cmd_rx));
-    conn.request_name(bus::NM_NAME)
+    conn.request_name(state::paths::NM_NAME)
         .await
-        .with_context(|| format!("cannot own {} on '{}'", bus::NM_NAME, cfg.bus))?;
+        .with_context(|| format!("cannot own {} on '{}'", state::paths::NM_NAME, cfg.bus))?;
     tracing::info!(
         "tinynmd {} serving {} on {}",
         env!("CARGO_PKG_VERSION"),
-        bus::NM_NAME,
+        state::paths::NM_NAME,
         cfg.bus
     );
 
@@ -218,11 +242,15 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: deactivating every VPN");
     let (reply, done) = tokio::sync::oneshot::channel();
-    if cmd_tx.send(core::Command::Shutdown { reply }).await.is_ok() {
+    if cmd_tx
+        .send(state::Command::Shutdown { reply })
+        .await
+        .is_ok()
+    {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), done).await;
     }
     vpn::plugin::wait_all(std::time::Duration::from_secs(3)).await;
-    let _ = conn.release_name(bus::NM_NAME).await;
+    let _ = conn.release_name(state::paths::NM_NAME).await;
     core_task.abort();
     Ok(())
 }

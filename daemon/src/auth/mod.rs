@@ -3,9 +3,10 @@
 //! `[authorization]` (`user:NAME`, `group:NAME`, `uid:N`, `gid:N` per action), and nothing that
 //! is not listed.
 
-use std::collections::{BTreeMap, HashMap};
+mod polkit;
+mod rules;
 
-use zbus::OwnedVariant;
+use std::collections::BTreeMap;
 
 /// NM's action ids are this prefix and a name.
 pub const PREFIX: &str = "org.freedesktop.NetworkManager.";
@@ -87,7 +88,7 @@ impl<'a> Caller<'a> {
     ) -> zbus::Result<Caller<'a>> {
         Ok(Caller {
             conn,
-            uid: crate::bus::caller_uid(conn, hdr).await?,
+            uid: caller_uid(conn, hdr).await?,
             sender: hdr.sender().map(|s| s.as_str()),
         })
     }
@@ -104,10 +105,10 @@ impl Authority {
         if c.uid == 0 {
             return Decision::Yes;
         }
-        if let Some(d) = self.polkit(c.conn, c.sender, action).await {
+        if let Some(d) = polkit::decide(c.conn, c.sender, action).await {
             return d;
         }
-        if self.rules_allow(c.uid, action) {
+        if rules::allow(&self.rules, c.uid, action) {
             Decision::Yes
         } else {
             Decision::No
@@ -124,76 +125,43 @@ impl Authority {
             }
         }
     }
+}
 
-    fn rules_allow(&self, uid: u32, action: &str) -> bool {
-        let Some(who) = self.rules.get(action) else {
-            return false;
-        };
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten();
-        let gids: Vec<u32> = match &user {
-            Some(u) => {
-                let name = std::ffi::CString::new(u.name.clone()).unwrap_or_default();
-                nix::unistd::getgrouplist(&name, u.gid)
-                    .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
-                    .unwrap_or_else(|_| vec![u.gid.as_raw()])
-            }
-            None => Vec::new(),
-        };
-        who.iter().any(|w| match w.split_once(':') {
-            Some(("user", n)) => user.as_ref().is_some_and(|u| u.name == n),
-            Some(("uid", n)) => n.parse() == Ok(uid),
-            Some(("group", n)) => nix::unistd::Group::from_name(n)
-                .ok()
-                .flatten()
-                .is_some_and(|g| gids.contains(&g.gid.as_raw())),
-            Some(("gid", n)) => n.parse().is_ok_and(|g: u32| gids.contains(&g)),
-            _ => false,
-        })
-    }
+/// The caller's uid, from the bus.
+pub async fn caller_uid(
+    conn: &zbus::Connection,
+    hdr: &zbus::message::Header<'_>,
+) -> Result<u32, zbus::Error> {
+    let Some(sender) = hdr.sender() else {
+        // A peer-to-peer connection has no bus to ask: it is our own process.
+        return Ok(nix::unistd::getuid().as_raw());
+    };
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    Ok(dbus.get_connection_unix_user(sender.clone().into()).await?)
+}
 
-    /// polkit's answer, when polkit is on the bus.
-    async fn polkit(
-        &self,
-        conn: &zbus::Connection,
-        sender: Option<&str>,
-        action: &str,
-    ) -> Option<Decision> {
-        let sender = sender?;
-        let dbus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
-        let name = "org.freedesktop.PolicyKit1".try_into().ok()?;
-        if !dbus.name_has_owner(name).await.unwrap_or(false) {
-            return None;
-        }
-        let subject: (&str, HashMap<&str, OwnedVariant>) = (
-            "system-bus-name",
-            HashMap::from([("name", zbus::Variant::from(sender).try_into_owned().ok()?)]),
-        );
-        let details: HashMap<&str, &str> = HashMap::new();
-        let r = conn
-            .call_method(
-                Some("org.freedesktop.PolicyKit1"),
-                "/org/freedesktop/PolicyKit1/Authority",
-                Some("org.freedesktop.PolicyKit1.Authority"),
-                "CheckAuthorization",
-                &(subject, format!("{PREFIX}{action}"), details, 0u32, ""),
-            )
-            .await;
-        match r {
-            Ok(m) => {
-                let (ok, challenge, _): (bool, bool, HashMap<String, String>) =
-                    m.body().deserialize().ok()?;
-                Some(match (ok, challenge) {
-                    (true, _) => Decision::Yes,
-                    (false, true) => Decision::Auth,
-                    (false, false) => Decision::No,
-                })
-            }
-            Err(e) => {
-                tracing::warn!("polkit could not decide {PREFIX}{action}: {e}");
-                Some(Decision::No)
-            }
-        }
-    }
+/// The login name of `uid`.
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+/// Whether `uid` may see and use a profile: root always; anyone when the profile's
+/// `connection.permissions` is empty; else the users it lists (`user:NAME`).
+pub fn visible(p: &tinynm_config::Profile, uid: u32) -> bool {
+    uid == 0
+        || p.connection.permissions.is_empty()
+        || p.connection.permissions.iter().any(|e| names_user(e, uid))
+}
+
+/// Whether a `connection.permissions` entry (`user:NAME[:…]`) names the user of `uid`.
+pub fn names_user(entry: &str, uid: u32) -> bool {
+    let Some(name) = user_name(uid) else {
+        return false;
+    };
+    entry
+        .strip_prefix("user:")
+        .is_some_and(|u| u.split(':').next() == Some(name.as_str()))
 }

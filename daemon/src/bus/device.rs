@@ -7,33 +7,9 @@ use tokio::sync::watch;
 use zbus::object_server::SignalEmitter;
 use zbus::{OwnedObjectPath, OwnedVariant};
 
-use crate::devices::{Link, LinkKind};
-
-/// NM_DEVICE_STATE_UNMANAGED
-pub const STATE_UNMANAGED: u32 = 10;
-/// NM_DEVICE_STATE_ACTIVATED
-pub const STATE_ACTIVATED: u32 = 100;
-
-/// One device as the core publishes it.
-#[derive(Debug, Clone)]
-pub struct DeviceSnapshot {
-    /// The kernel's link.
-    pub link: Link,
-    /// `NMDeviceState`: ACTIVATED when assumed, else UNMANAGED.
-    pub state: u32,
-    /// Its (external) active connection, or `/`.
-    pub active: OwnedObjectPath,
-    /// Profiles that can be active on it.
-    pub available: Vec<OwnedObjectPath>,
-    /// IP4Config object.
-    pub ip4: OwnedObjectPath,
-    /// IP6Config object.
-    pub ip6: OwnedObjectPath,
-    /// The veth peer's device, or `/`.
-    pub peer: OwnedObjectPath,
-    /// The kernel routes the default through it.
-    pub default_route: bool,
-}
+use super::objects::Iface;
+use crate::netlink::links::LinkKind;
+use crate::state::{DeviceSnapshot, STATE_ACTIVATED};
 
 fn root() -> OwnedObjectPath {
     OwnedObjectPath::try_from("/").expect("valid path")
@@ -113,7 +89,7 @@ impl DeviceView {
     }
     #[zbus(property)]
     fn managed(&self) -> bool {
-        self.snap.borrow().state != STATE_UNMANAGED
+        self.snap.borrow().state != crate::state::STATE_UNMANAGED
     }
     #[zbus(property)]
     fn autoconnect(&self) -> bool {
@@ -336,6 +312,44 @@ impl GenericView {
         match &self.snap.borrow().link.kind {
             LinkKind::Generic(k) if !k.is_empty() => k.clone(),
             _ => "generic".into(),
+        }
+    }
+}
+
+/// Serves a device's views: `Device`, `Statistics` and its type's interfaces (`ifaces`).
+pub async fn serve_device(
+    bus: &super::export::Exporter,
+    p: &str,
+    ifaces: &[Iface],
+    rx: &watch::Receiver<DeviceSnapshot>,
+) -> zbus::Result<()> {
+    bus.serve(p, DeviceView { snap: rx.clone() }).await?;
+    bus.serve(p, StatisticsView { snap: rx.clone() }).await?;
+    for i in ifaces {
+        match i {
+            Iface::Loopback => bus.serve(p, LoopbackView).await?,
+            Iface::Tun => bus.serve(p, TunView { snap: rx.clone() }).await?,
+            Iface::Wired => bus.serve(p, WiredView { snap: rx.clone() }).await?,
+            Iface::Veth => bus.serve(p, VethView { snap: rx.clone() }).await?,
+            Iface::Generic => bus.serve(p, GenericView { snap: rx.clone() }).await?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Stops serving what [`serve_device`] served.
+pub async fn unserve_device(bus: &super::export::Exporter, p: &str, ifaces: &[Iface]) {
+    bus.unserve::<DeviceView>(p).await;
+    bus.unserve::<StatisticsView>(p).await;
+    for i in ifaces {
+        match i {
+            Iface::Loopback => bus.unserve::<LoopbackView>(p).await,
+            Iface::Tun => bus.unserve::<TunView>(p).await,
+            Iface::Wired => bus.unserve::<WiredView>(p).await,
+            Iface::Veth => bus.unserve::<VethView>(p).await,
+            Iface::Generic => bus.unserve::<GenericView>(p).await,
+            _ => {}
         }
     }
 }

@@ -4,16 +4,7 @@ use std::collections::HashMap;
 
 use zbus::OwnedVariant;
 
-/// What the core publishes.
-#[derive(Debug, Clone, Default)]
-pub struct DnsSnapshot {
-    /// `default` (tinynmd writes resolv.conf) or `none`.
-    pub mode: String,
-    /// `file` or `unmanaged`.
-    pub rc_manager: String,
-    /// The entries in force.
-    pub entries: Vec<crate::dns::DnsEntry>,
-}
+use crate::state::DnsSnapshot;
 
 /// The DnsManager object: what is in force.
 pub struct DnsManagerView {
@@ -35,6 +26,34 @@ impl DnsManagerView {
 
     #[zbus(property)]
     fn configuration(&self) -> Vec<HashMap<String, OwnedVariant>> {
-        crate::dns::configuration(&self.snap.borrow().entries)
+        configuration(&self.snap.borrow().entries)
     }
+}
+
+/// DnsManager's `Configuration`: one dict per entry in force.
+pub fn configuration(entries: &[crate::dns::DnsEntry]) -> Vec<HashMap<String, OwnedVariant>> {
+    let ov = |v: zbus::Variant<'_>| v.try_into_owned().expect("no fds");
+    crate::dns::in_force(entries)
+        .iter()
+        .map(|e| {
+            HashMap::from([
+                (
+                    "nameservers".to_string(),
+                    ov(zbus::Variant::from(
+                        e.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    )),
+                ),
+                (
+                    "domains".to_string(),
+                    ov(zbus::Variant::from(e.domains.clone())),
+                ),
+                (
+                    "interface".to_string(),
+                    ov(zbus::Variant::from(e.iface.clone())),
+                ),
+                ("priority".to_string(), ov(zbus::Variant::from(e.priority))),
+                ("vpn".to_string(), ov(zbus::Variant::from(e.vpn))),
+            ])
+        })
+        .collect()
 }

@@ -4,52 +4,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use tinynm_config::dbus::ov;
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use tokio::sync::watch;
 use zbus::{OwnedVariant, Signature, Type, as_variant};
 
-use crate::devices::LinkAddr;
-
-/// One route as NM lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteEntry {
-    /// Destination network.
-    pub dest: IpAddr,
-    /// Prefix length.
-    pub prefix: u8,
-    /// Next hop, if any.
-    pub next_hop: Option<IpAddr>,
-    /// Metric.
-    pub metric: u32,
-    /// Routing table (254 = main).
-    pub table: u32,
-}
-
-/// One family's IP configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IpData {
-    /// Addresses.
-    pub addrs: Vec<LinkAddr>,
-    /// Gateway of the default route: `""` none, `"0.0.0.0"`/`"::"` a default route without one.
-    pub gateway: String,
-    /// Routes.
-    pub routes: Vec<RouteEntry>,
-    /// Name servers.
-    pub nameservers: Vec<IpAddr>,
-    /// DNS domains.
-    pub domains: Vec<String>,
-    /// DNS search list.
-    pub searches: Vec<String>,
-    /// DNS priority (50 for a VPN, 100 for other devices with DNS, else 0).
-    pub dns_priority: i32,
-}
-
-fn ov<'a>(v: impl Into<zbus::Variant<'a>>) -> OwnedVariant {
-    v.into()
-        .try_into_owned()
-        .expect("plain values never carry file descriptors")
-}
+use crate::netlink::RouteEntry;
+use crate::state::IpData;
 
 type Dict = HashMap<String, OwnedVariant>;
 
@@ -447,6 +409,7 @@ pub fn ip_props(d: &Arc<IpData>, v6: bool) -> HashMap<String, PropValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::links::LinkAddr;
     use zbus::wire::serialized::Context;
     use zbus::wire::{LE, to_bytes};
 

@@ -6,8 +6,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zbus::object_server::SignalEmitter;
 use zbus::{OwnedObjectPath, OwnedVariant};
 
-use super::NmError;
-use crate::core::{Command, ManagerSnapshot};
+use crate::state::{Command, ManagerSnapshot, NmError};
 
 /// The Manager object.
 pub struct Manager {
@@ -203,7 +202,7 @@ impl Manager {
     }
     #[zbus(property)]
     fn connectivity(&self) -> u32 {
-        crate::core::connectivity(self.snap.borrow().state)
+        crate::state::connectivity(self.snap.borrow().state)
     }
     #[zbus(property)]
     fn connectivity_check_available(&self) -> bool {

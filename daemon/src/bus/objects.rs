@@ -211,10 +211,18 @@ impl ObjectManagerView {
         let present: std::collections::HashSet<String> =
             out.keys().map(|p| p.to_string()).collect();
         for (path, iface, list) in [
-            (super::NM_PATH, Iface::Manager, "ActiveConnections"),
-            (super::NM_PATH, Iface::Manager, "Devices"),
-            (super::NM_PATH, Iface::Manager, "AllDevices"),
-            (super::SETTINGS_PATH, Iface::Settings, "Connections"),
+            (
+                crate::state::paths::NM_PATH,
+                Iface::Manager,
+                "ActiveConnections",
+            ),
+            (crate::state::paths::NM_PATH, Iface::Manager, "Devices"),
+            (crate::state::paths::NM_PATH, Iface::Manager, "AllDevices"),
+            (
+                crate::state::paths::SETTINGS_PATH,
+                Iface::Settings,
+                "Connections",
+            ),
         ] {
             let Ok(key) = OwnedObjectPath::try_from(path) else {
                 continue;

@@ -5,29 +5,25 @@
 use tinynm_config::Profile;
 use tinynm_config::nm::AcState;
 use tokio::sync::watch;
-use zbus::object_server::SignalEmitter;
 use zbus::{OwnedObjectPath, Variant};
 
-use super::{Core, IpObject, ac_path};
-use crate::bus::active::{AcSnapshot, ActiveView, root};
-use crate::bus::device::{
-    DeviceSnapshot, DeviceView, GenericView, LoopbackView, STATE_ACTIVATED, STATE_UNMANAGED,
-    StatisticsView, TunView, VethView, WiredView,
-};
-use crate::bus::ipconfig::IpData;
+use super::Core;
+use crate::bus::active::ActiveView;
+use crate::bus::device::{DeviceView, serve_device, unserve_device};
+use crate::bus::export::IpObject;
 use crate::bus::manager::Manager;
-use crate::bus::objects::{Iface, announce_added, announce_removed};
-use crate::bus::settings::Generated;
-use crate::bus::{DEVICE_PREFIX, NmError, properties_changed};
-use crate::devices::{Link, LinkKind};
+use crate::bus::objects::{Iface, interfaces_of};
 use crate::netlink::Lookup;
+use crate::netlink::links::{Link, LinkKind};
+use crate::state::paths::NM_PATH;
+use crate::state::{
+    AcId, AcSnapshot, DeviceSnapshot, Generated, IpData, NmError, ProfileId, STATE_ACTIVATED,
+    STATE_UNMANAGED, root,
+};
 
 /// NM_ACTIVATION_STATE_FLAG_* of an external connection: EXTERNAL | IP6_READY | IP4_READY |
 /// LAYER2_READY | IS_CONTROLLER… as NM shows them (220).
 const EXTERNAL_FLAGS: u32 = 0x80 | 0x40 | 0x10 | 0x08 | 0x04;
-
-const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
-const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
 
 /// One exported device.
 pub struct DeviceEntry {
@@ -38,7 +34,7 @@ pub struct DeviceEntry {
     ip4: IpObject,
     ip6: IpObject,
     /// Its generated profile and external active connection, while it has them.
-    external: Option<(u64, u64)>,
+    external: Option<(ProfileId, AcId)>,
 }
 
 /// An external active connection.
@@ -108,16 +104,13 @@ impl Core {
 
     async fn add_device(&mut self, link: Link, default: Option<&Lookup>) -> zbus::Result<()> {
         let n = self.next_device;
-        self.next_device += 1;
-        let path = OwnedObjectPath::try_from(format!("{DEVICE_PREFIX}/{n}"))?;
-        let ip4 = self
-            .ctx
+        self.next_device = n.next();
+        let path = n.path();
+        let bus = self.h.bus.clone();
+        let ip4 = bus
             .export_ip(false, device_ip(&link, false, default))
             .await?;
-        let ip6 = self
-            .ctx
-            .export_ip(true, device_ip(&link, true, default))
-            .await?;
+        let ip6 = bus.export_ip(true, device_ip(&link, true, default)).await?;
         let index = link.index;
         let configured = link.configured();
         let mut ifaces = vec![Iface::Device, Iface::Statistics];
@@ -132,39 +125,10 @@ impl Core {
             ip6: ip6.path.clone(),
             peer: root(),
         });
-        let server = self.ctx.conn.object_server();
         let p = path.as_str();
-        server.at(p, DeviceView { snap: rx.clone() }).await?;
-        server.at(p, StatisticsView { snap: rx.clone() }).await?;
-        for i in &ifaces {
-            match i {
-                Iface::Loopback => {
-                    server.at(p, LoopbackView).await?;
-                }
-                Iface::Tun => {
-                    server.at(p, TunView { snap: rx.clone() }).await?;
-                }
-                Iface::Wired => {
-                    server.at(p, WiredView { snap: rx.clone() }).await?;
-                }
-                Iface::Veth => {
-                    server.at(p, VethView { snap: rx.clone() }).await?;
-                }
-                Iface::Generic => {
-                    server.at(p, GenericView { snap: rx.clone() }).await?;
-                }
-                _ => {}
-            }
-        }
-        self.ctx
-            .objects
-            .send_modify(|o| drop(o.insert(path.to_string(), ifaces.clone())));
-        announce_added(&self.ctx.conn, p, &ifaces).await?;
-        Manager::emit_device_added(
-            &SignalEmitter::new(&self.ctx.conn, crate::bus::NM_PATH)?,
-            path.clone(),
-        )
-        .await?;
+        serve_device(&bus, p, &ifaces, &rx).await?;
+        bus.announce(p, &ifaces).await?;
+        Manager::emit_device_added(&bus.emitter(NM_PATH)?, path.clone()).await?;
         tracing::debug!("device {path}: {}", rx.borrow().link.name);
         self.devices.insert(
             index,
@@ -189,11 +153,10 @@ impl Core {
             return Ok(());
         };
         let old = entry.snap.borrow().clone();
-        self.ctx
-            .update_ip(&entry.ip4, device_ip(&link, false, default))
+        let bus = &self.h.bus;
+        bus.update_ip(&entry.ip4, device_ip(&link, false, default))
             .await?;
-        self.ctx
-            .update_ip(&entry.ip6, device_ip(&link, true, default))
+        bus.update_ip(&entry.ip6, device_ip(&link, true, default))
             .await?;
         let default_route = default.is_some_and(|d| d.oif == index);
         let mut props: Vec<(&str, Variant<'_>)> = Vec::new();
@@ -225,7 +188,8 @@ impl Core {
             props.push(("Ip6Connectivity", Variant::from(c)));
         }
         if !props.is_empty() {
-            properties_changed(&self.ctx.conn, entry.path.as_str(), DEVICE_IFACE, props).await?;
+            bus.changed(entry.path.as_str(), Iface::Device, props)
+                .await?;
         }
         match (was, now) {
             (true, false) => self.remove_external(index).await?,
@@ -253,29 +217,13 @@ impl Core {
         };
         // The Manager stops listing it before it goes.
         self.publish_manager().await?;
-        Manager::emit_device_removed(
-            &SignalEmitter::new(&self.ctx.conn, crate::bus::NM_PATH)?,
-            entry.path.clone(),
-        )
-        .await?;
+        let bus = &self.h.bus;
+        Manager::emit_device_removed(&bus.emitter(NM_PATH)?, entry.path.clone()).await?;
         let p = entry.path.as_str();
-        self.ctx.objects.send_modify(|o| drop(o.remove(p)));
-        announce_removed(&self.ctx.conn, p, &entry.ifaces).await?;
-        let server = self.ctx.conn.object_server();
-        let _ = server.remove::<DeviceView, _>(p).await;
-        let _ = server.remove::<StatisticsView, _>(p).await;
-        for i in &entry.ifaces {
-            let _ = match i {
-                Iface::Loopback => server.remove::<LoopbackView, _>(p).await,
-                Iface::Tun => server.remove::<TunView, _>(p).await,
-                Iface::Wired => server.remove::<WiredView, _>(p).await,
-                Iface::Veth => server.remove::<VethView, _>(p).await,
-                Iface::Generic => server.remove::<GenericView, _>(p).await,
-                _ => Ok(false),
-            };
-        }
-        self.ctx.unexport_ip(entry.ip4).await;
-        self.ctx.unexport_ip(entry.ip6).await;
+        bus.withdraw(p, &entry.ifaces).await;
+        unserve_device(bus, p, &entry.ifaces).await;
+        bus.unexport_ip(entry.ip4).await;
+        bus.unexport_ip(entry.ip6).await;
         Ok(())
     }
 
@@ -297,13 +245,14 @@ impl Core {
                 .unwrap_or_else(root);
             if peer != old && entry.ifaces.contains(&Iface::Veth) {
                 entry.snap.send_modify(|s| s.peer = peer.clone());
-                properties_changed(
-                    &self.ctx.conn,
-                    entry.path.as_str(),
-                    "org.freedesktop.NetworkManager.Device.Veth",
-                    vec![("Peer", Variant::from(peer))],
-                )
-                .await?;
+                self.h
+                    .bus
+                    .changed(
+                        entry.path.as_str(),
+                        Iface::Veth,
+                        vec![("Peer", Variant::from(peer))],
+                    )
+                    .await?;
             }
         }
         Ok(())
@@ -335,10 +284,10 @@ impl Core {
         let ppath = self
             .insert_profile(p, None, None, Some(generated), true)
             .await?;
-        let pn = self.next_profile - 1;
+        let pn = ProfileId(self.next_profile.0 - 1);
         let n = self.next_ac;
-        self.next_ac += 1;
-        let path = ac_path(n);
+        self.next_ac = n.next();
+        let path = n.path();
         let (tx, rx) = watch::channel(AcSnapshot {
             connection: ppath.clone(),
             specific_object: root(),
@@ -358,15 +307,9 @@ impl Core {
             ip6_config: ip6,
             dns: Vec::new(),
         });
-        self.ctx
-            .conn
-            .object_server()
-            .at(path.as_str(), ActiveView { snap: rx })
-            .await?;
-        self.ctx
-            .objects
-            .send_modify(|o| drop(o.insert(path.to_string(), vec![Iface::Active])));
-        announce_added(&self.ctx.conn, path.as_str(), &[Iface::Active]).await?;
+        let bus = &self.h.bus;
+        bus.serve(path.as_str(), ActiveView { snap: rx }).await?;
+        bus.announce(path.as_str(), &[Iface::Active]).await?;
         self.externals.insert(
             n,
             ExternalAc {
@@ -394,9 +337,10 @@ impl Core {
             return Ok(());
         };
         let p = entry.path.as_str();
-        let server = self.ctx.conn.object_server();
-        let all =
-            crate::bus::objects::interfaces_of(server, &self.ctx.conn, p, &[Iface::Device]).await?;
+        let bus = &self.h.bus;
+        let server = bus.conn().object_server();
+        let all = interfaces_of(server, bus.conn(), p, &[Iface::Device]).await?;
+        let device_iface = Iface::Device.name();
         let keep = [
             "ActiveConnection",
             "AvailableConnections",
@@ -409,13 +353,13 @@ impl Core {
         ];
         let mut props = Vec::new();
         for k in keep {
-            if let Some(v) = all.get(DEVICE_IFACE).and_then(|d| d.get(k)) {
+            if let Some(v) = all.get(&device_iface).and_then(|d| d.get(k)) {
                 props.push((k, Variant::from(v.to_variant()?)));
             }
         }
-        properties_changed(&self.ctx.conn, p, DEVICE_IFACE, props).await?;
+        bus.changed(p, Iface::Device, props).await?;
         let new = entry.snap.borrow().state;
-        DeviceView::emit_state_changed(&SignalEmitter::new(&self.ctx.conn, p)?, new, old, 0).await
+        DeviceView::emit_state_changed(&bus.emitter(p)?, new, old, 0).await
     }
 
     /// The link is no longer configured (or gone): its external connection and profile go.
@@ -432,7 +376,7 @@ impl Core {
             s.available = Vec::new();
         });
         self.announce_device_state(index, STATE_ACTIVATED).await?;
-        let path = ac_path(n);
+        let path = n.path();
         // The VPNs over it lose their base: down, as NM's parent-device rule says.
         for d in self.dependents(n) {
             self.take_down(d, tinynm_config::nm::Reason::DeviceDisconnected)
@@ -441,27 +385,18 @@ impl Core {
         if let Some(ac) = self.externals.remove(&n) {
             let deactivated = AcState::Deactivated as u32;
             ac.snap.send_modify(|s| s.state = deactivated);
-            let e = SignalEmitter::new(&self.ctx.conn, path.as_str())?;
-            ActiveView::emit_state_changed(&e, deactivated, 0).await?;
-            properties_changed(
-                &self.ctx.conn,
+            let bus = &self.h.bus;
+            ActiveView::emit_state_changed(&bus.emitter(path.as_str())?, deactivated, 0).await?;
+            bus.changed(
                 path.as_str(),
-                ACTIVE_IFACE,
+                Iface::Active,
                 vec![("State", Variant::from(deactivated))],
             )
             .await?;
         }
         self.publish_manager().await?;
-        self.ctx
-            .objects
-            .send_modify(|o| drop(o.remove(path.as_str())));
-        announce_removed(&self.ctx.conn, path.as_str(), &[Iface::Active]).await?;
-        let _ = self
-            .ctx
-            .conn
-            .object_server()
-            .remove::<ActiveView, _>(path.as_str())
-            .await;
+        self.h.bus.withdraw(path.as_str(), &[Iface::Active]).await;
+        self.h.bus.unserve::<ActiveView>(path.as_str()).await;
         self.drop_profile(pn).await
     }
 
@@ -472,7 +407,7 @@ impl Core {
         device: &OwnedObjectPath,
         specific: OwnedObjectPath,
     ) -> Result<(OwnedObjectPath, Option<OwnedObjectPath>), NmError> {
-        let device_of = |n: u64| -> Option<OwnedObjectPath> {
+        let device_of = |n: AcId| -> Option<OwnedObjectPath> {
             if let Some(e) = self.externals.get(&n) {
                 return e.snap.borrow().devices.first().cloned();
             }
@@ -481,7 +416,7 @@ impl Core {
                 .and_then(|a| a.snap.borrow().devices.first().cloned())
         };
         if specific.as_str() != "/" {
-            let n = super::number_in(specific.as_str(), crate::bus::AC_PREFIX)
+            let n = AcId::of_path(specific.as_str())
                 .filter(|n| self.actives.contains_key(n) || self.externals.contains_key(n))
                 .ok_or_else(|| {
                     NmError::ConnectionNotActive(
@@ -503,10 +438,10 @@ impl Core {
                     d.snap.borrow().link.name
                 )));
             };
-            return Ok((ac_path(n), Some(device.clone())));
+            return Ok((n.path(), Some(device.clone())));
         }
-        let primary = self.manager.borrow().primary.clone();
-        match super::number_in(primary.as_str(), crate::bus::AC_PREFIX) {
+        let primary = self.out.manager.borrow().primary.clone();
+        match AcId::of_path(primary.as_str()) {
             Some(n) => Ok((primary, device_of(n))),
             None => Err(NmError::UnknownConnection(
                 "Could not find source connection.".into(),

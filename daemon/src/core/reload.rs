@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use tinynm_config::{DaemonConfig, Profile, ProfileError};
 
-use super::{Core, profile_path};
-use crate::bus::SettingsError;
-use crate::bus::settings::{ConnectionView, ProfileSnapshot};
+use super::Core;
+use crate::bus::settings::ConnectionView;
+use crate::state::{ProfileId, ProfileSnapshot, SettingsError};
 
 /// A profile found on disk.
 pub struct OnDisk {
@@ -65,7 +65,7 @@ impl Core {
         _uid: u32,
         files: Option<Vec<String>>,
     ) -> Result<Vec<String>, SettingsError> {
-        let (found, errors) = read_disk(&self.ctx.cfg);
+        let (found, errors) = read_disk(&self.h.cfg);
         let only: Option<Vec<PathBuf>> = files.map(|f| f.into_iter().map(PathBuf::from).collect());
         let in_scope = |f: &Path| only.as_ref().is_none_or(|o| o.iter().any(|x| x == f));
         let mut failures = Vec::new();
@@ -90,7 +90,7 @@ impl Core {
             }
         }
         // Profiles whose file is gone (or no longer a good profile) go.
-        let gone: Vec<u64> = self
+        let gone: Vec<ProfileId> = self
             .profiles
             .iter()
             .filter(|(_, e)| {
@@ -112,7 +112,7 @@ impl Core {
             .map(|(n, _)| *n)
             .collect();
         for n in gone {
-            tracing::info!("profile {} removed: its file is gone", profile_path(n));
+            tracing::info!("profile {} removed: its file is gone", n.path());
             self.drop_profile(n).await?;
         }
         for d in found {
@@ -139,9 +139,8 @@ impl Core {
                         unsaved: false,
                         generated: None,
                     });
-                    let path = profile_path(n);
-                    let em =
-                        zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+                    let path = n.path();
+                    let em = self.h.bus.emitter(path.as_str())?;
                     ConnectionView::emit_updated(&em).await?;
                 }
                 None => {
@@ -154,7 +153,11 @@ impl Core {
     }
 
     /// Forgets the profile's stored secrets (and writes it back, when it has a file).
-    pub(super) async fn clear_secrets(&mut self, uid: u32, n: u64) -> Result<(), SettingsError> {
+    pub(super) async fn clear_secrets(
+        &mut self,
+        uid: u32,
+        n: ProfileId,
+    ) -> Result<(), SettingsError> {
         let old = self.editable_forgetting_secrets(uid, n)?;
         let e = &self.profiles[&n];
         let mut p = (*old.profile).clone();
@@ -168,8 +171,8 @@ impl Core {
             profile: Arc::new(p),
             ..old
         });
-        let path = profile_path(n);
-        let em = zbus::object_server::SignalEmitter::new(&self.ctx.conn, path.as_str())?;
+        let path = n.path();
+        let em = self.h.bus.emitter(path.as_str())?;
         ConnectionView::emit_updated(&em).await?;
         Ok(())
     }

@@ -1,51 +1,11 @@
-//! The VPNs' DNS, put in force by a backend: `none` (nothing is touched) or `file` (a
-//! resolv.conf written atomically; the original kept in the state directory and put back when
-//! the last VPN goes, and at the next start after a crash).
-//!
-//! Servers are ordered as NM orders them: by `dns-priority`, lower first; a negative priority is
-//! exclusive (only the configurations with the lowest value are used). The original file's
-//! servers count as the base connection's, at NM's default priority for other devices (100).
+//! The `file` backend: the VPNs' DNS written into a resolv.conf, atomically; the original kept
+//! in the state directory and put back when the last VPN goes, and at the next start after a
+//! crash.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use tinynm_config::daemon_config::DnsSettings;
-use zbus::OwnedVariant;
-
-/// One connection's DNS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsEntry {
-    /// The interface it belongs to.
-    pub iface: String,
-    /// Its ifindex.
-    pub ifindex: u32,
-    /// The connection has the default route (resolved's default-route flag).
-    pub default_route: bool,
-    /// Name servers, in the connection's order.
-    pub servers: Vec<IpAddr>,
-    /// Search domains.
-    pub domains: Vec<String>,
-    /// `dns-priority`.
-    pub priority: i32,
-    /// A VPN's.
-    pub vpn: bool,
-}
-
-/// NM's default priority of a VPN's DNS.
-pub const VPN_PRIORITY: i32 = 50;
-/// NM's default priority of other connections' DNS.
-const BASE_PRIORITY: i32 = 100;
-
-/// The entries in force, in order: by priority; with a negative one, only the lowest.
-pub fn in_force(entries: &[DnsEntry]) -> Vec<DnsEntry> {
-    let mut v: Vec<DnsEntry> = entries.to_vec();
-    v.sort_by_key(|e| e.priority);
-    if let Some(min) = v.first().map(|e| e.priority).filter(|p| *p < 0) {
-        v.retain(|e| e.priority == min);
-    }
-    v
-}
+use super::{BASE_PRIORITY, DnsEntry, DnsError, in_force};
 
 /// What a resolv.conf says: its servers, search domains and the other lines.
 fn parse_resolv(text: &str) -> (Vec<IpAddr>, Vec<String>, Vec<String>) {
@@ -110,63 +70,21 @@ pub fn compose(entries: &[DnsEntry], original: &str) -> String {
     out
 }
 
-/// The backend and what it holds.
-pub struct Dns {
-    settings: DnsSettings,
+/// A resolv.conf tinynmd writes, and where its original is kept.
+pub struct FileBackend {
+    path: PathBuf,
     backup: PathBuf,
     written: bool,
-    auto_resolved: bool,
 }
 
-impl Dns {
-    /// The backend of `settings`, keeping its backup in `state_dir`.
-    pub fn new(settings: DnsSettings, state_dir: &Path) -> Dns {
-        Dns {
-            settings,
+impl FileBackend {
+    /// The backend for `path`, keeping its original in `state_dir`.
+    pub fn new(path: PathBuf, state_dir: &Path) -> Self {
+        FileBackend {
+            path,
             backup: state_dir.join("resolv.conf.orig"),
             written: false,
-            auto_resolved: false,
         }
-    }
-
-    /// `default` (file), `systemd-resolved` or `none` (auto: as decided at the last change).
-    pub fn mode(&self) -> &str {
-        match self.settings.backend.as_str() {
-            "file" => "default",
-            "resolved" => "systemd-resolved",
-            "auto" if self.auto_resolved => "systemd-resolved",
-            "auto" => "default",
-            _ => "none",
-        }
-    }
-
-    /// For `auto`: decides (resolved when `org.freedesktop.resolve1` is on the bus).
-    pub async fn detect(&mut self, conn: &zbus::Connection) {
-        if self.settings.backend != "auto" {
-            return;
-        }
-        let present = match zbus::fdo::DBusProxy::new(conn).await {
-            Ok(d) => match "org.freedesktop.resolve1".try_into() {
-                Ok(n) => d.name_has_owner(n).await.unwrap_or(false),
-                Err(_) => false,
-            },
-            Err(_) => false,
-        };
-        self.auto_resolved = present;
-    }
-
-    /// How resolv.conf is managed: `file` or `unmanaged`.
-    pub fn rc_manager(&self) -> &str {
-        if self.mode() == "default" {
-            "file"
-        } else {
-            "unmanaged"
-        }
-    }
-
-    /// The resolved backend (chosen or detected)?
-    pub fn resolved(&self) -> bool {
-        self.mode() == "systemd-resolved"
     }
 
     /// After a crash: puts back the original an earlier tinynmd kept.
@@ -174,35 +92,32 @@ impl Dns {
         let Ok(orig) = std::fs::read(&self.backup) else {
             return;
         };
-        match crate::store::write_atomic(&self.settings.resolv_conf, &orig, 0o644) {
+        match crate::store::write_atomic(&self.path, &orig, 0o644) {
             Ok(()) => {
                 tracing::warn!(
                     "put back {} as it was before an earlier tinynmd changed it",
-                    self.settings.resolv_conf.display()
+                    self.path.display()
                 );
                 let _ = std::fs::remove_file(&self.backup);
             }
-            Err(e) => tracing::error!(
-                "cannot put back {}: {e}",
-                self.settings.resolv_conf.display()
-            ),
+            Err(e) => tracing::error!("cannot put back {}: {e}", self.path.display()),
         }
     }
 
     /// Puts `entries` in force (none: the original comes back).
-    pub fn apply(&mut self, entries: &[DnsEntry]) -> Result<(), String> {
-        if self.mode() != "default" {
-            return Ok(());
-        }
-        let path = &self.settings.resolv_conf;
+    pub fn apply(&mut self, entries: &[DnsEntry]) -> Result<(), DnsError> {
+        let path = &self.path;
+        let io = |what: &'static str, file: &Path| {
+            let file = file.to_path_buf();
+            move |source| DnsError::File { what, file, source }
+        };
         if entries.is_empty() {
             if !self.written {
                 return Ok(());
             }
-            let orig = std::fs::read(&self.backup)
-                .map_err(|e| format!("{}: {e}", self.backup.display()))?;
-            crate::store::write_atomic(path, &orig, 0o644)
-                .map_err(|e| format!("cannot put back {}: {e}", path.display()))?;
+            let orig =
+                std::fs::read(&self.backup).map_err(io("read the original", &self.backup))?;
+            crate::store::write_atomic(path, &orig, 0o644).map_err(io("put back", path))?;
             let _ = std::fs::remove_file(&self.backup);
             self.written = false;
             tracing::info!("{} put back as it was", path.display());
@@ -212,135 +127,17 @@ impl Dns {
             let orig = match std::fs::read(path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return Err(io("read", path)(e)),
             };
             crate::store::write_atomic(&self.backup, &orig, 0o600)
-                .map_err(|e| format!("cannot keep the original {}: {e}", path.display()))?;
+                .map_err(io("keep the original of", path))?;
         }
         let orig = std::fs::read_to_string(&self.backup).unwrap_or_default();
         let text = compose(entries, &orig);
-        crate::store::write_atomic(path, text.as_bytes(), 0o644)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        crate::store::write_atomic(path, text.as_bytes(), 0o644).map_err(io("write", path))?;
         self.written = true;
         Ok(())
     }
-}
-
-/// DnsManager's `Configuration`: one dict per entry in force.
-pub fn configuration(entries: &[DnsEntry]) -> Vec<HashMap<String, OwnedVariant>> {
-    let ov = |v: zbus::Variant<'_>| v.try_into_owned().expect("no fds");
-    in_force(entries)
-        .iter()
-        .map(|e| {
-            HashMap::from([
-                (
-                    "nameservers".to_string(),
-                    ov(zbus::Variant::from(
-                        e.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                    )),
-                ),
-                (
-                    "domains".to_string(),
-                    ov(zbus::Variant::from(e.domains.clone())),
-                ),
-                (
-                    "interface".to_string(),
-                    ov(zbus::Variant::from(e.iface.clone())),
-                ),
-                ("priority".to_string(), ov(zbus::Variant::from(e.priority))),
-                ("vpn".to_string(), ov(zbus::Variant::from(e.vpn))),
-            ])
-        })
-        .collect()
-}
-
-/// systemd-resolved's calls for `entries`: per link its servers, its domains (search domains,
-/// and routing-only `~` domains for a VPN without the default route, so that only its own
-/// names go to it) and the default-route flag; links that no longer have an entry are reverted.
-pub async fn apply_resolved(
-    conn: &zbus::Connection,
-    entries: &[DnsEntry],
-    before: &[DnsEntry],
-) -> Result<(), String> {
-    const DEST: &str = "org.freedesktop.resolve1";
-    const PATH: &str = "/org/freedesktop/resolve1";
-    const IFACE: &str = "org.freedesktop.resolve1.Manager";
-    for e in entries.iter().filter(|e| e.ifindex != 0) {
-        let index = e.ifindex as i32;
-        let servers: Vec<(i32, Vec<u8>)> = e
-            .servers
-            .iter()
-            .map(|s| match s {
-                IpAddr::V4(a) => (libc_af(false), a.octets().to_vec()),
-                IpAddr::V6(a) => (libc_af(true), a.octets().to_vec()),
-            })
-            .collect();
-        let domains: Vec<(String, bool)> = e
-            .domains
-            .iter()
-            .map(|d| (d.clone(), !e.default_route))
-            .collect();
-        for (member, r) in [
-            (
-                "SetLinkDNS",
-                conn.call_method(
-                    Some(DEST),
-                    PATH,
-                    Some(IFACE),
-                    "SetLinkDNS",
-                    &(index, &servers),
-                )
-                .await,
-            ),
-            (
-                "SetLinkDomains",
-                conn.call_method(
-                    Some(DEST),
-                    PATH,
-                    Some(IFACE),
-                    "SetLinkDomains",
-                    &(index, &domains),
-                )
-                .await,
-            ),
-            (
-                "SetLinkDefaultRoute",
-                conn.call_method(
-                    Some(DEST),
-                    PATH,
-                    Some(IFACE),
-                    "SetLinkDefaultRoute",
-                    &(index, e.default_route),
-                )
-                .await,
-            ),
-        ] {
-            r.map_err(|err| format!("systemd-resolved {member} for {}: {err}", e.iface))?;
-        }
-    }
-    for gone in before
-        .iter()
-        .filter(|b| b.ifindex != 0 && !entries.iter().any(|e| e.ifindex == b.ifindex))
-    {
-        // The link may be gone already, and resolved with it: not an error worth more.
-        if let Err(err) = conn
-            .call_method(
-                Some(DEST),
-                PATH,
-                Some(IFACE),
-                "RevertLink",
-                &(gone.ifindex as i32),
-            )
-            .await
-        {
-            tracing::debug!("systemd-resolved RevertLink for {}: {err}", gone.iface);
-        }
-    }
-    Ok(())
-}
-
-fn libc_af(v6: bool) -> i32 {
-    if v6 { 10 } else { 2 }
 }
 
 #[cfg(test)]

@@ -15,8 +15,6 @@ use netlink_packet_route::link::{
 use rtnetlink::packet_core::NetlinkPayload;
 use tokio::sync::mpsc;
 
-use crate::core::Command;
-
 /// `NMDeviceType` values tinynmd reports.
 pub mod device_type {
     /// NM_DEVICE_TYPE_ETHERNET
@@ -266,8 +264,8 @@ pub async fn read_links(h: &rtnetlink::Handle) -> Result<Vec<Link>, rtnetlink::E
 }
 
 /// Reads the links now and again after every link or address event (events that come
-/// together are read once), sending each new picture to the core.
-pub fn watch(core: mpsc::Sender<Command>) -> std::io::Result<()> {
+/// together are read once), sending each new picture to `tx`.
+pub fn watch(tx: mpsc::Sender<Vec<Link>>) -> std::io::Result<()> {
     use rtnetlink::constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK};
     use rtnetlink::sys::{AsyncSocket, SocketAddr};
     let (mut conn, handle, mut events) = rtnetlink::new_connection()?;
@@ -283,7 +281,7 @@ pub fn watch(core: mpsc::Sender<Command>) -> std::io::Result<()> {
                 Ok(links) => {
                     if last.as_ref() != Some(&links) {
                         last = Some(links.clone());
-                        if core.send(Command::Links(links)).await.is_err() {
+                        if tx.send(links).await.is_err() {
                             return;
                         }
                     }

@@ -2,6 +2,8 @@
 //! journaled; a kernel error rolls back everything already added; teardown deletes exactly
 //! the journal. Addresses and routes go in batches (`request_batch`, ≤256 a datagram).
 
+mod journal;
+pub mod links;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -12,7 +14,6 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_core::{
@@ -20,7 +21,23 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 
+pub use journal::{Applied, Journal, recover, save_journal};
 pub use plan::Plan;
+
+/// One route as NM lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// Destination network.
+    pub dest: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Next hop, if any.
+    pub next_hop: Option<IpAddr>,
+    /// Metric.
+    pub metric: u32,
+    /// Routing table (254 = main).
+    pub table: u32,
+}
 
 struct BatchSocket {
     handle: rtnetlink::proto::ConnectionHandle<RouteNetlinkMessage>,
@@ -57,39 +74,6 @@ pub enum NetlinkError {
     Proto(String),
 }
 
-/// One object added to the kernel, as it must be undone.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Applied {
-    /// An address we added.
-    Address(AddressMessage),
-    /// A route we added.
-    Route(RouteMessage),
-    /// A route on the parent that several VPNs may need (the host route to a shared VPN
-    /// server): counted, and deleted when the last VPN that needs it goes.
-    SharedRoute(RouteMessage),
-    /// The MTU we changed: (ifindex, old MTU).
-    Mtu(u32, u32),
-    /// A policy routing rule we added.
-    Rule(netlink_packet_route::rule::RuleMessage),
-}
-
-/// Everything one connection put in the kernel, in order.
-#[derive(Debug, Default, PartialEq)]
-pub struct Journal {
-    /// In the order applied.
-    pub items: Vec<Applied>,
-}
-
-impl Journal {
-    /// Number of routes in the journal.
-    pub fn routes(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|a| matches!(a, Applied::Route(_) | Applied::SharedRoute(_)))
-            .count()
-    }
-}
-
 /// What a link looks like now.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkState {
@@ -122,45 +106,15 @@ pub struct Netlink {
     shared: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-fn describe_route(r: &RouteMessage) -> String {
-    let mut dst = None;
-    let mut gw = None;
-    let mut oif = None;
-    let mut metric = None;
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(d) => dst = Some(addr_of(d)),
-            RouteAttribute::Gateway(g) => gw = Some(addr_of(g)),
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::Priority(p) => metric = Some(*p),
-            _ => {}
-        }
-    }
-    let mut s = match dst {
-        Some(d) => format!("{d}/{}", r.header.destination_prefix_length),
-        None => "default".to_string(),
-    };
-    if let Some(g) = gw {
-        s.push_str(&format!(" via {g}"));
-    }
-    if let Some(o) = oif {
-        s.push_str(&format!(" dev #{o}"));
-    }
-    if let Some(m) = metric {
-        s.push_str(&format!(" metric {m}"));
-    }
-    s
-}
-
 /// A route as NM's `RouteData` lists it, with its outgoing interface.
-pub fn route_entry(r: &RouteMessage) -> (u32, crate::bus::ipconfig::RouteEntry) {
+pub fn route_entry(r: &RouteMessage) -> (u32, RouteEntry) {
     let ip = |a: &RouteAddress| match a {
         RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
         RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
         _ => None,
     };
     let v6 = r.header.address_family == netlink_packet_route::AddressFamily::Inet6;
-    let mut e = crate::bus::ipconfig::RouteEntry {
+    let mut e = RouteEntry {
         dest: if v6 {
             IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
         } else {
@@ -187,95 +141,6 @@ pub fn route_entry(r: &RouteMessage) -> (u32, crate::bus::ipconfig::RouteEntry) 
         }
     }
     (oif, e)
-}
-
-fn addr_of(a: &RouteAddress) -> String {
-    match a {
-        RouteAddress::Inet(v) => v.to_string(),
-        RouteAddress::Inet6(v) => v.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn describe_address(a: &AddressMessage) -> String {
-    use netlink_packet_route::address::AddressAttribute as A;
-    let local = a.attributes.iter().find_map(|x| match x {
-        A::Local(l) => Some(*l),
-        _ => None,
-    });
-    let addr = a.attributes.iter().find_map(|x| match x {
-        A::Address(l) => Some(*l),
-        _ => None,
-    });
-    match (local, addr) {
-        (Some(l), Some(p)) if l != p => {
-            format!(
-                "{l} peer {p}/{} on #{}",
-                a.header.prefix_len, a.header.index
-            )
-        }
-        (Some(l), _) | (None, Some(l)) => {
-            format!("{l}/{} on #{}", a.header.prefix_len, a.header.index)
-        }
-        _ => format!("address on #{}", a.header.index),
-    }
-}
-
-impl Applied {
-    fn describe(&self) -> String {
-        match self {
-            Applied::Address(a) => format!("address {}", describe_address(a)),
-            Applied::Route(r) | Applied::SharedRoute(r) => format!("route {}", describe_route(r)),
-            Applied::Mtu(i, m) => format!("MTU of #{i} (was {m})"),
-            Applied::Rule(r) => format!("rule {}", describe_rule(r)),
-        }
-    }
-
-    fn shared_key(&self) -> Option<String> {
-        match self {
-            Applied::SharedRoute(r) => {
-                Some(format!("{} table {}", describe_route(r), r.header.table))
-            }
-            _ => None,
-        }
-    }
-
-    fn add_message(&self) -> Option<RouteNetlinkMessage> {
-        match self {
-            Applied::Address(a) => Some(RouteNetlinkMessage::NewAddress(a.clone())),
-            Applied::Route(r) | Applied::SharedRoute(r) => {
-                Some(RouteNetlinkMessage::NewRoute(r.clone()))
-            }
-            Applied::Mtu(..) => None,
-            Applied::Rule(r) => Some(RouteNetlinkMessage::NewRule(r.clone())),
-        }
-    }
-
-    fn del_message(&self) -> Option<RouteNetlinkMessage> {
-        match self {
-            Applied::Address(a) => Some(RouteNetlinkMessage::DelAddress(a.clone())),
-            Applied::Route(r) | Applied::SharedRoute(r) => {
-                Some(RouteNetlinkMessage::DelRoute(r.clone()))
-            }
-            Applied::Mtu(..) => None,
-            Applied::Rule(r) => Some(RouteNetlinkMessage::DelRule(r.clone())),
-        }
-    }
-}
-
-fn describe_rule(r: &netlink_packet_route::rule::RuleMessage) -> String {
-    use netlink_packet_route::rule::RuleAttribute as A;
-    let mut s = String::new();
-    for a in &r.attributes {
-        match a {
-            A::Priority(p) => s.push_str(&format!("priority {p} ")),
-            A::Source(x) => s.push_str(&format!("from {x}/{} ", r.header.src_len)),
-            A::Destination(x) => s.push_str(&format!("to {x}/{} ", r.header.dst_len)),
-            A::Table(t) => s.push_str(&format!("table {t} ")),
-            _ => {}
-        }
-    }
-    s.trim_end().to_string()
 }
 
 /// errnos that mean "already gone" when deleting.
@@ -326,8 +191,8 @@ impl Netlink {
     }
 
     /// Every link with its addresses.
-    pub async fn links(&self) -> Result<Vec<crate::devices::Link>, NetlinkError> {
-        crate::devices::read_links(&self.handle)
+    pub async fn links(&self) -> Result<Vec<links::Link>, NetlinkError> {
+        links::read_links(&self.handle)
             .await
             .map_err(|e| rt_err("read the links".into(), e))
     }
@@ -728,90 +593,5 @@ fn rt_err(op: String, e: rtnetlink::Error) -> NetlinkError {
             source: m.to_io(),
         },
         other => NetlinkError::Proto(format!("{op}: {other}")),
-    }
-}
-
-/// On disk, a journal is the add requests of what it holds, as netlink messages back to back:
-/// enough for a later tinynmd to delete exactly those objects after a crash.
-impl Journal {
-    /// The journal's objects as netlink messages. MTU changes are not kept: they die with the
-    /// VPN's own interface, which is the only one tinynmd changes the MTU of.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for a in &self.items {
-            let Some(m) = a.add_message() else { continue };
-            let mut nl = NetlinkMessage::from(m);
-            nl.finalize();
-            let start = out.len();
-            out.resize(start + nl.buffer_len(), 0);
-            nl.serialize(&mut out[start..]);
-        }
-        out
-    }
-
-    /// Reads what [`Journal::to_bytes`] wrote; a damaged tail is ignored.
-    pub fn from_bytes(mut b: &[u8]) -> Journal {
-        let mut items = Vec::new();
-        while b.len() >= 16 {
-            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-            if len < 16 || len > b.len() {
-                break;
-            }
-            if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]) {
-                match m.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                        items.push(Applied::Route(r))
-                    }
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
-                        items.push(Applied::Address(a))
-                    }
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRule(r)) => {
-                        items.push(Applied::Rule(r))
-                    }
-                    _ => {}
-                }
-            }
-            b = &b[len..];
-        }
-        Journal { items }
-    }
-}
-
-/// Writes a connection's journal atomically (temporary file, rename).
-pub fn save_journal(path: &std::path::Path, j: &Journal) -> io::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, j.to_bytes())?;
-    std::fs::rename(&tmp, path)
-}
-
-/// After a crash: removes what the journals in `dir` say an earlier tinynmd put in the kernel,
-/// then the journals.
-pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        let p = e.path();
-        if !p.extension().is_some_and(|x| x == "journal" || x == "tmp") {
-            continue;
-        }
-        let j = std::fs::read(&p)
-            .map(|b| Journal::from_bytes(&b))
-            .unwrap_or_default();
-        let n = j.items.len();
-        let errors = nl.remove(j).await;
-        for err in &errors {
-            tracing::error!("recovery from {}: {err}", p.display());
-        }
-        tracing::warn!(
-            "removed {n} objects an earlier tinynmd left in the kernel ({})",
-            p.display()
-        );
-        if let Err(err) = std::fs::remove_file(&p) {
-            tracing::error!("cannot remove {}: {err}", p.display());
-        }
     }
 }

@@ -421,8 +421,10 @@ mod tests {
         p.routes
             .iter()
             .map(|r| match r {
-                Applied::Route(r) => super::super::describe_route(r),
-                Applied::SharedRoute(r) => format!("shared {}", super::super::describe_route(r)),
+                Applied::Route(r) => super::super::journal::describe_route(r),
+                Applied::SharedRoute(r) => {
+                    format!("shared {}", super::super::journal::describe_route(r))
+                }
                 _ => unreachable!(),
             })
             .collect()

@@ -9,12 +9,8 @@ use tinynm_config::Profile;
 use tinynm_config::dbus::SettingsDict;
 use zbus::OwnedObjectPath;
 
-use crate::bus::agent::{Agent, Agents};
-
-/// Where agents serve their interface.
-pub const AGENT_PATH: &str = "/org/freedesktop/NetworkManager/SecretAgent";
-/// The agents' interface.
-pub const AGENT_IFACE: &str = "org.freedesktop.NetworkManager.SecretAgent";
+use super::agents::{Agent, Agents};
+use super::proxy;
 
 /// NM_SECRET_AGENT_GET_SECRETS_FLAG_*
 pub mod flags {
@@ -51,12 +47,6 @@ impl std::fmt::Display for AgentsFailed {
             }
         }
     }
-}
-
-/// The agents that may answer for `uid`, most recently registered first.
-pub fn candidates(agents: &Agents, uid: u32) -> Vec<Agent> {
-    let all = agents.lock().expect("agents lock");
-    all.iter().rev().filter(|a| a.uid == uid).cloned().collect()
 }
 
 /// The secrets a profile lacks, by key (for messages): those whose `<key>-flags` say they are
@@ -118,7 +108,7 @@ pub async fn request(
         flags,
         uid,
     } = r;
-    let cands = candidates(agents, uid);
+    let cands = agents.candidates(uid);
     if cands.is_empty() {
         return Err(AgentsFailed::NoAgents);
     }
@@ -132,21 +122,19 @@ pub async fn request(
             a.identifier,
             a.sender
         );
-        let body = (&dict, path, "vpn", hints, flags);
-        let call = conn.call_method(
-            Some(a.sender.as_str()),
-            AGENT_PATH,
-            Some(AGENT_IFACE),
-            "GetSecrets",
-            &body,
-        );
+        let agent = match proxy::to(conn, &a.sender).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("secret agent '{}': {e}", a.identifier);
+                asked.push(format!("'{}': {e}", a.identifier));
+                continue;
+            }
+        };
+        let call = agent.get_secrets(&dict, path, "vpn", hints, flags);
         let why = match tokio::time::timeout(limit, call).await {
-            Ok(Ok(reply)) => match reply.body().deserialize::<SettingsDict>() {
-                Ok(d) => match vpn_secrets(&d) {
-                    Some(s) => return Ok((s, a)),
-                    None => "no VPN secrets in its reply".to_string(),
-                },
-                Err(e) => format!("a reply of the wrong type: {e}"),
+            Ok(Ok(d)) => match vpn_secrets(&d) {
+                Some(s) => return Ok((s, a)),
+                None => "no VPN secrets in its reply".to_string(),
             },
             Ok(Err(zbus::Error::MethodError(name, msg, _))) => {
                 if name.as_str() == "org.freedesktop.NetworkManager.SecretAgent.UserCanceled" {
@@ -157,17 +145,9 @@ pub async fn request(
             Ok(Err(e)) => e.to_string(),
             Err(_) => {
                 // As NM: tell the agent the request is over, and do not wait for it.
-                let conn = conn.clone();
-                let (sender, path) = (a.sender.clone(), path.clone());
+                let path = path.clone();
                 tokio::spawn(async move {
-                    let body = (&path, "vpn");
-                    let cancel = conn.call_method(
-                        Some(sender.as_str()),
-                        AGENT_PATH,
-                        Some(AGENT_IFACE),
-                        "CancelGetSecrets",
-                        &body,
-                    );
+                    let cancel = agent.cancel_get_secrets(&path, "vpn");
                     let _ = tokio::time::timeout(Duration::from_millis(1500), cancel).await;
                 });
                 format!("no answer within {limit:?}")
@@ -177,14 +157,6 @@ pub async fn request(
         asked.push(format!("'{}': {why}", a.identifier));
     }
     Err(AgentsFailed::NoneAnswered(asked))
-}
-
-/// The login name of `uid`, for `vpn.user-name`.
-pub fn user_name(uid: u32) -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
 }
 
 /// NM_SETTING_SECRET_FLAG_AGENT_OWNED
@@ -226,17 +198,13 @@ pub fn save_secrets(
     let mut p = profile.clone();
     p.vpn.secrets = secrets;
     let dict = tinynm_config::dbus::to_dict(&p, true);
-    let (conn, path, cands) = (conn.clone(), path.clone(), candidates(agents, uid));
+    let (conn, path, cands) = (conn.clone(), path.clone(), agents.candidates(uid));
     tokio::spawn(async move {
         for a in cands {
-            let body = (&dict, &path);
-            let call = conn.call_method(
-                Some(a.sender.as_str()),
-                AGENT_PATH,
-                Some(AGENT_IFACE),
-                "SaveSecrets",
-                &body,
-            );
+            let Ok(agent) = proxy::to(&conn, &a.sender).await else {
+                continue;
+            };
+            let call = agent.save_secrets(&dict, &path);
             match tokio::time::timeout(Duration::from_secs(10), call).await {
                 Ok(Ok(_)) => {
                     tracing::info!(
@@ -262,19 +230,16 @@ pub fn delete_secrets(
     let mut p = profile.clone();
     p.vpn.secrets.clear();
     let dict = tinynm_config::dbus::to_dict(&p, false);
-    let all: Vec<Agent> = agents.lock().expect("agents lock").clone();
+    let all = agents.all();
     let (conn, path) = (conn.clone(), path.clone());
     tokio::spawn(async move {
         for a in all {
-            let body = (&dict, &path);
-            let call = conn.call_method(
-                Some(a.sender.as_str()),
-                AGENT_PATH,
-                Some(AGENT_IFACE),
-                "DeleteSecrets",
-                &body,
-            );
-            let _ = tokio::time::timeout(Duration::from_secs(10), call).await;
+            let Ok(agent) = proxy::to(&conn, &a.sender).await else {
+                continue;
+            };
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), agent.delete_secrets(&dict, &path))
+                    .await;
         }
     });
 }

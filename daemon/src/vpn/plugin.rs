@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use tracing::Instrument;
 
 use super::registry::PluginInfo;
 
@@ -113,37 +111,17 @@ pub fn spawn(
     LIVE.fetch_add(1, Ordering::SeqCst);
     let span = tracing::Span::current();
     let name = info.name.clone();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let name = name.clone();
-        tokio::spawn(
-            async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    let (level, msg) = line_level(&l);
-                    match level {
-                        tracing::Level::ERROR => tracing::error!(plugin = %name, "{msg}"),
-                        tracing::Level::WARN => tracing::warn!(plugin = %name, "{msg}"),
-                        tracing::Level::DEBUG => tracing::debug!(plugin = %name, "{msg}"),
-                        tracing::Level::TRACE => tracing::trace!(plugin = %name, "{msg}"),
-                        _ => tracing::info!(plugin = %name, "{msg}"),
-                    }
-                }
-            }
-            .instrument(span.clone()),
-        );
-    }
+    tinynm_vpn_plugin::process::each_line(&mut child, move |l| {
+        let _in = span.enter();
+        let (level, msg) = line_level(&l);
+        match level {
+            tracing::Level::ERROR => tracing::error!(plugin = %name, "{msg}"),
+            tracing::Level::WARN => tracing::warn!(plugin = %name, "{msg}"),
+            tracing::Level::DEBUG => tracing::debug!(plugin = %name, "{msg}"),
+            tracing::Level::TRACE => tracing::trace!(plugin = %name, "{msg}"),
+            _ => tracing::info!(plugin = %name, "{msg}"),
+        }
+    });
     tokio::spawn(async move {
         let how = match child.wait().await {
             Ok(s) => describe_exit(s),

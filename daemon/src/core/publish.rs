@@ -1,0 +1,159 @@
+//! What the core publishes: the Manager's state (active connections, primary connection,
+//! devices, NMState) and the DNS configuration in force, each with NM's signals.
+
+use tinynm_config::nm::{AcState, nm_state};
+use zbus::{OwnedObjectPath, Variant};
+
+use super::Core;
+use crate::bus::manager::Manager;
+use crate::bus::objects::Iface;
+use crate::state::paths::{DNS_PATH, NM_PATH};
+use crate::state::{AcId, ManagerSnapshot, root};
+
+impl Core {
+    /// Publishes the Manager's list and state (and their PropertiesChanged when they changed).
+    pub async fn publish_manager(&self) -> zbus::Result<()> {
+        let change = self.update_manager().await;
+        self.announce_manager(change).await
+    }
+
+    /// Recomputes the Manager's snapshot; returns the old one, for [`Core::announce_manager`].
+    pub(super) async fn update_manager(&self) -> ManagerSnapshot {
+        let mut numbers: Vec<AcId> = self
+            .actives
+            .keys()
+            .chain(self.externals.keys())
+            .copied()
+            .collect();
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        let active: Vec<OwnedObjectPath> = numbers.into_iter().map(AcId::path).collect();
+        let any_up = self
+            .actives
+            .values()
+            .any(|a| a.snap.borrow().state == AcState::Activated as u32);
+        // Connected when a VPN is up or the kernel has a way out (a FIB lookup of a TEST-NET-2
+        // address: nothing is sent anywhere).
+        let way_out = self.default_route().await.map(|l| l.oif);
+        tracing::debug!("manager: any VPN up {any_up}, a way out via {way_out:?}");
+        let state = if any_up || way_out.is_some() {
+            nm_state::CONNECTED_GLOBAL
+        } else {
+            nm_state::DISCONNECTED
+        };
+        let vpn = self.actives.iter().rev().find(|(_, a)| {
+            let s = a.snap.borrow();
+            s.state == AcState::Activated as u32 && (s.default4 || s.default6)
+        });
+        let external = || {
+            let oif = way_out?;
+            self.externals
+                .iter()
+                .find(|(_, e)| e.device == oif)
+                .map(|(n, e)| (*n, e.snap.borrow().kind.clone()))
+        };
+        let (primary, primary_type) = match vpn {
+            Some((n, _)) => (n.path(), "vpn".to_string()),
+            None => match external() {
+                Some((n, kind)) => (n.path(), kind),
+                None => (root(), String::new()),
+            },
+        };
+        let devices = self.devices.values().map(|d| d.path.clone()).collect();
+        self.out.manager.send_replace(ManagerSnapshot {
+            active,
+            state,
+            primary,
+            primary_type,
+            devices,
+        })
+    }
+
+    /// Puts the active VPNs' DNS in force and shows it on the DnsManager.
+    pub(super) async fn update_dns(&mut self) {
+        let entries: Vec<crate::dns::DnsEntry> = self
+            .actives
+            .values()
+            .filter(|a| a.snap.borrow().state == AcState::Activated as u32)
+            .flat_map(|a| a.snap.borrow().dns.clone())
+            .collect();
+        if self.out.dns.borrow().entries == entries {
+            return;
+        }
+        // auto decides when there is something to put in force.
+        if !entries.is_empty() {
+            self.dns.detect(self.h.bus.conn()).await;
+        }
+        let (mode, rc) = (
+            self.dns.mode().to_string(),
+            self.dns.rc_manager().to_string(),
+        );
+        self.out.dns.send_modify(|s| {
+            s.mode = mode;
+            s.rc_manager = rc;
+        });
+        let before = self.out.dns.borrow().entries.clone();
+        if let Err(e) = self.dns.apply(self.h.bus.conn(), &entries, &before).await {
+            tracing::error!("DNS: {e}");
+        }
+        self.out.dns.send_modify(|s| s.entries = entries.clone());
+        let config = crate::bus::dns::configuration(&entries);
+        self.h
+            .bus
+            .changed_or_log(
+                DNS_PATH,
+                Iface::Dns,
+                vec![("Configuration", Variant::from(config))],
+            )
+            .await;
+    }
+
+    /// The interface the kernel sends the default route through (a FIB lookup of a TEST-NET-2
+    /// address: nothing is sent anywhere).
+    pub(super) async fn default_route(&self) -> Option<crate::netlink::Lookup> {
+        self.h
+            .netlink
+            .route_get(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                198, 51, 100, 255,
+            )))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Emits what changed since `old`.
+    pub(super) async fn announce_manager(&self, old: ManagerSnapshot) -> zbus::Result<()> {
+        let ManagerSnapshot {
+            active,
+            state,
+            primary,
+            primary_type,
+            devices,
+        } = self.out.manager.borrow().clone();
+        let mut props = Vec::new();
+        if old.primary != primary {
+            props.push(("PrimaryConnectionType", Variant::from(primary_type)));
+            props.push(("PrimaryConnection", Variant::from(primary)));
+        }
+        if old.devices != devices {
+            props.push(("Devices", Variant::from(devices.clone())));
+            props.push(("AllDevices", Variant::from(devices)));
+        }
+        if old.active != active {
+            props.push(("ActiveConnections", Variant::from(active)));
+        }
+        if old.state != state {
+            props.push(("State", Variant::from(state)));
+            props.push((
+                "Connectivity",
+                Variant::from(crate::state::connectivity(state)),
+            ));
+        }
+        if !props.is_empty() {
+            self.h.bus.changed(NM_PATH, Iface::Manager, props).await?;
+        }
+        if old.state != state {
+            Manager::emit_state_changed(&self.h.bus.emitter(NM_PATH)?, state).await?;
+        }
+        Ok(())
+    }
+}

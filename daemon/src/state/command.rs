@@ -1,0 +1,99 @@
+//! What the D-Bus views ask of the core: the core actor's interface.
+
+use tinynm_config::dbus::SettingsDict;
+use tokio::sync::oneshot;
+use zbus::OwnedObjectPath;
+
+use super::{AcId, NmError, ProfileId, SettingsError, Storage};
+use crate::netlink::links::Link;
+
+/// What the views ask of the core.
+pub enum Command {
+    /// `ActivateConnection`
+    Activate {
+        /// Caller's uid.
+        uid: u32,
+        /// Settings.Connection path.
+        connection: OwnedObjectPath,
+        /// Device or `/`.
+        device: OwnedObjectPath,
+        /// Base active connection or `/`.
+        specific_object: OwnedObjectPath,
+        /// Reply.
+        reply: oneshot::Sender<Result<OwnedObjectPath, NmError>>,
+    },
+    /// `DeactivateConnection`
+    Deactivate {
+        /// Caller's uid.
+        uid: u32,
+        /// Active connection path.
+        active: OwnedObjectPath,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), NmError>>,
+    },
+    /// `AddConnection` / `AddConnectionUnsaved`
+    Add {
+        /// Caller's uid.
+        uid: u32,
+        /// The settings.
+        settings: SettingsDict,
+        /// Write it to disk.
+        save: bool,
+        /// Reply.
+        reply: oneshot::Sender<Result<OwnedObjectPath, SettingsError>>,
+    },
+    /// `Settings.Connection.Update`
+    Update {
+        /// Caller's uid.
+        uid: u32,
+        /// The profile.
+        n: ProfileId,
+        /// The new settings; `None` changes only where the profile is kept (Update2).
+        settings: Option<SettingsDict>,
+        /// Where to keep it.
+        storage: Storage,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SettingsError>>,
+    },
+    /// `Settings.Connection.Delete`
+    Delete {
+        /// Caller's uid.
+        uid: u32,
+        /// The profile.
+        n: ProfileId,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SettingsError>>,
+    },
+    /// An active connection's task has ended (sent by the task itself).
+    Ended {
+        /// The active connection.
+        n: AcId,
+    },
+    /// An active connection reached or left ACTIVATED.
+    Changed,
+    /// The kernel's links now.
+    Links(Vec<Link>),
+    /// `LoadConnections` (these files) / `ReloadConnections` (`None`: every file).
+    Reload {
+        /// Caller's uid.
+        uid: u32,
+        /// The files to (re)load.
+        files: Option<Vec<String>>,
+        /// The files that could not be loaded.
+        reply: oneshot::Sender<Result<Vec<String>, SettingsError>>,
+    },
+    /// `Settings.Connection.ClearSecrets`
+    ClearSecrets {
+        /// Caller's uid.
+        uid: u32,
+        /// The profile.
+        n: ProfileId,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), SettingsError>>,
+    },
+    /// Deactivate everything and stop.
+    Shutdown {
+        /// Answered when every VPN is down.
+        reply: oneshot::Sender<()>,
+    },
+}

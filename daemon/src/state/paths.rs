@@ -1,0 +1,20 @@
+//! Where NM's objects live on the bus.
+
+/// NM's well-known bus name.
+pub const NM_NAME: &str = "org.freedesktop.NetworkManager";
+/// The Manager object.
+pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
+/// The Settings object.
+pub const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
+/// The DnsManager object.
+pub const DNS_PATH: &str = "/org/freedesktop/NetworkManager/DnsManager";
+/// Where devices live.
+pub const DEVICE_PREFIX: &str = "/org/freedesktop/NetworkManager/Devices";
+/// Where IPv4 configs live.
+pub const IP4_PREFIX: &str = "/org/freedesktop/NetworkManager/IP4Config";
+/// Where IPv6 configs live.
+pub const IP6_PREFIX: &str = "/org/freedesktop/NetworkManager/IP6Config";
+/// Where active connections live.
+pub const AC_PREFIX: &str = "/org/freedesktop/NetworkManager/ActiveConnection";
+/// Where the AgentManager is served.
+pub const AGENT_PATH: &str = "/org/freedesktop/NetworkManager/AgentManager";
