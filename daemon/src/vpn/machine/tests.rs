@@ -39,59 +39,42 @@ const ALL_AT: [At; 10] = [
     At::Ended,
 ];
 
+/// The happy path, event by event.
+fn happy() -> [Event; 6] {
+    [
+        Event::OwnerLookedUp(true),
+        Event::Subscribed,
+        Event::SecretsReady,
+        Event::Connected,
+        Event::ConfigReceived {
+            generic: true,
+            complete: true,
+        },
+        Event::Applied(true),
+    ]
+}
+
 fn machine_at(at: At) -> Machine {
-    let mut m = Machine::new();
-    let path: &[Event] = match at {
-        At::Waiting => &[],
-        At::Starting => &[Event::OwnerLookedUp(false)],
-        At::Claimed => &[Event::OwnerLookedUp(false), Event::NameClaimed],
-        At::NeedAuth => &[Event::OwnerLookedUp(true), Event::Subscribed],
-        At::Connecting => &[
-            Event::OwnerLookedUp(true),
-            Event::Subscribed,
-            Event::SecretsReady,
-        ],
-        At::Connected => &[
-            Event::OwnerLookedUp(true),
-            Event::Subscribed,
-            Event::SecretsReady,
-            Event::Connected,
-        ],
-        At::IpConfigGet => &[
-            Event::OwnerLookedUp(true),
-            Event::Subscribed,
-            Event::SecretsReady,
-            Event::Connected,
-            Event::ConfigReceived {
-                generic: true,
-                complete: false,
-            },
-        ],
-        At::PreUp => &[
-            Event::OwnerLookedUp(true),
-            Event::Subscribed,
-            Event::SecretsReady,
-            Event::Connected,
-            Event::ConfigReceived {
-                generic: true,
-                complete: true,
-            },
-        ],
-        At::Activated => &[
-            Event::OwnerLookedUp(true),
-            Event::Subscribed,
-            Event::SecretsReady,
-            Event::Connected,
-            Event::ConfigReceived {
-                generic: true,
-                complete: true,
-            },
-            Event::Applied(true),
-        ],
-        At::Ended => &[Event::Deactivate(Reason::UserDisconnected)],
+    let h = happy();
+    let partial = [Event::ConfigReceived {
+        generic: true,
+        complete: false,
+    }];
+    let path: Vec<Event> = match at {
+        At::Waiting => vec![],
+        At::Starting => vec![Event::OwnerLookedUp(false)],
+        At::Claimed => vec![Event::OwnerLookedUp(false), Event::NameClaimed],
+        At::NeedAuth => h[..2].to_vec(),
+        At::Connecting => h[..3].to_vec(),
+        At::Connected => h[..4].to_vec(),
+        At::IpConfigGet => [&h[..4], &partial[..]].concat(),
+        At::PreUp => h[..5].to_vec(),
+        At::Activated => h.to_vec(),
+        At::Ended => vec![Event::Deactivate(Reason::UserDisconnected)],
     };
+    let mut m = Machine::new();
     for e in path {
-        m.on_event(e.clone());
+        m.on_event(e);
     }
     m
 }
