@@ -56,15 +56,19 @@ impl Applier {
     }
 }
 
-fn invalid(why: String) -> Event {
-    tracing::error!("invalid config from the plugin: {why}");
-    Event::ConfigInvalid
+/// A config that breaks NM's rules; `generic`: it was (or carried) the generic config.
+fn invalid(generic: bool) -> impl Fn(String) -> Event {
+    move |why| {
+        tracing::error!("invalid config from the plugin: {why}");
+        Event::ConfigInvalid { generic }
+    }
 }
 
 impl Task {
     fn generic_from(&mut self, d: &Dict) -> Result<GenericConfig, Event> {
-        let g = GenericConfig::parse(d).map_err(|e| invalid(e.to_string()))?;
-        g.require_gateway().map_err(|e| invalid(e.to_string()))?;
+        let bad = invalid(true);
+        let g = GenericConfig::parse(d).map_err(|e| bad(e.to_string()))?;
+        g.require_gateway().map_err(|e| bad(e.to_string()))?;
         self.p.snap.send_modify(|s| s.banner = g.banner.clone());
         Ok(g)
     }
@@ -102,6 +106,7 @@ impl Task {
         }
         match self.family_config(&d, Family::V4) {
             Ok(c) => self.applier.ip4 = Some(c),
+            Err(_) if old_style => return Event::ConfigInvalid { generic: true },
             Err(e) => return e,
         }
         self.applier.received(old_style)
@@ -125,7 +130,7 @@ impl Task {
             return Ok(None);
         }
         let gw = self.applier.generic.as_ref().and_then(|g| g.gateway);
-        IpConfig::parse(d, f, gw).map_err(|e| invalid(e.to_string()))
+        IpConfig::parse(d, f, gw).map_err(|e| invalid(false)(e.to_string()))
     }
 
     fn journal_path(&self) -> std::path::PathBuf {

@@ -130,8 +130,12 @@ pub enum Event {
         /// The whole config is here.
         complete: bool,
     },
-    /// A config from the plugin broke NM's rules (the task logged which).
-    ConfigInvalid,
+    /// A config from the plugin broke NM's rules (the task logged which). `generic`: it was
+    /// (or carried) the generic config, which NM reads in IP_CONFIG_GET.
+    ConfigInvalid {
+        /// It was (or carried) the generic config.
+        generic: bool,
+    },
     /// The kernel took the config (`true`) or refused it and everything was rolled back.
     Applied(bool),
     /// A timer went off.
@@ -326,7 +330,13 @@ impl Machine {
                 }
             }
             Event::ConfigReceived { .. } => {}
-            Event::ConfigInvalid => self.finish(&mut out, End::failed(Reason::IpConfigInvalid)),
+            Event::ConfigInvalid { generic } => {
+                // NM moves to IP_CONFIG_GET before it reads the generic config.
+                if generic && self.takes_config() && self.phase < Phase::IpConfigGet {
+                    self.enter(&mut out, Phase::IpConfigGet, Reason::None);
+                }
+                self.finish(&mut out, End::failed(Reason::IpConfigInvalid));
+            }
             Event::Applied(true) if self.phase == Phase::PreUp || up => {
                 self.enter(&mut out, Phase::Activated, Reason::None);
                 out.push(Action::Publish);

@@ -97,7 +97,8 @@ fn all_events() -> Vec<Event> {
         Event::SecretsRequired,
         Event::NewSecretsDone(true),
         Event::NewSecretsDone(false),
-        Event::ConfigInvalid,
+        Event::ConfigInvalid { generic: false },
+        Event::ConfigInvalid { generic: true },
         Event::Applied(true),
         Event::Applied(false),
         Event::Deactivate(Reason::UserDisconnected),
@@ -216,7 +217,14 @@ fn expected(at: At, ev: &Event) -> Vec<Action> {
             v
         }
         Event::ConfigReceived { .. } => vec![],
-        Event::ConfigInvalid => fin(End::failed(Reason::IpConfigInvalid)),
+        Event::ConfigInvalid { generic } => {
+            let mut v = vec![];
+            if *generic && matches!(at, NeedAuth | Connecting | Connected) {
+                v.push(Action::Enter(Phase::IpConfigGet, Reason::None));
+            }
+            v.extend(fin(End::failed(Reason::IpConfigInvalid)));
+            v
+        }
         Event::Applied(true) if at == PreUp => vec![
             Action::Enter(Phase::Activated, Reason::None),
             Action::Publish,
