@@ -104,7 +104,7 @@ pub async fn run(p: AcParams) {
     };
     async move {
         let end = t.drive().await;
-        t.teardown(end).await;
+        Box::pin(t.teardown(end)).await;
     }
     .instrument(span)
     .await
@@ -123,7 +123,7 @@ impl Task {
     /// whatever comes (plugin, core, timers), each action's outcome before the next event.
     async fn drive(&mut self) -> End {
         let cfg = self.p.h.cfg.clone();
-        let mut queue = VecDeque::from([self.link.look_up(&cfg.timeouts).await]);
+        let mut queue = VecDeque::from([Box::pin(self.link.look_up(&cfg.timeouts)).await]);
         loop {
             while let Some(ev) = queue.pop_front() {
                 for a in self.machine.on_event(ev) {
@@ -225,14 +225,16 @@ impl Task {
         }
     }
 
-    /// Performs one action; its outcome, if the machine must hear of it.
+    /// Performs one action; its outcome, if the machine must hear of it. Each action's future
+    /// is boxed: it lives only while the action runs, and the task's own future (allocated for
+    /// as long as the connection lasts) stays small.
     async fn perform(&mut self, a: Action) -> Option<Event> {
         match a {
             Action::Enter(phase, reason) => {
-                self.set_phase(phase, reason).await;
+                Box::pin(self.set_phase(phase, reason)).await;
                 None
             }
-            Action::StartPlugin => self.link.start(&self.p.plugin).await,
+            Action::StartPlugin => Box::pin(self.link.start(&self.p.plugin)).await,
             Action::TerminatePlugin => {
                 self.link.terminate();
                 None
@@ -249,22 +251,22 @@ impl Task {
                 self.timers.arm(t, after);
                 None
             }
-            Action::Subscribe => Some(self.link.subscribe().await),
-            Action::Authenticate => Some(self.authenticate().await),
-            Action::Connect => Some(self.connect().await),
-            Action::AskMoreSecrets => Some(self.ask_more_secrets().await),
+            Action::Subscribe => Some(Box::pin(self.link.subscribe()).await),
+            Action::Authenticate => Some(Box::pin(self.authenticate()).await),
+            Action::Connect => Some(Box::pin(self.connect()).await),
+            Action::AskMoreSecrets => Some(Box::pin(self.ask_more_secrets()).await),
             Action::Apply => {
-                let ok = self.apply().await;
+                let ok = Box::pin(self.apply()).await;
                 Some(Event::Applied(ok))
             }
             Action::Reapply => {
-                let ok = self.reapply().await;
+                let ok = Box::pin(self.reapply()).await;
                 Some(Event::Applied(ok))
             }
             Action::Publish => {
                 self.timers.clear();
                 self.applier.report_daemon_work();
-                self.export_ip_configs().await;
+                Box::pin(self.export_ip_configs()).await;
                 let _ = self.p.h.core.send(Command::Changed).await;
                 None
             }
