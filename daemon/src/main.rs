@@ -191,19 +191,18 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
     let links = netlink.links().await.context("cannot read the links")?;
     let bus = bus::export::Exporter::new(conn.clone(), objects_tx);
-    let handles = core::Handles {
+    let handles = vpn::Handles {
         bus,
         netlink,
         cfg: cfg.clone(),
         agents,
-        auth: authority,
     };
     let published = core::Published {
         manager: manager_tx,
         settings: settings_tx,
         dns: dns_tx,
     };
-    let mut core = core::Core::new(handles, cmd_tx.clone(), published, dns);
+    let mut core = core::Core::new(handles, authority, cmd_tx.clone(), published, dns);
     core.load_profiles()
         .await
         .context("cannot export the profiles")?;

@@ -119,13 +119,8 @@ impl Core {
             n,
             profile: (*profile).clone(),
             plugin,
-            h: crate::vpn::Handles {
-                bus: self.h.bus.clone(),
-                netlink: self.h.netlink.clone(),
-                cfg: self.h.cfg.clone(),
-                agents: self.h.agents.clone(),
-                core: self.tx.clone(),
-            },
+            h: self.h.clone(),
+            core: self.tx.clone(),
             cmd: cmd_rx,
             snap: snap_tx,
         };

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tinynm_config::DaemonConfig;
 use tinynm_config::nm::Reason;
 use tokio::sync::{mpsc, oneshot, watch};
 use zbus::OwnedObjectPath;
@@ -21,28 +20,11 @@ mod publish;
 mod reload;
 
 use crate::bus::active::{ActiveView, VpnView};
-use crate::bus::export::Exporter;
 use crate::bus::objects::Iface;
-use crate::netlink::Netlink;
 use crate::state::{
     AcId, AcSnapshot, Command, DeviceId, DnsSnapshot, ManagerSnapshot, ProfileId, ProfileSnapshot,
 };
-use crate::vpn::AcCommand;
-
-/// What the core works with: the bus, the kernel, the configuration, the agents, the authority.
-#[derive(Clone)]
-pub struct Handles {
-    /// Where objects are published.
-    pub bus: Exporter,
-    /// Netlink sockets.
-    pub netlink: Netlink,
-    /// daemon.toml
-    pub cfg: Arc<DaemonConfig>,
-    /// The registered secret agents.
-    pub agents: crate::secrets::Agents,
-    /// Who may do what.
-    pub auth: Arc<crate::auth::Authority>,
-}
+use crate::vpn::{AcCommand, Handles};
 
 struct ProfileEntry {
     snap: watch::Sender<ProfileSnapshot>,
@@ -68,7 +50,10 @@ pub struct Published {
 
 /// The core actor's state.
 pub struct Core {
+    /// What the core and the connection tasks work with (each task gets a copy).
     h: Handles,
+    /// Who may do what (the views ask it; the core hands it to the profiles' views).
+    auth: Arc<crate::auth::Authority>,
     tx: mpsc::Sender<Command>,
     profiles: BTreeMap<ProfileId, ProfileEntry>,
     next_profile: ProfileId,
@@ -88,12 +73,14 @@ impl Core {
     /// A core with no profiles yet.
     pub fn new(
         h: Handles,
+        auth: Arc<crate::auth::Authority>,
         tx: mpsc::Sender<Command>,
         out: Published,
         dns: crate::dns::Dns,
     ) -> Self {
         Core {
             h,
+            auth,
             tx,
             profiles: BTreeMap::new(),
             next_profile: ProfileId(1),

@@ -58,7 +58,7 @@ impl Core {
                     n,
                     snap: rx,
                     cmd: self.tx.clone(),
-                    auth: self.h.auth.clone(),
+                    auth: self.auth.clone(),
                 },
             )
             .await?;

@@ -31,10 +31,10 @@ pub enum AcCommand {
     Deactivate(Reason),
 }
 
-/// What a connection's task works with.
+/// What the core and each connection's task work with.
 #[derive(Clone)]
 pub struct Handles {
-    /// Where its objects and signals go.
+    /// Where objects and signals go.
     pub bus: Exporter,
     /// Netlink sockets.
     pub netlink: Netlink,
@@ -42,8 +42,6 @@ pub struct Handles {
     pub cfg: Arc<DaemonConfig>,
     /// The registered secret agents.
     pub agents: crate::secrets::Agents,
-    /// To tell the core about changes and the end.
-    pub core: mpsc::Sender<Command>,
 }
 
 /// What the core hands to a new connection's task.
@@ -60,6 +58,8 @@ pub struct AcParams {
     pub plugin: PluginInfo,
     /// What it works with.
     pub h: Handles,
+    /// To tell the core about changes and the end.
+    pub core: mpsc::Sender<Command>,
     /// Commands from the core.
     pub cmd: mpsc::Receiver<AcCommand>,
     /// The published snapshot.
@@ -267,7 +267,7 @@ impl Task {
                 self.timers.clear();
                 self.applier.report_daemon_work();
                 Box::pin(self.export_ip_configs()).await;
-                let _ = self.p.h.core.send(Command::Changed).await;
+                let _ = self.p.core.send(Command::Changed).await;
                 None
             }
             Action::Finish(_) => None,
@@ -291,7 +291,7 @@ impl Task {
             tracing::warn!("cannot announce state {phase:?}: {e}");
         }
         if ac != old_ac {
-            let _ = self.p.h.core.send(Command::Changed).await;
+            let _ = self.p.core.send(Command::Changed).await;
         }
     }
 
@@ -343,7 +343,7 @@ impl Task {
         self.remove_config().await;
         self.set_phase(end.phase, end.reason).await;
         self.link.close(secs(self.t().plugin_call));
-        let _ = self.p.h.core.send(Command::Ended { n: self.p.n }).await;
+        let _ = self.p.core.send(Command::Ended { n: self.p.n }).await;
     }
 }
 
