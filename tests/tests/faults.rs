@@ -221,3 +221,43 @@ async fn no_tundev_puts_the_config_on_the_parent_and_takes_it_off() {
     w.wait_removed(ac.as_str()).await;
     w.assert_clean(&base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tundev_that_is_not_a_tunnel_is_refused_and_left_as_it_was() {
+    let mut w = World::new().await;
+    // The uplink (a veth, and the parent), loopback: a plugin may name neither.
+    for dev in ["veth0", "lo"] {
+        let before = w.kernel();
+        let mtu = before.link(dev).expect("the link exists").mtu;
+        let data = [
+            ("claim-tundev", dev),
+            ("mtu", "1280"),
+            ("routes", "10.50.0.0/16"),
+        ];
+        assert_eq!(outcome(&mut w, TESTBENCH, &data, 0).await, (6, 5), "{dev}");
+        let after = w.kernel();
+        assert_eq!(
+            after.link(dev).expect("still there").mtu,
+            mtu,
+            "{dev}\n{after}"
+        );
+        let needle = format!("Config: tundev: '{dev}' is not a tunnel device");
+        assert!(
+            w.daemon.log_text().contains(&needle),
+            "log lacks {needle:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_get_the_bus_tinynmd_serves_on() {
+    // The bus only in daemon.toml (`--bus-address`'s case): the plugin must still find it.
+    let mut w = World::with(DaemonOptions {
+        bus_in_config_only: true,
+        ..Default::default()
+    })
+    .await;
+    let path = w.add("elsewhere", &[("tundev", "tbbus")]).await;
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+}

@@ -219,6 +219,47 @@ fn link_of(m: &LinkMessage) -> Option<Link> {
     })
 }
 
+/// Whether a link is a tunnel device a VPN may configure: tun and tap, the kernel's IP tunnels
+/// (ipip, sit, gre, ip6tnl, vti, xfrm, wireguard…) and ppp; never loopback, an ethernet link, a
+/// veth, a bridge, a vlan or anything else that carries other traffic.
+pub fn is_tunnel(m: &LinkMessage) -> bool {
+    let kind = m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            Info::Kind(k) => Some(k.clone()),
+            _ => None,
+        }),
+        _ => None,
+    });
+    match kind {
+        Some(k) => matches!(
+            k,
+            InfoKind::Tun
+                | InfoKind::Wireguard
+                | InfoKind::IpIp
+                | InfoKind::SitTun
+                | InfoKind::GreTun
+                | InfoKind::GreTun6
+                | InfoKind::GreTap
+                | InfoKind::GreTap6
+                | InfoKind::Ip6Tnl
+                | InfoKind::Vti
+                | InfoKind::Vti6
+                | InfoKind::Xfrm
+        ),
+        // ppp devices (pppd's, for PPTP and L2TP plugins) carry no kind.
+        None => matches!(
+            m.header.link_layer_type,
+            LinkLayerType::Ppp
+                | LinkLayerType::None
+                | LinkLayerType::Tunnel
+                | LinkLayerType::Tunnel6
+                | LinkLayerType::Sit
+                | LinkLayerType::Ipgre
+                | LinkLayerType::Ip6gre
+        ),
+    }
+}
+
 fn addr_of(m: &AddressMessage) -> Option<(u32, LinkAddr)> {
     let mut local = None;
     let mut address = None;

@@ -83,6 +83,8 @@ pub struct LinkState {
     pub up: bool,
     /// Current MTU.
     pub mtu: u32,
+    /// A tunnel device ([`links::is_tunnel`]).
+    pub tunnel: bool,
 }
 
 /// How the kernel reaches an address today.
@@ -583,6 +585,7 @@ fn link_state(m: &LinkMessage) -> LinkState {
         index: m.header.index,
         up: m.header.flags.contains(LinkFlags::Up),
         mtu,
+        tunnel: links::is_tunnel(m),
     }
 }
 

@@ -172,6 +172,13 @@ impl Task {
         };
         let (ifindex, own) = match &g.tundev {
             Some(name) => match nl.link_by_name(name).await {
+                // A plugin may only have tinynmd configure its own tunnel: never the uplink,
+                // loopback or another link that carries other traffic.
+                Ok(Some(l)) if !l.tunnel || gateway_route.is_some_and(|r| r.oif == l.index) => {
+                    return Err(bad(format!(
+                        "Config: tundev: '{name}' is not a tunnel device (tun, tap, ppp or an IP tunnel): tinynmd does not configure it"
+                    )));
+                }
                 Ok(Some(l)) => (l.index, true),
                 Ok(None) => {
                     return Err(bad(format!(

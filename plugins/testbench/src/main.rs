@@ -187,6 +187,8 @@ impl Testbench {
         let tundev = match malformed {
             "no-tundev" => None,
             "bad-tundev" => Some("tbnosuch0".to_string()),
+            // A misbehaving plugin: names an interface that is not its own.
+            _ if s.get("claim-tundev").is_some() => s.get("claim-tundev").map(str::to_string),
             _ => {
                 let want = s.get("tundev").unwrap_or("tbtun%d");
                 let (fd, name) =
