@@ -332,6 +332,7 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     tinynmd: PathBuf,
     private_run: bool,
+    bus_in_config_only: bool,
 }
 
 /// Options for [`Daemon::start`].
@@ -354,6 +355,9 @@ pub struct DaemonOptions {
     /// the default socket (nm-openvpn-service's helper, run by openvpn with a scrubbed
     /// environment). The host's `/run` is never touched.
     pub private_run: bool,
+    /// Give tinynmd its bus only in daemon.toml (`bus = ADDRESS`), not in its environment
+    /// (`DBUS_SYSTEM_BUS_ADDRESS`): the plugins it starts must still find that bus.
+    pub bus_in_config_only: bool,
 }
 
 impl Default for DaemonOptions {
@@ -366,6 +370,7 @@ impl Default for DaemonOptions {
             binary_dir: None,
             nm_plugin_dirs: false,
             private_run: false,
+            bus_in_config_only: false,
         }
     }
 }
@@ -422,7 +427,14 @@ impl Daemon {
         )
         .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;
         let log = dir.path().join("tinynmd.log");
-        let child = Self::spawn(ns, bus, &tinynmd, &conf, &log, opts.private_run)?;
+        let child = Self::spawn(
+            ns,
+            bus,
+            &tinynmd,
+            &conf,
+            &log,
+            (opts.private_run, opts.bus_in_config_only),
+        )?;
         let mut d = Daemon {
             child,
             profile_dir,
@@ -432,6 +444,7 @@ impl Daemon {
             dir,
             tinynmd,
             private_run: opts.private_run,
+            bus_in_config_only: opts.bus_in_config_only,
         };
         d.wait_ready(bus).await?;
         Ok(d)
@@ -443,7 +456,7 @@ impl Daemon {
         tinynmd: &Path,
         conf: &Path,
         log: &Path,
-        private_run: bool,
+        (private_run, bus_in_config_only): (bool, bool),
     ) -> Result<Child, SandboxError> {
         let logf = std::fs::OpenOptions::new()
             .create(true)
@@ -459,6 +472,9 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf);
+        if bus_in_config_only {
+            cmd.env_remove("DBUS_SYSTEM_BUS_ADDRESS");
+        }
         ns.prepare(&mut cmd);
         if private_run {
             private_run_for(&mut cmd, &bus.socket())?;
@@ -496,7 +512,8 @@ impl Daemon {
     pub async fn restart(&mut self, ns: &Netns, bus: &Bus) -> Result<(), SandboxError> {
         terminate(&mut self.child);
         let conf = self.dir.path().join("daemon.toml");
-        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, self.private_run)?;
+        let how = (self.private_run, self.bus_in_config_only);
+        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, how)?;
         self.wait_ready(bus).await
     }
 

@@ -165,10 +165,11 @@ impl PluginLink {
         Event::OwnerLookedUp(found)
     }
 
-    /// Execs the plugin; `None` when it runs (its name is awaited next).
-    pub async fn start(&mut self, info: &PluginInfo) -> Option<Event> {
+    /// Execs the plugin, telling it `bus` (tinynmd's, when not the system bus); `None` when
+    /// it runs (its name is awaited next).
+    pub async fn start(&mut self, info: &PluginInfo, bus: Option<&str>) -> Option<Event> {
         let tx = self.events_tx.clone();
-        match plugin::spawn(info, &self.bus_name, move |how| {
+        match plugin::spawn(info, &self.bus_name, bus, move |how| {
             let _ = tx.send(Ev::Exited(how));
         }) {
             Ok(pid) => {

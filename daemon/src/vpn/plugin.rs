@@ -83,10 +83,13 @@ pub fn describe_exit(s: std::process::ExitStatus) -> String {
     }
 }
 
-/// Starts the plugin; `on_exit` gets how it ended. Returns its pid.
+/// Starts the plugin; `on_exit` gets how it ended. Returns its pid. `bus`: the address of
+/// tinynmd's bus when it is not the system bus, given to the plugin as its system bus (the only
+/// one an NM plugin connects to).
 pub fn spawn(
     info: &PluginInfo,
     bus_name: &str,
+    bus: Option<&str>,
     on_exit: impl FnOnce(String) + Send + 'static,
 ) -> Result<u32, ExecError> {
     let mut cmd = Command::new(&info.program);
@@ -102,6 +105,9 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    if let Some(a) = bus {
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", a);
+    }
     let mut child = cmd.spawn().map_err(|source| ExecError {
         program: info.program.clone(),
         file: info.file.clone(),

@@ -234,7 +234,11 @@ impl Task {
                 Box::pin(self.set_phase(phase, reason)).await;
                 None
             }
-            Action::StartPlugin => Box::pin(self.link.start(&self.p.plugin)).await,
+            Action::StartPlugin => {
+                let cfg = self.p.h.cfg.clone();
+                let bus = (cfg.bus != "system").then_some(cfg.bus.as_str());
+                Box::pin(self.link.start(&self.p.plugin, bus)).await
+            }
             Action::TerminatePlugin => {
                 self.link.terminate();
                 None
