@@ -139,13 +139,10 @@ impl AgentIface {
         let keys = wanted(&p, &hints);
         let mut got: HashMap<String, String> = HashMap::new();
         match &self.source {
-            Source::File(map) => {
-                for k in &keys {
-                    if let Some(v) = map.get(k) {
-                        got.insert(k.clone(), v.clone());
-                    }
-                }
-            }
+            // The file was given for VPN secrets: all of them go, as nmcli's passwd-file does;
+            // the plugin's NeedSecrets judges (a secret without flags is system-owned, and a
+            // profile need not say which keys its plugin wants).
+            Source::File(map) => got.extend(map.iter().map(|(k, v)| (k.clone(), v.clone()))),
             Source::Terminal => {
                 if flags & ALLOW_INTERACTION == 0 {
                     return Err(AgentError::NoSecrets(
@@ -168,13 +165,17 @@ impl AgentIface {
             }
         }
         if got.is_empty() {
-            return Err(AgentError::NoSecrets(format!(
-                "none of {} is known to this agent",
-                keys.iter()
-                    .map(|k| format!("vpn.secrets.{k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(AgentError::NoSecrets(if keys.is_empty() {
+                "this agent knows no VPN secret".to_string()
+            } else {
+                format!(
+                    "none of {} is known to this agent",
+                    keys.iter()
+                        .map(|k| format!("vpn.secrets.{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }));
         }
         let v = zbus::Variant::from(got)
             .try_into_owned()

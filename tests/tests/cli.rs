@@ -294,6 +294,29 @@ async fn up_with_a_secrets_file_and_with_a_running_agent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secrets_file_gives_a_secret_whatever_its_flags() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("secrets");
+    std::fs::write(&f, "vpn.secrets.password:s3cret\n").unwrap();
+    // `password` has no flags (system-owned) and the profile does not store it.
+    w.add(
+        "no-flags",
+        &[("tundev", "tbcli5"), ("require-secret", "password")],
+    )
+    .await;
+    let up = |id: &'static str| {
+        let path = f.to_str().unwrap().to_string();
+        tinynm(&w, &["connection", "up", id, "--secrets-file", &path])
+    };
+    let o = up("no-flags");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(w.kernel().link("tbcli5").is_some(), "the VPN is up");
+    let log = w.daemon.log_text();
+    assert!(!log.contains("none of  is known"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_ask_prompts_on_the_terminal_without_echo() {
     let w = World::new().await;
     needs_token(&w, "asked", "tbcli4").await;
