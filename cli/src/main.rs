@@ -6,6 +6,7 @@ mod demo;
 mod dns;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -18,6 +19,10 @@ struct Cli {
     /// DBUS_SYSTEM_BUS_ADDRESS).
     #[arg(long, global = true, value_name = "ADDRESS")]
     bus_address: Option<String>,
+    /// Give up on a D-Bus call that has no answer after this many seconds (D-Bus's own
+    /// default is 25).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 25)]
+    timeout: u64,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -61,33 +66,56 @@ enum DnsCmd {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    let connect = |address: Option<String>| async move {
+        connect(address.as_deref(), Duration::from_secs(cli.timeout)).await
+    };
     let r = match cli.cmd {
         Cmd::Demo { routes, hold } => demo::run(routes, hold).await,
-        Cmd::Dns(DnsCmd::Explain { name }) => match connect(cli.bus_address.as_deref()).await {
+        Cmd::Dns(DnsCmd::Explain { name }) => match connect(cli.bus_address.clone()).await {
             Ok(conn) => dns::explain(&conn, &name).await,
             Err(e) => Err(e),
         },
-        Cmd::Agent { secrets_file } => match connect(cli.bus_address.as_deref()).await {
+        Cmd::Agent { secrets_file } => match connect(cli.bus_address.clone()).await {
             Ok(conn) => agent::run_agent(&conn, secrets_file).await,
             Err(e) => Err(e),
         },
-        Cmd::Connection(c) => match connect(cli.bus_address.as_deref()).await {
+        Cmd::Connection(c) => match connect(cli.bus_address.clone()).await {
             Ok(conn) => connection::run(&conn, c).await,
             Err(e) => Err(e),
         },
     };
     if let Err(e) = r {
-        eprintln!("Error: {e:#}");
+        if timed_out(&e) {
+            eprintln!(
+                "Error: {e:#}: no answer within {} s (is tinynmd running and answering on this bus? see --timeout)",
+                cli.timeout
+            );
+        } else {
+            eprintln!("Error: {e:#}");
+        }
         std::process::exit(1);
     }
 }
 
-async fn connect(address: Option<&str>) -> anyhow::Result<zbus::Connection> {
+/// Whether a call failed because nobody answered in time.
+fn timed_out(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<zbus::Error>() {
+        Some(zbus::Error::InputOutput(io)) => io.kind() == std::io::ErrorKind::TimedOut,
+        _ => c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut),
+    })
+}
+
+async fn connect(address: Option<&str>, timeout: Duration) -> anyhow::Result<zbus::Connection> {
     let b = match address {
         Some(a) => zbus::connection::Builder::address(a),
         None => zbus::connection::Builder::system(),
     };
-    b.build()
+    let connecting = b.method_timeout(timeout).build();
+    tokio::time::timeout(timeout, connecting)
         .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+        .context("cannot connect to the bus")?
         .context("cannot connect to the bus (is tinynmd's bus up? see --bus-address)")
 }

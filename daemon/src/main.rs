@@ -111,11 +111,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Builder<'static>> {
-    Ok(if cfg.bus == "system" {
+    let b = if cfg.bus == "system" {
         zbus::connection::Builder::system()
     } else {
         zbus::connection::Builder::address(cfg.bus.as_str())
-    })
+    };
+    // No call of tinynmd's waits for ever (polkit, the bus, resolved…): the calls with a timer
+    // of their own (plugins, agents) get theirs first.
+    let t = &cfg.timeouts;
+    let longest = t.agent.max(t.plugin_call).max(25.0) + 5.0;
+    Ok(b.method_timeout(tinynm_config::daemon_config::Timeouts::dur(longest)))
 }
 
 async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {

@@ -378,3 +378,41 @@ async fn up_ask_prompts_on_the_terminal_without_echo() {
     assert!(!out.contains("t0k3n"), "the secret was echoed: {out}");
     assert!(w.kernel().link("tbcli4").is_some(), "the VPN is up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_never_answers_is_a_clear_error_not_a_hang() {
+    let w = World::new().await;
+    let pid = nix::unistd::Pid::from_raw(w.daemon.pid() as i32);
+    // tinynmd stopped: the bus takes the call and nobody answers.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let mut child = std::process::Command::new(bin)
+        .arg("--bus-address")
+        .arg(&w.bus.address)
+        .args(["--timeout", "1", "connection", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a tinynm that hangs is killed and the test fails.
+    let mut ended = None;
+    for _ in 0..200 {
+        if let Some(s) = child.try_wait().unwrap() {
+            ended = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let Some(status) = ended else {
+        tinynm_sandbox::terminate(&mut child);
+        panic!("tinynm connection list still waits for a daemon that does not answer");
+    };
+    let o = child.wait_with_output().unwrap();
+    assert!(!status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("no answer within 1 s (is tinynmd running and answering on this bus?"),
+        "{err}"
+    );
+}
