@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, args))
 }
 
 async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Builder<'static>> {
@@ -123,7 +123,7 @@ async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Bui
     Ok(b.method_timeout(tinynm_config::daemon_config::Timeouts::dur(longest)))
 }
 
-async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
+async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let netlink = netlink::Netlink::new().context("netlink")?;
     netlink::recover(&netlink, &cfg.state_dir).await;
@@ -238,11 +238,28 @@ async fn serve(cfg: DaemonConfig) -> anyhow::Result<()> {
         cfg.bus
     );
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                // As NM: SIGHUP reloads the configuration and the profiles.
+                tracing::info!("SIGHUP: reloading daemon.toml and the profiles");
+                let cmd = match load_config(&args) {
+                    Ok(c) => state::Command::ReloadConfig(Box::new(c)),
+                    Err(e) => {
+                        tracing::error!("daemon.toml not reloaded, the old one stays: {e:#}");
+                        let (reply, _) = tokio::sync::oneshot::channel();
+                        state::Command::Reload { uid: 0, files: None, reply }
+                    }
+                };
+                let _ = cmd_tx.send(cmd).await;
+            }
+        }
     }
     tracing::info!("shutting down: deactivating every VPN");
     let (reply, done) = tokio::sync::oneshot::channel();

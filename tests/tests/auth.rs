@@ -340,3 +340,33 @@ async fn settings_modify_own_covers_a_users_private_profiles_only() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(w.vpn_profiles().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_puts_new_authorization_rules_in_force() {
+    let w = World::new().await;
+    w.add("later", &[("tundev", "tbauth9")]).await;
+    refused(
+        &tinynm_as(&w, "nobody", &["connection", "up", "later"]),
+        "org.freedesktop.NetworkManager.PermissionDenied",
+        "network-control",
+    );
+    let conf = w.daemon.dir().join("daemon.toml");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\n[authorization]\nnetwork-control = [\"user:nobody\"]\n");
+    std::fs::write(&conf, text).unwrap();
+    let pid = nix::unistd::Pid::from_raw(w.daemon.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    // Bounded wait for the reload to be in force.
+    let mut reloaded = false;
+    for _ in 0..200 {
+        if w.daemon.log_text().contains("daemon.toml reloaded") {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "{}", w.daemon.log_text());
+    let o = tinynm_as(&w, "nobody", &["connection", "up", "later"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(w.kernel().link("tbauth9").is_some());
+}

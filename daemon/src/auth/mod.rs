@@ -67,7 +67,8 @@ pub fn denied(action: &str) -> String {
 
 /// The authority.
 pub struct Authority {
-    rules: BTreeMap<String, Vec<String>>,
+    /// daemon.toml's rules; replaced when daemon.toml is reloaded (SIGHUP).
+    rules: std::sync::RwLock<BTreeMap<String, Vec<String>>>,
 }
 
 /// Who calls.
@@ -95,9 +96,16 @@ impl<'a> Caller<'a> {
 }
 
 impl Authority {
+    /// Puts a reloaded daemon.toml's rules in force.
+    pub fn set_rules(&self, rules: BTreeMap<String, Vec<String>>) {
+        *self.rules.write().expect("rules lock") = rules;
+    }
+
     /// An authority with these daemon.toml rules.
     pub fn new(rules: BTreeMap<String, Vec<String>>) -> Self {
-        Authority { rules }
+        Authority {
+            rules: std::sync::RwLock::new(rules),
+        }
     }
 
     /// May the caller do `action`?
@@ -108,11 +116,8 @@ impl Authority {
         if let Some(d) = polkit::decide(c.conn, c.sender, action).await {
             return d;
         }
-        if rules::allow(&self.rules, c.uid, action) {
-            Decision::Yes
-        } else {
-            Decision::No
-        }
+        let allowed = rules::allow(&self.rules.read().expect("rules lock"), c.uid, action);
+        if allowed { Decision::Yes } else { Decision::No }
     }
 
     /// `Ok` when allowed, else the refusal's message.

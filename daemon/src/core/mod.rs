@@ -168,6 +168,12 @@ impl Core {
                     return true;
                 }
             }
+            Command::ReloadConfig(cfg) => {
+                self.reload_config(*cfg);
+                if let Err(e) = self.reload(0, None).await {
+                    tracing::error!("cannot reload the profiles: {e:?}");
+                }
+            }
             Command::Reload { uid, files, reply } => {
                 let _ = reply.send(self.reload(uid, files).await);
             }

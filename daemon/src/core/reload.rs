@@ -58,6 +58,30 @@ pub fn read_disk(cfg: &DaemonConfig) -> (Vec<OnDisk>, Vec<ProfileError>) {
 }
 
 impl Core {
+    /// A reloaded daemon.toml: the timers, plugin and profile directories, secrets file and
+    /// authorization rules take effect for what comes next; the bus, the state directory, the
+    /// DNS backend and the log level stay as they were until a restart (said in the log).
+    pub(super) fn reload_config(&mut self, mut new: DaemonConfig) {
+        let old = &self.h.cfg;
+        for (what, changed) in [
+            ("bus", new.bus != old.bus),
+            ("state-dir", new.state_dir != old.state_dir),
+            ("[dns]", new.dns != old.dns),
+            ("log-level", new.log_level != old.log_level),
+        ] {
+            if changed {
+                tracing::warn!("daemon.toml: {what} changed: it takes effect at the next start");
+            }
+        }
+        new.bus = old.bus.clone();
+        new.state_dir = old.state_dir.clone();
+        new.dns = old.dns.clone();
+        new.log_level = old.log_level.clone();
+        self.auth.set_rules(new.authorization.clone());
+        self.h.cfg = Arc::new(new);
+        tracing::info!("daemon.toml reloaded");
+    }
+
     /// Re-reads the profiles on disk (only `files`, when given): new ones are added, changed
     /// ones updated, those whose file is gone removed. Returns the files that failed.
     pub(super) async fn reload(

@@ -82,6 +82,9 @@ pub enum Command {
         /// The files that could not be loaded.
         reply: oneshot::Sender<Result<Vec<String>, SettingsError>>,
     },
+    /// SIGHUP: daemon.toml read again (what can change while running is taken), then every
+    /// profile file.
+    ReloadConfig(Box<tinynm_config::DaemonConfig>),
     /// `Settings.Connection.ClearSecrets`
     ClearSecrets {
         /// Caller's uid.
