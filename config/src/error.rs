@@ -47,6 +47,14 @@ pub enum ProfileError {
         /// The parser's message (with line and column).
         message: String,
     },
+    /// The file is not safe to take secrets and settings from (NetworkManager refuses it too).
+    #[error("{}: insecure, not loaded: {why}", path.display())]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// Owner or permissions, and what to do.
+        why: String,
+    },
     /// A value is missing, of the wrong type, or out of range.
     #[error("{at}: {message}")]
     Invalid {
@@ -85,7 +93,9 @@ impl ProfileError {
     /// The file the error is about, when known.
     pub fn file(&self) -> Option<&std::path::Path> {
         match self {
-            ProfileError::Read { path, .. } | ProfileError::Syntax { path, .. } => Some(path),
+            ProfileError::Read { path, .. }
+            | ProfileError::Syntax { path, .. }
+            | ProfileError::Insecure { path, .. } => Some(path),
             ProfileError::Invalid { at, .. } => at.file.as_deref(),
         }
     }

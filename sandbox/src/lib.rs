@@ -401,7 +401,15 @@ impl Daemon {
         std::fs::create_dir_all(&profile_dir).map_err(|e| SandboxError::Sys("mkdir", e))?;
         std::fs::create_dir_all(&keyfile_dir).map_err(|e| SandboxError::Sys("mkdir", e))?;
         for (name, text) in &opts.keyfiles {
-            std::fs::write(keyfile_dir.join(name), text)
+            // As NetworkManager writes them: for root's eyes only.
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(keyfile_dir.join(name))
+                .map_err(|e| SandboxError::Sys("write keyfile", e))?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
                 .map_err(|e| SandboxError::Sys("write keyfile", e))?;
         }
         write_testbench_plugins(&plugin_dir, &testbench)

@@ -1,7 +1,7 @@
 //! Profiles on disk: TOML files in one directory, written atomically, mode 0600.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tinynm_config::{Profile, ProfileError};
@@ -38,6 +38,10 @@ pub fn load_dir(dir: &Path) -> Loaded {
     };
     files.sort();
     for f in files {
+        if let Err(e) = secure(&f, 0o022) {
+            out.errors.push(e);
+            continue;
+        }
         match tinynm_config::toml_profile::load_file(&f) {
             Ok(p) => {
                 if let Some((_, other)) = out
@@ -85,6 +89,11 @@ pub fn load_keyfiles(dirs: &[PathBuf]) -> Loaded {
             .collect();
         files.sort();
         for f in files {
+            // NetworkManager's own rule for keyfiles: no permission at all for others.
+            if let Err(e) = secure(&f, 0o077) {
+                out.errors.push(e);
+                continue;
+            }
             match tinynm_config::keyfile::load_keyfile(&f) {
                 Ok(Some(p)) => {
                     if out
@@ -115,6 +124,43 @@ pub fn load_keyfiles(dirs: &[PathBuf]) -> Loaded {
     out
 }
 
+/// Whether a profile file may be trusted, as NetworkManager decides for its keyfiles: a regular
+/// file (a symlink is judged by what it points to) owned by the daemon's user (root), with none
+/// of the `forbidden` permission bits for group and others.
+fn secure(f: &Path, forbidden: u32) -> Result<(), ProfileError> {
+    let insecure = |why: String| ProfileError::Insecure {
+        path: f.to_path_buf(),
+        why,
+    };
+    let m = std::fs::metadata(f).map_err(|source| ProfileError::Read {
+        path: f.to_path_buf(),
+        source,
+    })?;
+    if !m.is_file() {
+        return Err(insecure("not a regular file".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if m.uid() != me {
+        return Err(insecure(format!(
+            "owned by uid {}, not by uid {me} (tinynmd's): chown it",
+            m.uid()
+        )));
+    }
+    let mode = m.permissions().mode() & 0o777;
+    if mode & forbidden != 0 {
+        return Err(insecure(format!(
+            "mode {mode:03o} lets others {}: chmod {:03o}",
+            if forbidden == 0o022 {
+                "change it"
+            } else {
+                "read or change it"
+            },
+            mode & !forbidden
+        )));
+    }
+    Ok(())
+}
+
 /// A file name for a new profile: its UUID, which is unique.
 pub fn file_for(dir: &Path, p: &Profile) -> PathBuf {
     dir.join(format!("{}.toml", p.connection.uuid))
@@ -127,32 +173,22 @@ pub fn write(path: &Path, p: &Profile) -> std::io::Result<()> {
     write_atomic(path, text.as_bytes(), 0o600)
 }
 
-/// Writes a file atomically: a temporary file beside it (mode `mode`), fsync, rename, fsync of
-/// the directory.
+/// Writes a file atomically: an unpredictable temporary file beside it, created exclusively
+/// and never through a symlink (mode `mode` from the start), fsync, rename, fsync of the
+/// directory.
 pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(text)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
