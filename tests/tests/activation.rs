@@ -266,6 +266,42 @@ async fn what_a_crashed_daemon_left_is_removed_at_its_next_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_journal_is_reported_and_what_it_names_is_removed() {
+    let mut w = World::new().await;
+    let p = w
+        .add(
+            "torn",
+            &[
+                ("malformed", "no-tundev"),
+                ("address", "10.8.9.3"),
+                ("routes", "10.78.0.0/16,10.79.0.0/16"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    w.daemon.crash();
+    let n = ac.as_str().rsplit('/').next().unwrap();
+    let journal = w.daemon.dir().join("state").join(format!("ac-{n}.journal"));
+    let bytes = std::fs::read(&journal).unwrap();
+    std::fs::write(&journal, &bytes[..bytes.len() - 5]).unwrap();
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    let log = w.daemon.log_text();
+    let needle = format!("{}: damaged journal: bytes", journal.display());
+    assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
+    assert!(
+        log.contains("are not a whole record (a torn write?)"),
+        "{log}"
+    );
+    let k = w.kernel();
+    assert!(
+        !k.addresses.contains(&"10.8.9.3/32 dev veth0".to_string()),
+        "the address it still names is gone\n{k}"
+    );
+    assert!(!journal.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_from_anyone_but_the_plugin_are_ignored() {
     use std::collections::HashMap;
     let mut w = World::new().await;

@@ -304,3 +304,55 @@ async fn auto_without_resolved_writes_the_file() {
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
     servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_damaged_backup_writes_nothing_and_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, resolv) = world(tmp.path(), "file").await;
+    let backup = w.daemon.dir().join("state").join("resolv.conf.orig");
+    for (bad, why) in [
+        (&b""[..], "it is empty (0 bytes)"),
+        // A backup as an earlier tinynm wrote it: the bare original, not tied to a path.
+        (ORIGINAL.as_bytes(), "it does not start with"),
+    ] {
+        w.daemon.crash();
+        std::fs::create_dir_all(backup.parent().unwrap()).unwrap();
+        std::fs::write(&backup, bad).unwrap();
+        w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL, "{why}");
+        let log = w.daemon.log_text();
+        let needle = format!(
+            "{}: damaged backup of a resolv.conf: {why}",
+            backup.display()
+        );
+        assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
+        assert!(!backup.exists(), "set aside");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_goes_back_where_it_was_taken_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, resolv) = world(tmp.path(), "file").await;
+    let a = w
+        .add_profile(vpn("dns-moved", "tbdns7", "10.8.0.53", 0, ""))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
+    w.daemon.crash();
+    // daemon.toml now names another resolv.conf: it must not get the first one's original.
+    let other = tmp.path().join("other-resolv.conf");
+    std::fs::write(&other, "nameserver 203.0.113.53\n").unwrap();
+    let conf = w.daemon.dir().join("daemon.toml");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace(&resolv.display().to_string(), &other.display().to_string());
+    std::fs::write(&conf, text).unwrap();
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "nameserver 203.0.113.53\n"
+    );
+}

@@ -70,11 +70,83 @@ pub fn compose(entries: &[DnsEntry], original: &str) -> String {
     out
 }
 
+/// The original resolv.conf as kept in the state directory, tied to the path it was taken
+/// from; on disk, a header (`tinynm resolv.conf backup 1`, `path PATH`, `present` or `absent`,
+/// an empty line) and the original bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// The file it was taken from.
+    pub path: PathBuf,
+    /// Its bytes; `None` when there was no such file.
+    pub original: Option<Vec<u8>>,
+}
+
+const MAGIC: &str = "tinynm resolv.conf backup 1";
+
+impl Backup {
+    /// The bytes on disk.
+    pub fn encode(&self) -> Vec<u8> {
+        let state = if self.original.is_some() {
+            "present"
+        } else {
+            "absent"
+        };
+        let mut out = format!("{MAGIC}\npath {}\n{state}\n\n", self.path.display()).into_bytes();
+        out.extend(self.original.iter().flatten());
+        out
+    }
+
+    /// Reads [`Backup::encode`]'s bytes, or says what is wrong with them.
+    pub fn decode(b: &[u8]) -> Result<Backup, String> {
+        if b.is_empty() {
+            return Err("it is empty (0 bytes)".into());
+        }
+        let mut lines = Vec::new();
+        let mut rest = b;
+        while lines.len() < 4 {
+            let Some(nl) = rest.iter().position(|c| *c == b'\n') else {
+                return Err("its header is cut short".into());
+            };
+            let line = std::str::from_utf8(&rest[..nl]).map_err(|_| "its header is not text")?;
+            lines.push(line.to_string());
+            rest = &rest[nl + 1..];
+        }
+        if lines[0] != MAGIC {
+            return Err(format!("it does not start with '{MAGIC}'"));
+        }
+        let path = lines[1]
+            .strip_prefix("path ")
+            .filter(|p| p.starts_with('/'))
+            .ok_or("its second line is not 'path /…'")?;
+        let original = match (lines[2].as_str(), lines[3].as_str()) {
+            ("present", "") => Some(rest.to_vec()),
+            ("absent", "") if rest.is_empty() => None,
+            _ => return Err("its header is damaged".into()),
+        };
+        Ok(Backup {
+            path: PathBuf::from(path),
+            original,
+        })
+    }
+
+    /// Puts the original back where it was taken from (no file: removes what tinynmd wrote).
+    fn restore(&self) -> std::io::Result<()> {
+        match &self.original {
+            Some(b) => crate::store::write_atomic(&self.path, b, 0o644),
+            None => match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
 /// A resolv.conf tinynmd writes, and where its original is kept.
 pub struct FileBackend {
     path: PathBuf,
     backup: PathBuf,
-    written: bool,
+    /// The original, while tinynmd's file is in force.
+    kept: Option<Backup>,
 }
 
 impl FileBackend {
@@ -83,60 +155,110 @@ impl FileBackend {
         FileBackend {
             path,
             backup: state_dir.join("resolv.conf.orig"),
-            written: false,
+            kept: None,
         }
     }
 
-    /// After a crash: puts back the original an earlier tinynmd kept.
+    fn damaged(&self, why: String) -> DnsError {
+        DnsError::Backup {
+            file: self.backup.clone(),
+            why,
+        }
+    }
+
+    /// After a crash: puts back the original an earlier tinynmd kept, where it was taken from.
+    /// A damaged backup writes nothing: it is reported and set aside (`.damaged`).
     pub fn recover(&self) {
-        let Ok(orig) = std::fs::read(&self.backup) else {
-            return;
+        let bytes = match std::fs::read(&self.backup) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!("cannot read {}: {e}", self.backup.display());
+                return;
+            }
         };
-        match crate::store::write_atomic(&self.path, &orig, 0o644) {
+        let b = match Backup::decode(&bytes) {
+            Ok(b) => b,
+            Err(why) => {
+                let aside = self.backup.with_extension("orig.damaged");
+                tracing::error!(
+                    "{}: damaged backup of a resolv.conf: {why}; nothing is written from it, {} is left as it is (the backup is kept as {})",
+                    self.backup.display(),
+                    self.path.display(),
+                    aside.display()
+                );
+                let _ = std::fs::rename(&self.backup, aside);
+                return;
+            }
+        };
+        if b.path != self.path {
+            tracing::warn!(
+                "the backup is of {}, not of {} (daemon.toml changed): it goes back to {}",
+                b.path.display(),
+                self.path.display(),
+                b.path.display()
+            );
+        }
+        match b.restore() {
             Ok(()) => {
                 tracing::warn!(
                     "put back {} as it was before an earlier tinynmd changed it",
-                    self.path.display()
+                    b.path.display()
                 );
                 let _ = std::fs::remove_file(&self.backup);
             }
-            Err(e) => tracing::error!("cannot put back {}: {e}", self.path.display()),
+            Err(e) => tracing::error!("cannot put back {}: {e}", b.path.display()),
         }
     }
 
     /// Puts `entries` in force (none: the original comes back).
     pub fn apply(&mut self, entries: &[DnsEntry]) -> Result<(), DnsError> {
-        let path = &self.path;
         let io = |what: &'static str, file: &Path| {
             let file = file.to_path_buf();
             move |source| DnsError::File { what, file, source }
         };
         if entries.is_empty() {
-            if !self.written {
+            let Some(b) = self.kept.take() else {
                 return Ok(());
+            };
+            if let Err(e) = b.restore() {
+                self.kept = Some(b);
+                return Err(io("put back", &self.path)(e));
             }
-            let orig =
-                std::fs::read(&self.backup).map_err(io("read the original", &self.backup))?;
-            crate::store::write_atomic(path, &orig, 0o644).map_err(io("put back", path))?;
             let _ = std::fs::remove_file(&self.backup);
-            self.written = false;
-            tracing::info!("{} put back as it was", path.display());
+            tracing::info!("{} put back as it was", self.path.display());
             return Ok(());
         }
-        if !self.written && !self.backup.exists() {
-            let orig = match std::fs::read(path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(io("read", path)(e)),
+        if self.kept.is_none() {
+            let b = match std::fs::read(&self.backup) {
+                // Left by an earlier run and not put back at start: it still holds the original.
+                Ok(bytes) => Backup::decode(&bytes).map_err(|why| self.damaged(why))?,
+                Err(_) => {
+                    let original = match std::fs::read(&self.path) {
+                        Ok(b) => Some(b),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(io("read", &self.path)(e)),
+                    };
+                    let b = Backup {
+                        path: self.path.clone(),
+                        original,
+                    };
+                    crate::store::write_atomic(&self.backup, &b.encode(), 0o600)
+                        .map_err(io("keep the original of", &self.path))?;
+                    b
+                }
             };
-            crate::store::write_atomic(&self.backup, &orig, 0o600)
-                .map_err(io("keep the original of", path))?;
+            self.kept = Some(b);
         }
-        let orig = std::fs::read_to_string(&self.backup).unwrap_or_default();
+        let orig = self
+            .kept
+            .as_ref()
+            .and_then(|b| b.original.as_deref())
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
         let text = compose(entries, &orig);
-        crate::store::write_atomic(path, text.as_bytes(), 0o644).map_err(io("write", path))?;
-        self.written = true;
-        Ok(())
+        crate::store::write_atomic(&self.path, text.as_bytes(), 0o644)
+            .map_err(io("write", &self.path))
     }
 }
 
@@ -197,5 +319,41 @@ mod tests {
             ],
             "an exclusive VPN: its servers alone"
         );
+    }
+
+    #[test]
+    fn a_backup_reads_back_and_damage_is_named() {
+        let b = Backup {
+            path: "/etc/resolv.conf".into(),
+            original: Some(ORIG.as_bytes().to_vec()),
+        };
+        assert_eq!(Backup::decode(&b.encode()), Ok(b));
+        let none = Backup {
+            path: "/run/x/resolv.conf".into(),
+            original: None,
+        };
+        assert_eq!(Backup::decode(&none.encode()), Ok(none.clone()));
+        // An empty original is not an absent one.
+        let empty = Backup {
+            original: Some(Vec::new()),
+            ..none
+        };
+        assert_eq!(Backup::decode(&empty.encode()), Ok(empty));
+        assert_eq!(Backup::decode(b""), Err("it is empty (0 bytes)".into()));
+        assert!(
+            Backup::decode(ORIG.as_bytes())
+                .unwrap_err()
+                .contains("does not start")
+        );
+        let torn = &b_bytes()[..20];
+        assert_eq!(Backup::decode(torn), Err("its header is cut short".into()));
+    }
+
+    fn b_bytes() -> Vec<u8> {
+        Backup {
+            path: "/etc/resolv.conf".into(),
+            original: Some(b"x".to_vec()),
+        }
+        .encode()
     }
 }

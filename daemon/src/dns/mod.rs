@@ -63,6 +63,14 @@ pub enum DnsError {
         #[source]
         source: std::io::Error,
     },
+    /// The kept original of resolv.conf cannot be read back.
+    #[error("{}: damaged backup of resolv.conf: {why}", file.display())]
+    Backup {
+        /// The backup.
+        file: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A call to systemd-resolved.
     #[error("systemd-resolved {call} for {iface}: {source}")]
     Resolved {

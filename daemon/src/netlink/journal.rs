@@ -28,7 +28,7 @@ pub enum Applied {
 }
 
 /// Everything one connection put in the kernel, in order.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Journal {
     /// In the order applied.
     pub items: Vec<Applied>,
@@ -62,15 +62,29 @@ impl Journal {
         out
     }
 
-    /// Reads what [`Journal::to_bytes`] wrote; a damaged tail is ignored.
-    pub fn from_bytes(mut b: &[u8]) -> Journal {
+    /// Reads what [`Journal::to_bytes`] wrote: the objects it can read, and what was damaged
+    /// (a torn tail, a record that is not one of ours), if anything.
+    pub fn from_bytes(all: &[u8]) -> (Journal, Vec<String>) {
         let mut items = Vec::new();
-        while b.len() >= 16 {
-            let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let mut damage = Vec::new();
+        let mut b = all;
+        while !b.is_empty() {
+            let at = all.len() - b.len();
+            let len = if b.len() >= 16 {
+                u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize
+            } else {
+                0
+            };
             if len < 16 || len > b.len() {
+                damage.push(format!(
+                    "bytes {at} to {} of {} are not a whole record (a torn write?)",
+                    all.len(),
+                    all.len()
+                ));
                 break;
             }
-            if let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]) {
+            let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]);
+            if let Ok(m) = m {
                 match m.payload {
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
                         items.push(Applied::Route(r))
@@ -81,12 +95,16 @@ impl Journal {
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRule(r)) => {
                         items.push(Applied::Rule(r))
                     }
-                    _ => {}
+                    _ => damage.push(format!(
+                        "the record at byte {at} is not an address, route or rule"
+                    )),
                 }
+            } else {
+                damage.push(format!("the record at byte {at} is not a netlink message"));
             }
             b = &b[len..];
         }
-        Journal { items }
+        (Journal { items }, damage)
     }
 }
 
@@ -230,10 +248,20 @@ pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
         if !p.extension().is_some_and(|x| x == "journal" || x == "tmp") {
             continue;
         }
-        let j = std::fs::read(&p)
-            .map(|b| Journal::from_bytes(&b))
-            .unwrap_or_default();
+        let (j, damage) = match std::fs::read(&p) {
+            Ok(b) => Journal::from_bytes(&b),
+            Err(e) => (Journal::default(), vec![format!("cannot read it: {e}")]),
+        };
         let n = j.items.len();
+        if !damage.is_empty() {
+            // What can be read names objects tinynmd added: removing them is safe; what cannot
+            // be read is said, so that nobody thinks the kernel is as it was.
+            tracing::error!(
+                "{}: damaged journal: {}; removing the {n} objects it still names",
+                p.display(),
+                damage.join("; ")
+            );
+        }
         let errors = nl.remove(j).await;
         for err in &errors {
             tracing::error!("recovery from {}: {err}", p.display());

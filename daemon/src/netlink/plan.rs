@@ -495,12 +495,26 @@ mod tests {
             items: plan.addresses.iter().chain(&plan.routes).cloned().collect(),
         };
         let mut bytes = j.to_bytes();
-        assert_eq!(crate::netlink::Journal::from_bytes(&bytes), j);
-        // A torn write loses only the tail.
-        bytes.truncate(bytes.len() - 3);
         assert_eq!(
-            crate::netlink::Journal::from_bytes(&bytes).items.len(),
-            j.items.len() - 1
+            crate::netlink::Journal::from_bytes(&bytes),
+            (j.clone(), vec![])
         );
+        // A torn write loses only the tail, and says so.
+        let whole = bytes.len();
+        bytes.truncate(whole - 3);
+        let (read, damage) = crate::netlink::Journal::from_bytes(&bytes);
+        assert_eq!(read.items.len(), j.items.len() - 1);
+        assert_eq!(damage.len(), 1);
+        assert!(
+            damage[0].ends_with("are not a whole record (a torn write?)"),
+            "{damage:?}"
+        );
+        // Garbage in the middle is named and skipped.
+        let mut bytes = j.to_bytes();
+        let first = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        bytes[4..first].fill(0xff);
+        let (read, damage) = crate::netlink::Journal::from_bytes(&bytes);
+        assert_eq!(read.items.len(), j.items.len() - 1);
+        assert_eq!(damage.len(), 1, "{damage:?}");
     }
 }
