@@ -331,8 +331,15 @@ pub struct Daemon {
     pub log: PathBuf,
     dir: tempfile::TempDir,
     tinynmd: PathBuf,
+    launch: Launch,
+}
+
+/// How tinynmd is started, kept for restarts.
+#[derive(Debug, Clone)]
+struct Launch {
     private_run: bool,
     bus_in_config_only: bool,
+    env: Vec<(String, String)>,
 }
 
 /// Options for [`Daemon::start`].
@@ -358,6 +365,8 @@ pub struct DaemonOptions {
     /// Give tinynmd its bus only in daemon.toml (`bus = ADDRESS`), not in its environment
     /// (`DBUS_SYSTEM_BUS_ADDRESS`): the plugins it starts must still find that bus.
     pub bus_in_config_only: bool,
+    /// More environment for tinynmd (and so its plugins).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DaemonOptions {
@@ -371,6 +380,7 @@ impl Default for DaemonOptions {
             nm_plugin_dirs: false,
             private_run: false,
             bus_in_config_only: false,
+            env: Vec::new(),
         }
     }
 }
@@ -435,14 +445,12 @@ impl Daemon {
         )
         .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;
         let log = dir.path().join("tinynmd.log");
-        let child = Self::spawn(
-            ns,
-            bus,
-            &tinynmd,
-            &conf,
-            &log,
-            (opts.private_run, opts.bus_in_config_only),
-        )?;
+        let launch = Launch {
+            private_run: opts.private_run,
+            bus_in_config_only: opts.bus_in_config_only,
+            env: opts.env.clone(),
+        };
+        let child = Self::spawn(ns, bus, &tinynmd, &conf, &log, &launch)?;
         let mut d = Daemon {
             child,
             profile_dir,
@@ -451,8 +459,7 @@ impl Daemon {
             log,
             dir,
             tinynmd,
-            private_run: opts.private_run,
-            bus_in_config_only: opts.bus_in_config_only,
+            launch,
         };
         d.wait_ready(bus).await?;
         Ok(d)
@@ -464,7 +471,7 @@ impl Daemon {
         tinynmd: &Path,
         conf: &Path,
         log: &Path,
-        (private_run, bus_in_config_only): (bool, bool),
+        launch: &Launch,
     ) -> Result<Child, SandboxError> {
         let logf = std::fs::OpenOptions::new()
             .create(true)
@@ -480,11 +487,12 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf);
-        if bus_in_config_only {
+        if launch.bus_in_config_only {
             cmd.env_remove("DBUS_SYSTEM_BUS_ADDRESS");
         }
+        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         ns.prepare(&mut cmd);
-        if private_run {
+        if launch.private_run {
             private_run_for(&mut cmd, &bus.socket())?;
         }
         cmd.spawn()
@@ -520,9 +528,17 @@ impl Daemon {
     pub async fn restart(&mut self, ns: &Netns, bus: &Bus) -> Result<(), SandboxError> {
         terminate(&mut self.child);
         let conf = self.dir.path().join("daemon.toml");
-        let how = (self.private_run, self.bus_in_config_only);
-        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, how)?;
+        self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, &self.launch)?;
         self.wait_ready(bus).await
+    }
+
+    /// A variable given to tinynmd's environment through [`DaemonOptions::env`].
+    pub fn env(&self, key: &str) -> Option<String> {
+        self.launch
+            .env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// The daemon's log so far.

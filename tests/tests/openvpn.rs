@@ -37,7 +37,17 @@ async fn world(plugin: Plugin) -> World {
             .await
         }
         Plugin::Tinynm => {
-            let w = World::with_server(DaemonOptions::default()).await;
+            // The plugin's runtime files go in a directory of the test's, to be checked.
+            let runtime = tempfile::Builder::new()
+                .prefix("tinynm-ovpn-rt")
+                .tempdir()
+                .unwrap()
+                .keep();
+            let w = World::with_server(DaemonOptions {
+                env: vec![("TMPDIR".into(), runtime.display().to_string())],
+                ..Default::default()
+            })
+            .await;
             let program = tinynm_sandbox::binary("tinynm-openvpn").unwrap();
             std::fs::write(
                 w.daemon.plugin_dir.join("nm-openvpn-service.name"),
@@ -267,6 +277,9 @@ async fn tunnel_works(w: &mut World, p: &zbus::OwnedObjectPath) {
     w.assert_clean(&base);
     assert!(wait_exit(openvpn[0], LIMIT), "deactivation stops openvpn");
     assert!(!ping(&w.ns, "10.200.0.1", 1), "the tunnel is gone");
+    if w.daemon.env("TMPDIR").is_some() {
+        no_runtime_files_left(w).await;
+    }
 }
 
 /// The processes below `pid` (its children, theirs…) named `comm`: ours, since we started
@@ -354,7 +367,29 @@ async fn failure(plugin: Plugin, auth: Auth, what: &str) -> (u32, u32, String) {
     for pid in descendants_named(w.daemon.pid(), "openvpn") {
         assert!(wait_exit(pid, LIMIT), "openvpn {pid} left running");
     }
+    if plugin == Plugin::Tinynm {
+        no_runtime_files_left(&w).await;
+    }
     (s, r, w.daemon.log_text())
+}
+
+/// tinynm-openvpn's runtime directory (its management socket) goes with the connection, and
+/// with the plugin when openvpn dies on its own.
+async fn no_runtime_files_left(w: &World) {
+    for pid in descendants_named(w.daemon.pid(), "tinynm-openvpn") {
+        assert!(wait_exit(pid, LIMIT), "tinynm-openvpn {pid} left running");
+    }
+    let tmpdir = w
+        .daemon
+        .env("TMPDIR")
+        .expect("the test's runtime directory");
+    let left: Vec<_> = std::fs::read_dir(&tmpdir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left in {tmpdir}: {left:?}");
+    let _ = std::fs::remove_dir(&tmpdir);
 }
 
 /// Waits (at most `limit`) for process `pid` to end: a pidfd becomes readable when it does.

@@ -633,6 +633,13 @@ pub async fn run<S: VpnService>(service: S, args: PluginArgs) -> Result<(), zbus
         }
     }
     let _ = conn.release_name(args.bus_name.as_str()).await;
+    // The object server holds the service (and the service may hold files, a tunnel…): let it
+    // go, so that what the service owns is dropped before the process ends.
+    let _ = conn
+        .object_server()
+        .remove::<PluginObject<S>, _>(PLUGIN_PATH)
+        .await;
+    drop(service);
     Ok(())
 }
 
