@@ -228,6 +228,11 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         .await
         .context("cannot publish the manager's state")?;
     let core_task = tokio::spawn(core.run(cmd_rx));
+    // Handled from before the name is owned: whoever sees tinynmd ready may signal it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     conn.request_name(state::paths::NM_NAME)
         .await
         .with_context(|| format!("cannot own {} on '{}'", state::paths::NM_NAME, cfg.bus))?;
@@ -238,10 +243,6 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         cfg.bus
     );
 
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
