@@ -581,3 +581,41 @@ async fn two_vpns_taken_apart_newest_first_leave_nothing() {
     w.wait_removed(acs[0].as_str()).await;
     w.assert_clean(&base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_routes_all_reach_the_kernel_and_all_leave_it() {
+    // More than one datagram of 256 requests, only the last of each ACKed: every route must
+    // still be in the kernel, exactly.
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let path = w
+        .add(
+            "many",
+            &[
+                ("tundev", "tbmany"),
+                ("route-count", "10000"),
+                ("never-default", "true"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&path).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let k = w.kernel();
+    let got: std::collections::BTreeSet<String> = k
+        .routes_on("tbmany")
+        .iter()
+        .map(|r| r.split_whitespace().next().unwrap().to_string())
+        .filter(|d| d.starts_with("100.6"))
+        .collect();
+    let want: std::collections::BTreeSet<String> = (1..=10_000u32)
+        .map(|i| {
+            let a = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(100, 64, 0, 0)) + i);
+            format!("{a}/32")
+        })
+        .collect();
+    assert_eq!(got.len(), 10_000);
+    assert_eq!(got, want, "the kernel holds exactly the plugin's routes");
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+}

@@ -370,3 +370,29 @@ async fn sighup_puts_new_authorization_rules_in_force() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(w.kernel().link("tbauth9").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_may_not_take_down_what_another_user_brought_up() {
+    // Both may control the network: the ownership rule itself is what refuses.
+    let w = World::with(DaemonOptions {
+        config: "[authorization]\nnetwork-control = [\"user:nobody\", \"user:nm-openvpn\"]\n"
+            .into(),
+        ..Default::default()
+    })
+    .await;
+    w.add("owned", &[("tundev", "tbauth8")]).await;
+    let o = tinynm_as(&w, "nobody", &["connection", "up", "owned"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = tinynm_as(&w, "nm-openvpn", &["connection", "down", "owned"]);
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(
+        e.contains("org.freedesktop.NetworkManager.PermissionDenied")
+            && e.contains("was activated by another user"),
+        "{e}"
+    );
+    assert_eq!(w.vpn_actives().await.len(), 1, "still up");
+    assert!(w.kernel().link("tbauth8").is_some());
+    let o = tinynm_as(&w, "nobody", &["connection", "down", "owned"]);
+    assert!(o.status.success(), "{}", err(&o));
+}
