@@ -356,3 +356,42 @@ async fn a_backup_goes_back_where_it_was_taken_from() {
         "nameserver 203.0.113.53\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_none_touches_nothing_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, resolv) = world(tmp.path(), "none").await;
+    let a = w
+        .add_profile(vpn("dns-none", "tbdns8", "10.8.0.53", 0, "corp.example"))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let dns = zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.freedesktop.NetworkManager.DnsManager",
+    )
+    .await
+    .unwrap();
+    assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), "none");
+    assert_eq!(
+        dns.get_property::<String>("RcManager").await.unwrap(),
+        "unmanaged"
+    );
+    // The configuration is published after the backend has had its say.
+    w.until("the VPN's DNS known to the DnsManager", || async {
+        let c: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
+            dns.get_property("Configuration").await.ok()?;
+        (!c.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
+    assert!(
+        !w.daemon
+            .dir()
+            .join("state")
+            .join("resolv.conf.orig")
+            .exists()
+    );
+}
