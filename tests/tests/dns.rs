@@ -36,6 +36,18 @@ fn vpn(id: &str, tundev: &str, dns: &str, priority: i32, search: &str) -> tinynm
     p
 }
 
+/// The DnsManager object, as clients read it.
+async fn dns_manager(w: &World) -> zbus::Proxy<'_> {
+    zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.freedesktop.NetworkManager.DnsManager",
+    )
+    .await
+    .unwrap()
+}
+
 /// Waits until resolv.conf lists exactly these servers (and returns it).
 async fn servers(w: &World, resolv: &std::path::Path, want: &[&str]) -> String {
     let want: Vec<String> = want.iter().map(|s| format!("nameserver {s}")).collect();
@@ -126,14 +138,7 @@ async fn the_dns_manager_shows_what_is_in_force() {
         .await;
     let ac = w.activate(&a).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
-    let dns = zbus::Proxy::new(
-        &w.conn,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/DnsManager",
-        "org.freedesktop.NetworkManager.DnsManager",
-    )
-    .await
-    .unwrap();
+    let dns = dns_manager(&w).await;
     assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), "default");
     assert_eq!(
         dns.get_property::<String>("RcManager").await.unwrap(),
@@ -366,14 +371,7 @@ async fn backend_none_touches_nothing_and_says_so() {
         .await;
     let ac = w.activate(&a).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
-    let dns = zbus::Proxy::new(
-        &w.conn,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/DnsManager",
-        "org.freedesktop.NetworkManager.DnsManager",
-    )
-    .await
-    .unwrap();
+    let dns = dns_manager(&w).await;
     assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), "none");
     assert_eq!(
         dns.get_property::<String>("RcManager").await.unwrap(),
