@@ -367,6 +367,9 @@ pub struct DaemonOptions {
     pub bus_in_config_only: bool,
     /// More environment for tinynmd (and so its plugins).
     pub env: Vec<(String, String)>,
+    /// A `TMPDIR` of tinynmd's own (and so its plugins'), inside its directory: what they leave
+    /// there can be checked, and it goes with the daemon.
+    pub private_tmp: bool,
 }
 
 impl Default for DaemonOptions {
@@ -381,6 +384,7 @@ impl Default for DaemonOptions {
             private_run: false,
             bus_in_config_only: false,
             env: Vec::new(),
+            private_tmp: false,
         }
     }
 }
@@ -445,10 +449,16 @@ impl Daemon {
         )
         .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;
         let log = dir.path().join("tinynmd.log");
+        let mut env = opts.env.clone();
+        if opts.private_tmp {
+            let tmp = dir.path().join("tmp");
+            std::fs::create_dir_all(&tmp).map_err(|e| SandboxError::Sys("mkdir", e))?;
+            env.push(("TMPDIR".into(), tmp.display().to_string()));
+        }
         let launch = Launch {
             private_run: opts.private_run,
             bus_in_config_only: opts.bus_in_config_only,
-            env: opts.env.clone(),
+            env,
         };
         let child = Self::spawn(ns, bus, &tinynmd, &conf, &log, &launch)?;
         let mut d = Daemon {

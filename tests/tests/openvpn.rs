@@ -38,13 +38,8 @@ async fn world(plugin: Plugin) -> World {
         }
         Plugin::Tinynm => {
             // The plugin's runtime files go in a directory of the test's, to be checked.
-            let runtime = tempfile::Builder::new()
-                .prefix("tinynm-ovpn-rt")
-                .tempdir()
-                .unwrap()
-                .keep();
             let w = World::with_server(DaemonOptions {
-                env: vec![("TMPDIR".into(), runtime.display().to_string())],
+                private_tmp: true,
                 ..Default::default()
             })
             .await;
@@ -389,7 +384,6 @@ async fn no_runtime_files_left(w: &World) {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "left in {tmpdir}: {left:?}");
-    let _ = std::fs::remove_dir(&tmpdir);
 }
 
 /// Waits (at most `limit`) for process `pid` to end: a pidfd becomes readable when it does.
