@@ -48,6 +48,30 @@ async fn dns_manager(w: &World) -> zbus::Proxy<'_> {
     .unwrap()
 }
 
+/// Brings up a VPN with DNS (10.8.0.53, corp.example), checks the DnsManager's Mode and
+/// RcManager, and waits for its Configuration to list the VPN (returned).
+async fn shown_with_a_vpn(
+    w: &mut World,
+    id: &str,
+    dev: &str,
+    (mode, rc): (&str, &str),
+) -> Vec<std::collections::HashMap<String, zbus::OwnedVariant>> {
+    let a = w
+        .add_profile(vpn(id, dev, "10.8.0.53", 0, "corp.example"))
+        .await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let dns = dns_manager(w).await;
+    assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), mode);
+    assert_eq!(dns.get_property::<String>("RcManager").await.unwrap(), rc);
+    w.until("the DnsManager's configuration", || async {
+        let c: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
+            dns.get_property("Configuration").await.ok()?;
+        (!c.is_empty()).then_some(c)
+    })
+    .await
+}
+
 /// Waits until resolv.conf lists exactly these servers (and returns it).
 async fn servers(w: &World, resolv: &std::path::Path, want: &[&str]) -> String {
     let want: Vec<String> = want.iter().map(|s| format!("nameserver {s}")).collect();
@@ -133,24 +157,7 @@ async fn a_crashed_tinynmd_s_resolv_conf_is_put_back_at_the_next_start() {
 async fn the_dns_manager_shows_what_is_in_force() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut w, _resolv) = world(tmp.path(), "file").await;
-    let a = w
-        .add_profile(vpn("dns-shown", "tbdns4", "10.8.0.53", 0, "corp.example"))
-        .await;
-    let ac = w.activate(&a).await.unwrap();
-    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
-    let dns = dns_manager(&w).await;
-    assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), "default");
-    assert_eq!(
-        dns.get_property::<String>("RcManager").await.unwrap(),
-        "file"
-    );
-    let config = w
-        .until("the DnsManager's configuration", || async {
-            let c: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
-                dns.get_property("Configuration").await.ok()?;
-            (!c.is_empty()).then_some(c)
-        })
-        .await;
+    let config = shown_with_a_vpn(&mut w, "dns-shown", "tbdns4", ("default", "file")).await;
     let servers: Vec<String> = config[0]["nameservers"]
         .try_clone()
         .unwrap()
@@ -366,24 +373,8 @@ async fn a_backup_goes_back_where_it_was_taken_from() {
 async fn backend_none_touches_nothing_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut w, resolv) = world(tmp.path(), "none").await;
-    let a = w
-        .add_profile(vpn("dns-none", "tbdns8", "10.8.0.53", 0, "corp.example"))
-        .await;
-    let ac = w.activate(&a).await.unwrap();
-    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
-    let dns = dns_manager(&w).await;
-    assert_eq!(dns.get_property::<String>("Mode").await.unwrap(), "none");
-    assert_eq!(
-        dns.get_property::<String>("RcManager").await.unwrap(),
-        "unmanaged"
-    );
     // The configuration is published after the backend has had its say.
-    w.until("the VPN's DNS known to the DnsManager", || async {
-        let c: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
-            dns.get_property("Configuration").await.ok()?;
-        (!c.is_empty()).then_some(())
-    })
-    .await;
+    shown_with_a_vpn(&mut w, "dns-none", "tbdns8", ("none", "unmanaged")).await;
     assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
     assert!(
         !w.daemon
