@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(|| tinynm_vpn_plugin::service::QuietStderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false),
         )
@@ -133,6 +133,7 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         mode: dns.mode().to_string(),
         rc_manager: dns.rc_manager().to_string(),
         entries: Vec::new(),
+        error: String::new(),
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (manager_tx, manager_rx) = watch::channel(state::ManagerSnapshot::new());
@@ -175,7 +176,13 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         )
         .serve_at(
             state::paths::DNS_PATH,
-            bus::dns::DnsManagerView { snap: dns_rx },
+            bus::dns::DnsManagerView {
+                snap: dns_rx.clone(),
+            },
+        )
+        .serve_at(
+            state::paths::DNS_PATH,
+            bus::dns::DnsStatusView { snap: dns_rx },
         )
         .serve_at(
             state::paths::AGENT_PATH,

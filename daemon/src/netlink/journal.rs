@@ -1,11 +1,15 @@
 //! What one connection put in the kernel, in order (`Journal`), how each object is described
-//! and undone, and the journal on disk: written before ACTIVATED, read at the next start to
-//! remove exactly what a crashed tinynmd left.
+//! and undone, and the journal on disk: written ahead of every change the kernel is asked for
+//! (`Wal`, fsync'd before the request is sent), read at the next start to remove exactly what a
+//! crashed tinynmd left.
 
 use std::io;
 
+use std::io::Write;
+
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 
@@ -23,6 +27,8 @@ pub enum Applied {
     SharedRoute(RouteMessage),
     /// The MTU we changed: (ifindex, old MTU).
     Mtu(u32, u32),
+    /// A link that was down and we set up (ifindex).
+    Up(u32),
     /// A policy routing rule we added.
     Rule(netlink_packet_route::rule::RuleMessage),
 }
@@ -44,28 +50,25 @@ impl Journal {
     }
 }
 
-/// On disk, a journal is the add requests of what it holds, as netlink messages back to back:
-/// enough for a later tinynmd to delete exactly those objects after a crash.
+/// On disk, a journal is records back to back, each a netlink message: the add request of an
+/// object tinynmd is about to add (or has added), a link message carrying the MTU a link had
+/// before tinynmd changed it, and the delete request of an object written earlier whose add the
+/// kernel refused (so it is not ours: a retraction). Enough for a later tinynmd to undo exactly
+/// what it did after a crash.
 impl Journal {
-    /// The journal's objects as netlink messages. MTU changes are not kept: they die with the
-    /// VPN's own interface, which is the only one tinynmd changes the MTU of.
+    /// The journal's objects as records.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for a in &self.items {
-            let Some(m) = a.add_message() else { continue };
-            let mut nl = NetlinkMessage::from(m);
-            nl.finalize();
-            let start = out.len();
-            out.resize(start + nl.buffer_len(), 0);
-            nl.serialize(&mut out[start..]);
+            push_record(&mut out, a.record());
         }
         out
     }
 
-    /// Reads what [`Journal::to_bytes`] wrote: the objects it can read, and what was damaged
-    /// (a torn tail, a record that is not one of ours), if anything.
+    /// Reads what [`Journal::to_bytes`] or a [`Wal`] wrote: the objects it can read, and what
+    /// was damaged (a torn tail, a record that is not one of ours), if anything.
     pub fn from_bytes(all: &[u8]) -> (Journal, Vec<String>) {
-        let mut items = Vec::new();
+        let mut items: Vec<Applied> = Vec::new();
         let mut damage = Vec::new();
         let mut b = all;
         while !b.is_empty() {
@@ -84,27 +87,139 @@ impl Journal {
                 break;
             }
             let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b[..len]);
-            if let Ok(m) = m {
-                match m.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                        items.push(Applied::Route(r))
+            let inner = match m {
+                Ok(NetlinkMessage {
+                    payload: NetlinkPayload::InnerMessage(i),
+                    ..
+                }) => Some(i),
+                _ => None,
+            };
+            match inner.map(Record::from_message) {
+                Some(Some(Record::Add(a))) => items.push(a),
+                Some(Some(Record::Retract(a))) => {
+                    if let Some(i) = items.iter().rposition(|x| x.record() == a.record()) {
+                        items.remove(i);
                     }
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
-                        items.push(Applied::Address(a))
-                    }
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRule(r)) => {
-                        items.push(Applied::Rule(r))
-                    }
-                    _ => damage.push(format!(
-                        "the record at byte {at} is not an address, route or rule"
-                    )),
                 }
-            } else {
-                damage.push(format!("the record at byte {at} is not a netlink message"));
+                Some(None) => damage.push(format!(
+                    "the record at byte {at} is not an address, route, rule or link change"
+                )),
+                None => damage.push(format!("the record at byte {at} is not a netlink message")),
             }
             b = &b[len..];
         }
         (Journal { items }, damage)
+    }
+}
+
+enum Record {
+    Add(Applied),
+    Retract(Applied),
+}
+
+impl Record {
+    fn from_message(m: RouteNetlinkMessage) -> Option<Record> {
+        use RouteNetlinkMessage as M;
+        Some(match m {
+            M::NewRoute(r) => Record::Add(Applied::Route(r)),
+            M::NewAddress(a) => Record::Add(Applied::Address(a)),
+            M::NewRule(r) => Record::Add(Applied::Rule(r)),
+            M::NewLink(l) => Record::Add(link_change(&l)?),
+            M::DelRoute(r) => Record::Retract(Applied::Route(r)),
+            M::DelAddress(a) => Record::Retract(Applied::Address(a)),
+            M::DelRule(r) => Record::Retract(Applied::Rule(r)),
+            M::DelLink(l) => Record::Retract(link_change(&l)?),
+            _ => return None,
+        })
+    }
+}
+
+fn link_change(l: &LinkMessage) -> Option<Applied> {
+    let mtu = l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Mtu(m) => Some(*m),
+        _ => None,
+    });
+    match mtu {
+        Some(m) => Some(Applied::Mtu(l.header.index, m)),
+        None if l.header.change_mask.contains(LinkFlags::Up) => Some(Applied::Up(l.header.index)),
+        None => None,
+    }
+}
+
+fn push_record(out: &mut Vec<u8>, m: RouteNetlinkMessage) {
+    let mut nl = NetlinkMessage::from(m);
+    nl.finalize();
+    let start = out.len();
+    out.resize(start + nl.buffer_len(), 0);
+    nl.serialize(&mut out[start..]);
+}
+
+/// A connection's journal file, appended to ahead of each change the kernel is asked for and
+/// fsync'd before the request is sent: whatever reached the kernel is always on disk. Opening
+/// it never truncates, so a re-apply appends to what is already there.
+pub struct Wal {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    buf: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens (or creates, with its directory, synced) the journal at `path` for appending.
+    pub fn open(path: &std::path::Path) -> io::Result<Wal> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let existed = path.exists();
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        if !existed {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(Wal {
+            file,
+            path: path.to_path_buf(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Records that these objects are about to be added (or, for an MTU, changed).
+    pub fn intend<'a>(&mut self, items: impl IntoIterator<Item = &'a Applied>) {
+        for a in items {
+            push_record(&mut self.buf, a.record());
+        }
+    }
+
+    /// Records that the kernel refused these: they are not ours to undo.
+    pub fn retract<'a>(&mut self, items: impl IntoIterator<Item = &'a Applied>) {
+        for a in items {
+            let m = match a.record() {
+                RouteNetlinkMessage::NewRoute(r) => RouteNetlinkMessage::DelRoute(r),
+                RouteNetlinkMessage::NewAddress(x) => RouteNetlinkMessage::DelAddress(x),
+                RouteNetlinkMessage::NewRule(r) => RouteNetlinkMessage::DelRule(r),
+                RouteNetlinkMessage::NewLink(l) => RouteNetlinkMessage::DelLink(l),
+                other => other,
+            };
+            push_record(&mut self.buf, m);
+        }
+    }
+
+    /// Writes what was recorded and waits until it is on disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        self.file.sync_data()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 }
 
@@ -176,6 +291,7 @@ impl Applied {
             Applied::Address(a) => format!("address {}", describe_address(a)),
             Applied::Route(r) | Applied::SharedRoute(r) => format!("route {}", describe_route(r)),
             Applied::Mtu(i, m) => format!("MTU of #{i} (was {m})"),
+            Applied::Up(i) => format!("up state of #{i} (was down)"),
             Applied::Rule(r) => format!("rule {}", describe_rule(r)),
         }
     }
@@ -189,13 +305,34 @@ impl Applied {
         }
     }
 
+    /// How the object is written in a journal: its add request, or for an MTU a link message
+    /// with the MTU to put back.
+    pub(super) fn record(&self) -> RouteNetlinkMessage {
+        match self {
+            Applied::Mtu(index, old) => {
+                let mut l = LinkMessage::default();
+                l.header.index = *index;
+                l.attributes.push(LinkAttribute::Mtu(*old));
+                RouteNetlinkMessage::NewLink(l)
+            }
+            Applied::Up(index) => {
+                let mut l = LinkMessage::default();
+                l.header.index = *index;
+                l.header.flags = LinkFlags::Up;
+                l.header.change_mask = LinkFlags::Up;
+                RouteNetlinkMessage::NewLink(l)
+            }
+            other => other.add_message().expect("not a link change"),
+        }
+    }
+
     pub(super) fn add_message(&self) -> Option<RouteNetlinkMessage> {
         match self {
             Applied::Address(a) => Some(RouteNetlinkMessage::NewAddress(a.clone())),
             Applied::Route(r) | Applied::SharedRoute(r) => {
                 Some(RouteNetlinkMessage::NewRoute(r.clone()))
             }
-            Applied::Mtu(..) => None,
+            Applied::Mtu(..) | Applied::Up(_) => None,
             Applied::Rule(r) => Some(RouteNetlinkMessage::NewRule(r.clone())),
         }
     }
@@ -206,7 +343,7 @@ impl Applied {
             Applied::Route(r) | Applied::SharedRoute(r) => {
                 Some(RouteNetlinkMessage::DelRoute(r.clone()))
             }
-            Applied::Mtu(..) => None,
+            Applied::Mtu(..) | Applied::Up(_) => None,
             Applied::Rule(r) => Some(RouteNetlinkMessage::DelRule(r.clone())),
         }
     }
@@ -227,14 +364,19 @@ pub(super) fn describe_rule(r: &netlink_packet_route::rule::RuleMessage) -> Stri
     s.trim_end().to_string()
 }
 
-/// Writes a connection's journal atomically (temporary file, rename).
+/// Replaces a connection's journal with exactly `j`, atomically: an unpredictable temporary
+/// file in the same directory, fsync'd, renamed over it, the directory fsync'd.
 pub fn save_journal(path: &std::path::Path, j: &Journal) -> io::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, j.to_bytes())?;
-    std::fs::rename(&tmp, path)
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".journal")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(&j.to_bytes())?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// After a crash: removes what the journals in `dir` say an earlier tinynmd put in the kernel,
@@ -273,5 +415,87 @@ pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
         if let Err(err) = std::fs::remove_file(&p) {
             tracing::error!("cannot remove {}: {err}", p.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::route::RouteMessage;
+
+    fn route(n: u8) -> Applied {
+        let mut r = RouteMessage::default();
+        r.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        r.header.destination_prefix_length = 32;
+        r.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(
+                std::net::Ipv4Addr::new(10, 0, 0, n),
+            )));
+        Applied::Route(r)
+    }
+
+    #[test]
+    fn link_changes_round_trip_and_retractions_take_objects_out() {
+        let j = Journal {
+            items: vec![Applied::Up(7), Applied::Mtu(7, 1500), route(1), route(2)],
+        };
+        let mut bytes = j.to_bytes();
+        assert_eq!(Journal::from_bytes(&bytes), (j.clone(), vec![]));
+        // The kernel refused route 1 (someone else's): retracted, it is not ours to delete.
+        let mut tail = Vec::new();
+        push_record(
+            &mut tail,
+            match route(1).record() {
+                RouteNetlinkMessage::NewRoute(r) => RouteNetlinkMessage::DelRoute(r),
+                _ => unreachable!(),
+            },
+        );
+        bytes.extend(tail);
+        let (read, damage) = Journal::from_bytes(&bytes);
+        assert!(damage.is_empty());
+        assert_eq!(
+            read.items,
+            vec![Applied::Up(7), Applied::Mtu(7, 1500), route(2)]
+        );
+    }
+
+    #[test]
+    fn a_wal_appends_what_it_is_told_and_keeps_it_across_opens() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ac-1.journal");
+        let mut w = Wal::open(&p).unwrap();
+        w.intend([&Applied::Mtu(3, 1400), &route(1), &route(2)]);
+        w.sync().unwrap();
+        w.retract([&route(2)]);
+        w.sync().unwrap();
+        let mut w = Wal::open(&p).unwrap();
+        w.intend([&route(3)]);
+        w.sync().unwrap();
+        let (j, damage) = Journal::from_bytes(&std::fs::read(&p).unwrap());
+        assert!(damage.is_empty());
+        assert_eq!(j.items, vec![Applied::Mtu(3, 1400), route(1), route(3)]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_damage_and_what_precedes_it_is_kept() {
+        let j = Journal {
+            items: vec![route(1), route(2)],
+        };
+        let bytes = j.to_bytes();
+        let (read, damage) = Journal::from_bytes(&bytes[..bytes.len() - 3]);
+        assert_eq!(read.items, vec![route(1)]);
+        assert_eq!(damage.len(), 1, "{damage:?}");
+        assert!(damage[0].contains("torn write"));
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        let p = d.path().join("ac-1.journal");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        assert!(Wal::open(&p).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
     }
 }

@@ -5,6 +5,7 @@
 mod journal;
 pub mod links;
 pub mod plan;
+mod txn;
 
 use std::collections::HashMap;
 use std::io;
@@ -16,13 +17,12 @@ use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
-};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NetlinkMessage, NetlinkPayload};
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 
 pub use journal::{Applied, Journal, recover, save_journal};
 pub use plan::Plan;
+pub use txn::crash_point;
 
 /// One route as NM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,9 @@ pub enum NetlinkError {
     /// A request could not be sent.
     #[error("netlink request failed: {0}")]
     Proto(String),
+    /// The journal could not be written ahead of a change, so the change was not made.
+    #[error("cannot write the journal {0} (nothing is changed that it cannot name): {1}")]
+    Journal(String, #[source] io::Error),
 }
 
 /// What a link looks like now.
@@ -146,7 +149,7 @@ pub fn route_entry(r: &RouteMessage) -> (u32, RouteEntry) {
 }
 
 /// errnos that mean "already gone" when deleting.
-fn already_gone(e: &io::Error) -> bool {
+pub(crate) fn already_gone(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ESRCH) | Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV) | Some(libc::ENOENT)
@@ -342,6 +345,9 @@ impl Netlink {
                 .map_err(|_| {
                     NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {} changes", chunk.len()))
                 })?;
+            if flags & NLM_F_CREATE == 0 {
+                crash_point("remove-batch");
+            }
             // The ACK has come, so every error of this datagram is already queued.
             while let Ok((m, _)) = sock.unsolicited.try_recv() {
                 errors.push(m);
@@ -374,202 +380,6 @@ impl Netlink {
         }
         Ok(failed)
     }
-
-    /// Applies a plan as one transaction. On any error everything already added is removed
-    /// again and the error names the object the kernel refused.
-    pub async fn apply(&self, plan: &Plan) -> Result<Journal, NetlinkError> {
-        let mut journal = Journal::default();
-        let r = self.apply_into(plan, &mut journal).await;
-        match r {
-            Ok(()) => Ok(journal),
-            Err(e) => {
-                for re in self.remove(journal).await {
-                    tracing::error!("rollback: {re}");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn apply_into(&self, plan: &Plan, journal: &mut Journal) -> Result<(), NetlinkError> {
-        for l in &plan.links {
-            let now = self
-                .link_by_index(l.index)
-                .await?
-                .ok_or_else(|| NetlinkError::Kernel {
-                    op: format!("bring up link #{}", l.index),
-                    source: io::Error::from_raw_os_error(libc::ENODEV),
-                })?;
-            let mtu = l.mtu.filter(|m| *m != now.mtu);
-            if !now.up || mtu.is_some() {
-                self.link_up(l.index, mtu).await?;
-            }
-            if mtu.is_some() {
-                journal.items.push(Applied::Mtu(l.index, now.mtu));
-            }
-        }
-        // Routes without EXCL: the kernel still refuses an identical route, but lets two VPNs
-        // each have, say, a default route of the same metric through their own interface.
-        let address_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-        let route_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
-        for (group, flags) in [
-            (&plan.addresses, address_flags),
-            (&plan.routes, route_flags),
-            (&plan.rules, address_flags),
-        ] {
-            // A shared route some other connection of ours already has: count it, send nothing.
-            let mut send: Vec<&Applied> = Vec::with_capacity(group.len());
-            {
-                let mut shared = self.shared.lock().expect("poisoned");
-                for a in group {
-                    match a.shared_key() {
-                        Some(k) => match shared.get_mut(&k) {
-                            Some(n) => {
-                                *n += 1;
-                                journal.items.push(a.clone());
-                            }
-                            None => {
-                                // Reserved before it is sent, so that a connection applying
-                                // at the same moment counts it rather than racing to add it.
-                                shared.insert(k, 1);
-                                send.push(a);
-                            }
-                        },
-                        None => send.push(a),
-                    }
-                }
-            }
-            let msgs: Vec<RouteNetlinkMessage> =
-                send.iter().filter_map(|a| a.add_message()).collect();
-            let failed = self.batch(&msgs, flags).await?;
-            let mut outcome: Vec<Option<&io::Error>> = vec![None; send.len()];
-            let mut unknown = None;
-            for (i, e) in &failed {
-                match outcome.get_mut(*i) {
-                    Some(o) => *o = Some(e),
-                    None => unknown = Some(e),
-                }
-            }
-            let mut first_error = None;
-            {
-                let mut shared = self.shared.lock().expect("poisoned");
-                for (a, o) in send.iter().zip(&outcome) {
-                    if o.is_some()
-                        && let Some(k) = a.shared_key()
-                        && let Some(n) = shared.get_mut(&k)
-                    {
-                        *n -= 1;
-                        if *n == 0 {
-                            shared.remove(&k);
-                        }
-                    }
-                    match o {
-                        None => journal.items.push((*a).clone()),
-                        Some(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                            // Someone else's identical object: it stays, and stays theirs.
-                            tracing::warn!(
-                                "{} is already in the kernel: left as it is",
-                                a.describe()
-                            );
-                        }
-                        Some(e) => {
-                            if first_error.is_none() {
-                                first_error = Some((
-                                    a.describe(),
-                                    io::Error::from_raw_os_error(
-                                        e.raw_os_error().unwrap_or(libc::EIO),
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(e) = unknown {
-                // The kernel named no request we sent: journal all (deleting what is not
-                // there is harmless) and fail.
-                journal.items.extend(send.iter().map(|a| (*a).clone()));
-                return Err(NetlinkError::Kernel {
-                    op: "apply a batch of changes".into(),
-                    source: io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-                });
-            }
-            if let Some((what, source)) = first_error {
-                return Err(NetlinkError::Kernel {
-                    op: format!("add {what}"),
-                    source,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes exactly what a journal recorded, newest first; returns the errors (an object
-    /// already gone is not one).
-    pub async fn remove(&self, journal: Journal) -> Vec<NetlinkError> {
-        let mut errors = Vec::new();
-        let items: Vec<Applied> = {
-            let mut shared = self.shared.lock().expect("poisoned");
-            journal
-                .items
-                .into_iter()
-                .rev()
-                .filter(|a| match a.shared_key() {
-                    None => true,
-                    Some(k) => match shared.get_mut(&k) {
-                        Some(n) if *n > 1 => {
-                            *n -= 1;
-                            false
-                        }
-                        _ => {
-                            shared.remove(&k);
-                            true
-                        }
-                    },
-                })
-                .collect()
-        };
-        let dels: Vec<(usize, RouteNetlinkMessage)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| a.del_message().map(|m| (i, m)))
-            .collect();
-        let msgs: Vec<RouteNetlinkMessage> = dels.iter().map(|(_, m)| m.clone()).collect();
-        match self.batch(&msgs, NLM_F_REQUEST | NLM_F_ACK).await {
-            Ok(failed) => {
-                for (i, e) in failed {
-                    if already_gone(&e) {
-                        continue;
-                    }
-                    let what = dels
-                        .get(i)
-                        .map(|(j, _)| items[*j].describe())
-                        .unwrap_or_else(|| "a change".into());
-                    errors.push(NetlinkError::Kernel {
-                        op: format!("remove {what}"),
-                        source: e,
-                    });
-                }
-            }
-            Err(e) => errors.push(e),
-        }
-        for a in &items {
-            if let Applied::Mtu(index, old) = a {
-                match self
-                    .handle
-                    .link()
-                    .set(LinkUnspec::new_with_index(*index).mtu(*old).build())
-                    .execute()
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
-                    Err(e) => errors.push(rt_err(format!("restore MTU {old} on #{index}"), e)),
-                }
-            }
-        }
-        errors
-    }
 }
 
 fn link_state(m: &LinkMessage) -> LinkState {
@@ -589,7 +399,7 @@ fn link_state(m: &LinkMessage) -> LinkState {
     }
 }
 
-fn rt_err(op: String, e: rtnetlink::Error) -> NetlinkError {
+pub(crate) fn rt_err(op: String, e: rtnetlink::Error) -> NetlinkError {
     match e {
         rtnetlink::Error::NetlinkError(m) => NetlinkError::Kernel {
             op,

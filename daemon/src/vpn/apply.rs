@@ -216,8 +216,10 @@ impl Task {
         ];
         drop((ip4, ip6));
         let started = Instant::now();
+        // Each change is journaled (fsync'd) before the kernel is asked for it: a crash at any
+        // point leaves nothing the next start does not remove.
         let j = nl
-            .apply(&plan)
+            .apply(&plan, Some(&self.journal_path()))
             .await
             .map_err(|e| format!("cannot apply the VPN's config, rolled back: {e}"))?;
         tracing::info!(
@@ -226,14 +228,6 @@ impl Task {
             j.routes(),
             started.elapsed()
         );
-        // Journaled before anyone hears of ACTIVATED: a crash from then on leaves nothing the
-        // next start does not remove.
-        if let Err(e) = crate::netlink::save_journal(&self.journal_path(), &j) {
-            tracing::warn!(
-                "cannot journal the VPN's kernel objects in {}: {e} (a crash would leave them)",
-                self.journal_path().display()
-            );
-        }
         self.applier.journal = Some(j);
         let iface = g.tundev.clone().unwrap_or_default();
         let dns = self.dns_entry(iface, ifindex, default4 || default6);
@@ -367,6 +361,8 @@ impl Task {
         }
         self.unexport_ip_configs().await;
         if !self.apply().await {
+            // The kept routes are still ours: the teardown that follows removes them.
+            self.applier.journal = Some(Journal { items: kept });
             return false;
         }
         // Taking the last address off the interface took the kernel's routes through it with
@@ -376,7 +372,13 @@ impl Task {
                 routes: kept.clone(),
                 ..Default::default()
             };
-            if let Err(e) = self.p.h.netlink.apply(&again).await {
+            if let Err(e) = self
+                .p
+                .h
+                .netlink
+                .apply(&again, Some(&self.journal_path()))
+                .await
+            {
                 tracing::warn!("re-apply: the kept routes: {e}");
             }
         }
@@ -398,8 +400,9 @@ impl Task {
                 tracing::error!("teardown: {e}");
             }
             tracing::info!("removed the VPN's config ({n} routes)");
-            let _ = std::fs::remove_file(self.journal_path());
         }
+        // Also after a failed apply: its rollback removed what the journal names.
+        let _ = std::fs::remove_file(self.journal_path());
         self.p.snap.send_modify(|s| {
             s.default4 = false;
             s.default6 = false;

@@ -531,6 +531,22 @@ impl PluginArgs {
     }
 }
 
+/// stderr that never fails: a plugin whose daemon died (its stderr a pipe nobody reads) must go
+/// on to disconnect and quit, not die in tracing's "cannot write" fallback, which panics.
+#[derive(Clone, Copy, Default)]
+pub struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 /// Sets up logging as NM asks its plugins to (`NM_VPN_LOG_LEVEL`, syslog numbering), to stderr.
 pub fn init_logging() {
     let level = std::env::var("NM_VPN_LOG_LEVEL")
@@ -546,7 +562,7 @@ pub fn init_logging() {
         .unwrap_or(tracing::Level::INFO);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();

@@ -347,6 +347,25 @@ impl World {
             "addresses left behind\n{now}"
         );
         assert_eq!(now.rules, baseline.rules, "rules left behind\n{now}");
+        let links = |k: &Kernel| -> Vec<(String, bool, u32)> {
+            k.links
+                .iter()
+                .map(|l| (l.name.clone(), l.up, l.mtu))
+                .collect()
+        };
+        // A plugin's tun goes when the plugin has quit, which may come just after the
+        // connection is gone: wait for that (bounded), not for anything else.
+        let deadline = std::time::Instant::now() + LIMIT;
+        let mut now = now;
+        while links(&now) != links(baseline) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            now = self.kernel();
+        }
+        assert_eq!(
+            links(&now),
+            links(baseline),
+            "links left behind or changed (name, up, MTU)\n{now}"
+        );
     }
 }
 

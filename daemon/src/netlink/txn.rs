@@ -1,0 +1,295 @@
+//! A plan applied as one transaction, written ahead to the connection's journal (`Wal`) before
+//! each window of requests reaches the kernel; a kernel error rolls back everything already
+//! added; teardown deletes exactly the journal.
+
+use std::io;
+use std::path::Path;
+
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::LinkUnspec;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+
+use super::journal::Wal;
+use super::{Applied, BATCH, Journal, Netlink, NetlinkError, Plan, already_gone, rt_err};
+
+/// Requests written ahead in one fsync: many datagrams, so that 50,000 routes cost a dozen
+/// fsyncs, not two hundred. Writing ahead of what is sent is harmless (deleting what is not
+/// there is not an error); the window bounds how far ahead.
+const WINDOW: usize = 16 * BATCH;
+
+fn journal_err(wal: &Wal, e: io::Error) -> NetlinkError {
+    NetlinkError::Journal(wal.path().display().to_string(), e)
+}
+
+/// Where a test makes tinynmd die as a crash would: `TINYNMD_CRASH_AT=POINT:N` kills the
+/// daemon with SIGKILL at the N-th time it reaches POINT (`apply-window`, `remove-window`).
+pub fn crash_point(point: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Ok(v) = std::env::var("TINYNMD_CRASH_AT") else {
+        return;
+    };
+    let Some((p, n)) = v.split_once(':') else {
+        return;
+    };
+    if p == point && n.parse::<usize>().ok() == Some(HITS.fetch_add(1, Ordering::SeqCst) + 1) {
+        tracing::warn!("TINYNMD_CRASH_AT: dying at {point} #{n}");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+impl Netlink {
+    /// Applies a plan as one transaction. On any error everything already added is removed
+    /// again and the error names the object the kernel refused. With a journal path, each
+    /// change is written there and fsync'd before the kernel is asked for it.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        journal: Option<&Path>,
+    ) -> Result<Journal, NetlinkError> {
+        let mut wal = match journal {
+            Some(p) => {
+                Some(Wal::open(p).map_err(|e| NetlinkError::Journal(p.display().to_string(), e))?)
+            }
+            None => None,
+        };
+        let mut done = Journal::default();
+        let r = self.apply_into(plan, &mut done, wal.as_mut()).await;
+        match r {
+            Ok(()) => Ok(done),
+            Err(e) => {
+                for re in self.remove(done).await {
+                    tracing::error!("rollback: {re}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_into(
+        &self,
+        plan: &Plan,
+        journal: &mut Journal,
+        mut wal: Option<&mut Wal>,
+    ) -> Result<(), NetlinkError> {
+        for l in &plan.links {
+            let now = self
+                .link_by_index(l.index)
+                .await?
+                .ok_or_else(|| NetlinkError::Kernel {
+                    op: format!("bring up link #{}", l.index),
+                    source: io::Error::from_raw_os_error(libc::ENODEV),
+                })?;
+            let mtu = l.mtu.filter(|m| *m != now.mtu);
+            let mut changes = Vec::new();
+            if !now.up {
+                changes.push(Applied::Up(l.index));
+            }
+            if mtu.is_some() {
+                changes.push(Applied::Mtu(l.index, now.mtu));
+            }
+            if let Some(w) = wal.as_deref_mut() {
+                w.intend(&changes);
+                w.sync().map_err(|e| journal_err(w, e))?;
+            }
+            journal.items.extend(changes);
+            if !now.up || mtu.is_some() {
+                self.link_up(l.index, mtu).await?;
+            }
+        }
+        // Routes without EXCL: the kernel still refuses an identical route, but lets two VPNs
+        // each have, say, a default route of the same metric through their own interface.
+        let address_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        let route_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
+        for (group, flags) in [
+            (&plan.addresses, address_flags),
+            (&plan.routes, route_flags),
+            (&plan.rules, address_flags),
+        ] {
+            // A shared route some other connection of ours already has: count it, send nothing.
+            let mut send: Vec<&Applied> = Vec::with_capacity(group.len());
+            {
+                let mut shared = self.shared.lock().expect("poisoned");
+                for a in group {
+                    match a.shared_key() {
+                        Some(k) => match shared.get_mut(&k) {
+                            Some(n) => {
+                                *n += 1;
+                                if let Some(w) = wal.as_deref_mut() {
+                                    w.intend([a]);
+                                }
+                                journal.items.push(a.clone());
+                            }
+                            None => {
+                                // Reserved before it is sent, so that a connection applying
+                                // at the same moment counts it rather than racing to add it.
+                                shared.insert(k, 1);
+                                send.push(a);
+                            }
+                        },
+                        None => send.push(a),
+                    }
+                }
+            }
+            for window in send.chunks(WINDOW) {
+                self.apply_window(window, flags, journal, wal.as_deref_mut())
+                    .await?;
+            }
+        }
+        if let Some(w) = wal {
+            w.sync().map_err(|e| journal_err(w, e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends one window of add requests, written ahead first; journals what went in, retracts
+    /// what the kernel refused, and fails on the first refusal that is not "already there".
+    async fn apply_window(
+        &self,
+        window: &[&Applied],
+        flags: u16,
+        journal: &mut Journal,
+        mut wal: Option<&mut Wal>,
+    ) -> Result<(), NetlinkError> {
+        if let Some(w) = wal.as_deref_mut() {
+            w.intend(window.iter().copied());
+            w.sync().map_err(|e| journal_err(w, e))?;
+        }
+        crate::netlink::crash_point("apply-window");
+        let msgs: Vec<RouteNetlinkMessage> =
+            window.iter().filter_map(|a| a.add_message()).collect();
+        let failed = self.batch(&msgs, flags).await?;
+        drop(msgs);
+        let mut outcome: Vec<Option<&io::Error>> = vec![None; window.len()];
+        let mut unknown = None;
+        for (i, e) in &failed {
+            match outcome.get_mut(*i) {
+                Some(o) => *o = Some(e),
+                None => unknown = Some(e),
+            }
+        }
+        let mut first_error = None;
+        let mut refused = Vec::new();
+        {
+            let mut shared = self.shared.lock().expect("poisoned");
+            for (a, o) in window.iter().zip(&outcome) {
+                if o.is_some()
+                    && let Some(k) = a.shared_key()
+                    && let Some(n) = shared.get_mut(&k)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        shared.remove(&k);
+                    }
+                }
+                match o {
+                    None => journal.items.push((*a).clone()),
+                    Some(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        // Someone else's identical object: it stays, and stays theirs.
+                        tracing::warn!("{} is already in the kernel: left as it is", a.describe());
+                        refused.push(*a);
+                    }
+                    Some(e) => {
+                        refused.push(*a);
+                        if first_error.is_none() {
+                            first_error = Some((
+                                a.describe(),
+                                io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(e) = unknown {
+            // The kernel named no request we sent: journal all (deleting what is not there is
+            // harmless) and fail.
+            journal.items.extend(window.iter().map(|a| (*a).clone()));
+            return Err(NetlinkError::Kernel {
+                op: "apply a batch of changes".into(),
+                source: io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+            });
+        }
+        if let Some(w) = wal {
+            // Written with the next window's intents, or at the end.
+            w.retract(refused);
+        }
+        if let Some((what, source)) = first_error {
+            return Err(NetlinkError::Kernel {
+                op: format!("add {what}"),
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes exactly what a journal recorded, newest first; returns the errors (an object
+    /// already gone is not one).
+    pub async fn remove(&self, journal: Journal) -> Vec<NetlinkError> {
+        let mut errors = Vec::new();
+        let items: Vec<Applied> = {
+            let mut shared = self.shared.lock().expect("poisoned");
+            journal
+                .items
+                .into_iter()
+                .rev()
+                .filter(|a| match a.shared_key() {
+                    None => true,
+                    Some(k) => match shared.get_mut(&k) {
+                        Some(n) if *n > 1 => {
+                            *n -= 1;
+                            false
+                        }
+                        _ => {
+                            shared.remove(&k);
+                            true
+                        }
+                    },
+                })
+                .collect()
+        };
+        let dels: Vec<(usize, RouteNetlinkMessage)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.del_message().map(|m| (i, m)))
+            .collect();
+        let msgs: Vec<RouteNetlinkMessage> = dels.iter().map(|(_, m)| m.clone()).collect();
+        match self.batch(&msgs, NLM_F_REQUEST | NLM_F_ACK).await {
+            Ok(failed) => {
+                for (i, e) in failed {
+                    if already_gone(&e) {
+                        continue;
+                    }
+                    let what = dels
+                        .get(i)
+                        .map(|(j, _)| items[*j].describe())
+                        .unwrap_or_else(|| "a change".into());
+                    errors.push(NetlinkError::Kernel {
+                        op: format!("remove {what}"),
+                        source: e,
+                    });
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+        for a in &items {
+            let (msg, what) = match a {
+                Applied::Mtu(index, old) => (
+                    LinkUnspec::new_with_index(*index).mtu(*old).build(),
+                    format!("restore MTU {old} on #{index}"),
+                ),
+                Applied::Up(index) => (
+                    LinkUnspec::new_with_index(*index).down().build(),
+                    format!("set #{index} down again"),
+                ),
+                _ => continue,
+            };
+            match self.handle.link().set(msg).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {}
+                Err(e) => errors.push(rt_err(what, e)),
+            }
+        }
+        errors
+    }
+}
