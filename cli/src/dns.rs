@@ -15,6 +15,27 @@ pub async fn explain(conn: &zbus::Connection, name: &str) -> anyhow::Result<()> 
     let mode: String = dns.get_property("Mode").await?;
     let rc: String = dns.get_property("RcManager").await?;
     let config: Vec<Entry> = dns.get_property("Configuration").await?;
+    // tinynmd says beside the DnsManager why a change is not in force (a read-only
+    // resolv.conf…); another NM has no such interface.
+    let failed: String = match zbus::Proxy::new(
+        conn,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.tinynm.DnsManager",
+    )
+    .await
+    {
+        Ok(p) => p.get_property("Error").await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let result = if failed.is_empty() {
+        Ok(())
+    } else {
+        println!("the last DNS change is NOT in force: {failed}");
+        Err(anyhow::anyhow!(
+            "the DNS tinynmd was asked to put in force is not in force: {failed}"
+        ))
+    };
     if mode == "none" {
         println!(
             "{name}: tinynmd puts no DNS in force (backend none, resolv.conf {rc}): the system's own resolver decides"
@@ -31,7 +52,7 @@ pub async fn explain(conn: &zbus::Connection, name: &str) -> anyhow::Result<()> 
         println!(
             "{name}: no VPN's DNS is in force: the servers tinynmd found in resolv.conf answer"
         );
-        return Ok(());
+        return result;
     };
     let lower = name.trim_end_matches('.').to_ascii_lowercase();
     let under = config.iter().find_map(|e| {
@@ -75,5 +96,5 @@ pub async fn explain(conn: &zbus::Connection, name: &str) -> anyhow::Result<()> 
     {
         println!("  a negative priority is exclusive: the system's own servers are not used");
     }
-    Ok(())
+    result
 }

@@ -337,9 +337,67 @@ pub struct Daemon {
 /// How tinynmd is started, kept for restarts.
 #[derive(Debug, Clone)]
 struct Launch {
+    bind_mounts: Vec<BindMount>,
     private_run: bool,
     bus_in_config_only: bool,
     env: Vec<(String, String)>,
+}
+
+/// A file bind-mounted over another in tinynmd's own mount namespace, as a container runtime
+/// mounts `/etc/resolv.conf`.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    /// The file that appears…
+    pub source: PathBuf,
+    /// …at this path (which must exist).
+    pub target: PathBuf,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Makes `cmd` start in a mount namespace of its own with `mounts` made there.
+fn bind_mounts_for(cmd: &mut Command, mounts: &[BindMount]) -> Result<(), SandboxError> {
+    use std::ffi::CString;
+    let cs = |p: &Path| {
+        CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|_| SandboxError::Setup(format!("{} has a NUL", p.display())))
+    };
+    let mut list = Vec::new();
+    for m in mounts {
+        list.push((cs(&m.source)?, cs(&m.target)?, m.read_only));
+    }
+    // SAFETY: between fork and exec only raw syscalls run (unshare, mount), on strings built
+    // before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            private_mount_namespace()?;
+            for (src, dst, ro) in &list {
+                if libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if *ro
+                    && libc::mount(
+                        std::ptr::null(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// Options for [`Daemon::start`].
@@ -370,6 +428,8 @@ pub struct DaemonOptions {
     /// A `TMPDIR` of tinynmd's own (and so its plugins'), inside its directory: what they leave
     /// there can be checked, and it goes with the daemon.
     pub private_tmp: bool,
+    /// Files bind-mounted in tinynmd's own mount namespace (the host sees none of them).
+    pub bind_mounts: Vec<BindMount>,
 }
 
 impl Default for DaemonOptions {
@@ -385,6 +445,7 @@ impl Default for DaemonOptions {
             bus_in_config_only: false,
             env: Vec::new(),
             private_tmp: false,
+            bind_mounts: Vec::new(),
         }
     }
 }
@@ -456,6 +517,7 @@ impl Daemon {
             env.push(("TMPDIR".into(), tmp.display().to_string()));
         }
         let launch = Launch {
+            bind_mounts: opts.bind_mounts.clone(),
             private_run: opts.private_run,
             bus_in_config_only: opts.bus_in_config_only,
             env,
@@ -505,6 +567,9 @@ impl Daemon {
         if launch.private_run {
             private_run_for(&mut cmd, &bus.socket())?;
         }
+        if !launch.bind_mounts.is_empty() {
+            bind_mounts_for(&mut cmd, &launch.bind_mounts)?;
+        }
         cmd.spawn()
             .map_err(|e| SandboxError::Sys("spawn tinynmd", e))
     }
@@ -540,6 +605,29 @@ impl Daemon {
         let conf = self.dir.path().join("daemon.toml");
         self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, &self.launch)?;
         self.wait_ready(bus).await
+    }
+
+    /// Sets (or with `None` drops) a variable of tinynmd's environment for its next start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.launch.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.launch.env.push((key.to_string(), v.to_string()));
+        }
+    }
+
+    /// Waits up to `limit` for tinynmd to end by itself (a crash the test asked for); whether
+    /// it did. It is reaped.
+    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> bool {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// A variable given to tinynmd's environment through [`DaemonOptions::env`].

@@ -30,6 +30,22 @@ impl DnsManagerView {
     }
 }
 
+/// tinynm's own interface beside the DnsManager (NM has no such property): why the DNS of the
+/// last change is not in force, e.g. a read-only resolv.conf.
+pub struct DnsStatusView {
+    /// The core's snapshot.
+    pub snap: tokio::sync::watch::Receiver<DnsSnapshot>,
+}
+
+#[zbus::interface(name = "org.tinynm.DnsManager")]
+impl DnsStatusView {
+    /// Empty when the DNS in `Configuration` is in force; else what failed.
+    #[zbus(property)]
+    fn error(&self) -> String {
+        self.snap.borrow().error.clone()
+    }
+}
+
 /// DnsManager's `Configuration`: one dict per entry in force.
 pub fn configuration(entries: &[crate::dns::DnsEntry]) -> Vec<HashMap<String, OwnedVariant>> {
     let ov = |v: zbus::Variant<'_>| v.try_into_owned().expect("no fds");

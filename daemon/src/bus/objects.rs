@@ -16,7 +16,7 @@ use super::agent::AgentManagerView;
 use super::device::{
     DeviceView, GenericView, LoopbackView, StatisticsView, TunView, VethView, WiredView,
 };
-use super::dns::DnsManagerView;
+use super::dns::{DnsManagerView, DnsStatusView};
 use super::ipconfig::{Ip4ConfigView, Ip6ConfigView, PropValue, ip_props};
 use super::manager::Manager;
 use super::settings::{ConnectionView, SettingsView};
@@ -39,6 +39,8 @@ pub enum Iface {
     Vpn,
     /// `org.freedesktop.NetworkManager.DnsManager`
     Dns,
+    /// `org.tinynm.DnsManager` (tinynm's own, beside it)
+    DnsStatus,
     /// `org.freedesktop.NetworkManager.AgentManager`
     Agent,
     /// `org.freedesktop.NetworkManager.Device`
@@ -71,6 +73,7 @@ impl Iface {
             Iface::Active => ActiveView::name(),
             Iface::Vpn => VpnView::name(),
             Iface::Dns => DnsManagerView::name(),
+            Iface::DnsStatus => DnsStatusView::name(),
             Iface::Agent => AgentManagerView::name(),
             Iface::Device => DeviceView::name(),
             Iface::Statistics => StatisticsView::name(),
@@ -127,6 +130,7 @@ pub async fn interfaces_of(
             Iface::Active => props_of::<ActiveView>(server, conn, path).await?,
             Iface::Vpn => props_of::<VpnView>(server, conn, path).await?,
             Iface::Dns => props_of::<DnsManagerView>(server, conn, path).await?,
+            Iface::DnsStatus => props_of::<DnsStatusView>(server, conn, path).await?,
             // NM lists the AgentManager with no properties.
             Iface::Agent => Props::new(),
             Iface::Device => props_of::<DeviceView>(server, conn, path).await?,

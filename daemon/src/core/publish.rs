@@ -76,8 +76,11 @@ impl Core {
             .filter(|a| a.snap.borrow().state == AcState::Activated as u32)
             .flat_map(|a| a.snap.borrow().dns.clone())
             .collect();
-        if self.out.dns.borrow().entries == entries {
-            return;
+        {
+            let now = self.out.dns.borrow();
+            if now.entries == entries && now.error.is_empty() {
+                return;
+            }
         }
         // auto decides when there is something to put in force.
         if !entries.is_empty() {
@@ -92,11 +95,21 @@ impl Core {
             s.rc_manager = rc;
         });
         let before = self.out.dns.borrow().entries.clone();
-        if let Err(e) = self.dns.apply(self.h.bus.conn(), &entries, &before).await {
-            tracing::error!("DNS: {e}");
-        }
-        self.out.dns.send_modify(|s| s.entries = entries.clone());
-        let config = crate::bus::dns::configuration(&entries);
+        // What is in force afterwards: the new entries, or on failure still the old ones (the
+        // next change tries again); the failure is shown, never the entries that failed.
+        let (in_force, error) = match self.dns.apply(self.h.bus.conn(), &entries, &before).await {
+            Ok(()) => (entries, String::new()),
+            Err(e) => {
+                tracing::error!("DNS: {e}: the VPN's DNS is not in force");
+                (before, e.to_string())
+            }
+        };
+        let error_changed = self.out.dns.borrow().error != error;
+        self.out.dns.send_modify(|s| {
+            s.entries = in_force.clone();
+            s.error = error.clone();
+        });
+        let config = crate::bus::dns::configuration(&in_force);
         self.h
             .bus
             .changed_or_log(
@@ -105,6 +118,16 @@ impl Core {
                 vec![("Configuration", Variant::from(config))],
             )
             .await;
+        if error_changed {
+            self.h
+                .bus
+                .changed_or_log(
+                    DNS_PATH,
+                    Iface::DnsStatus,
+                    vec![("Error", Variant::from(error))],
+                )
+                .await;
+        }
     }
 
     /// The interface the kernel sends the default route through (a FIB lookup of a TEST-NET-2

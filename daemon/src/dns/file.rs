@@ -1,6 +1,9 @@
 //! The `file` backend: the VPNs' DNS written into a resolv.conf, atomically; the original kept
 //! in the state directory and put back when the last VPN goes, and at the next start after a
-//! crash.
+//! crash. As NM's `rc-manager=file`: a symlink to an existing file is followed and the file it
+//! points to is updated (a symlink is never replaced by a file); a resolv.conf that cannot be
+//! replaced (a bind mount, as container runtimes make it: rename fails with EBUSY) is written
+//! in place.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -132,12 +135,50 @@ impl Backup {
     /// Puts the original back where it was taken from (no file: removes what tinynmd wrote).
     fn restore(&self) -> std::io::Result<()> {
         match &self.original {
-            Some(b) => crate::store::write_atomic(&self.path, b, 0o644),
+            Some(b) => write_resolv(&self.path, b),
             None => match std::fs::remove_file(&self.path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             },
         }
+    }
+}
+
+/// Where resolv.conf's writes go: the file itself, or for a symlink the file it points to.
+fn write_target(path: &Path) -> std::io::Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "it is a symlink to a file that cannot be reached ({e}); a symlink is never replaced by a file"
+                ),
+            )
+        }),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Writes a resolv.conf: atomically (a temporary file renamed over it), or in place where it
+/// cannot be replaced (a mount point: EBUSY; EXDEV).
+fn write_resolv(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match crate::store::write_atomic(path, bytes, 0o644) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EXDEV)) => {
+            tracing::debug!(
+                "{} cannot be replaced ({e}): writing it in place",
+                path.display()
+            );
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        }
+        r => r,
     }
 }
 
@@ -191,7 +232,7 @@ impl FileBackend {
                 return;
             }
         };
-        if b.path != self.path {
+        if b.path != write_target(&self.path).unwrap_or_else(|_| self.path.clone()) {
             tracing::warn!(
                 "the backup is of {}, not of {} (daemon.toml changed): it goes back to {}",
                 b.path.display(),
@@ -222,25 +263,28 @@ impl FileBackend {
                 return Ok(());
             };
             if let Err(e) = b.restore() {
+                let path = b.path.clone();
                 self.kept = Some(b);
-                return Err(io("put back", &self.path)(e));
+                return Err(io("put back", &path)(e));
             }
             let _ = std::fs::remove_file(&self.backup);
             tracing::info!("{} put back as it was", self.path.display());
             return Ok(());
         }
-        if self.kept.is_none() {
+        let fresh = self.kept.is_none();
+        if fresh {
             let b = match std::fs::read(&self.backup) {
                 // Left by an earlier run and not put back at start: it still holds the original.
                 Ok(bytes) => Backup::decode(&bytes).map_err(|why| self.damaged(why))?,
                 Err(_) => {
-                    let original = match std::fs::read(&self.path) {
+                    let target = write_target(&self.path).map_err(io("follow", &self.path))?;
+                    let original = match std::fs::read(&target) {
                         Ok(b) => Some(b),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                        Err(e) => return Err(io("read", &self.path)(e)),
+                        Err(e) => return Err(io("read", &target)(e)),
                     };
                     let b = Backup {
-                        path: self.path.clone(),
+                        path: target,
                         original,
                     };
                     crate::store::write_atomic(&self.backup, &b.encode(), 0o600)
@@ -250,15 +294,20 @@ impl FileBackend {
             };
             self.kept = Some(b);
         }
-        let orig = self
-            .kept
-            .as_ref()
-            .and_then(|b| b.original.as_deref())
+        let kept = self.kept.as_ref().expect("kept above");
+        let orig = kept
+            .original
+            .as_deref()
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
         let text = compose(entries, &orig);
-        crate::store::write_atomic(&self.path, text.as_bytes(), 0o644)
-            .map_err(io("write", &self.path))
+        let r = write_resolv(&kept.path, text.as_bytes()).map_err(io("write", &kept.path));
+        if r.is_err() && fresh {
+            // Nothing of ours is in the file: no original to put back later.
+            self.kept = None;
+            let _ = std::fs::remove_file(&self.backup);
+        }
+        r
     }
 }
 

@@ -9,4 +9,6 @@ pub struct DnsSnapshot {
     pub rc_manager: String,
     /// The entries in force.
     pub entries: Vec<crate::dns::DnsEntry>,
+    /// Why the last change could not be put in force (empty: it was).
+    pub error: String,
 }
