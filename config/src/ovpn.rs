@@ -191,7 +191,9 @@ pub fn import(text: &str, name: &str, uuid: &str, cert_dir: &Path) -> Result<Imp
                 if v.parse::<u32>().is_err() {
                     return Err(err(n, format!("{dir}: '{v}' is not a number")));
                 }
-                d.insert(dir.into(), v);
+                // NM's key for openvpn's --tun-mtu is `tunnel-mtu`.
+                let key = if dir == "tun-mtu" { "tunnel-mtu" } else { dir };
+                d.insert(key.into(), v);
             }
             "reneg-sec" => {
                 let v = one("number")?;
@@ -337,6 +339,20 @@ mod tests {
         assert!(!i.profile.ipv4.never_default, "redirect-gateway");
         assert_eq!(i.files.len(), 3);
         assert!(i.files[0].1.starts_with("-----BEGIN CERTIFICATE-----\n"));
+    }
+
+    #[test]
+    fn tun_mtu_is_written_as_nms_tunnel_mtu() {
+        let i = import(
+            "client\nremote a\ntun-mtu 1400\n",
+            "x",
+            "u",
+            Path::new("/c"),
+        )
+        .unwrap();
+        let d = &i.profile.vpn.data;
+        assert_eq!(d.get("tunnel-mtu").map(String::as_str), Some("1400"));
+        assert!(!d.contains_key("tun-mtu"), "{d:?}");
     }
 
     #[test]

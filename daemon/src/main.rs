@@ -127,6 +127,16 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let netlink = netlink::Netlink::new().context("netlink")?;
     netlink::recover(&netlink, &cfg.state_dir).await;
+    let run = state::paths::runtime_dir(&cfg.state_dir);
+    if run.exists() {
+        match std::fs::remove_dir_all(&run) {
+            Ok(()) => tracing::info!(
+                "removed what plugins of an earlier run left in {}",
+                run.display()
+            ),
+            Err(e) => tracing::warn!("cannot empty {}: {e}", run.display()),
+        }
+    }
     let dns = dns::Dns::new(cfg.dns.clone(), &cfg.state_dir);
     dns.recover();
     let (dns_tx, dns_rx) = watch::channel(state::DnsSnapshot {

@@ -172,7 +172,7 @@ async fn imported(plugin: Plugin) {
         &ovpn,
         format!(
             "# the test's own client file\nclient\ndev tun\nproto udp\nremote 10.99.0.1 1194\nnobind\n\
-             persist-key\npersist-tun\nremote-cert-tls server\nverb 3\n{}{}{}{}",
+             persist-key\npersist-tun\nremote-cert-tls server\ntun-mtu 1400\nverb 3\n{}{}{}{}",
             inline("ca", "ca.crt"),
             inline("cert", "client.crt"),
             inline("key", "client.key"),
@@ -266,6 +266,18 @@ async fn tunnel_works(w: &mut World, p: &zbus::OwnedObjectPath) {
 
     let openvpn = descendants_named(w.daemon.pid(), "openvpn");
     assert_eq!(openvpn.len(), 1, "one openvpn client runs: {openvpn:?}");
+    if w.daemon.env("TMPDIR").is_some() {
+        // tinynm-openvpn's management socket is in tinynmd's runtime directory.
+        let run = w.daemon.dir().join("state/run");
+        let dirs: Vec<_> = std::fs::read_dir(&run)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(
+            dirs.len() == 1 && dirs[0].join("management").exists(),
+            "{dirs:?}"
+        );
+    }
     w.manager().await.deactivate_connection(&ac).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[6, 7]).await, (7, 2));
     w.wait_removed(ac.as_str()).await;
@@ -384,6 +396,12 @@ async fn no_runtime_files_left(w: &World) {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "left in {tmpdir}: {left:?}");
+    // Its runtime files live in tinynmd's runtime directory, and went with the connection.
+    let run = w.daemon.dir().join("state/run");
+    let left: Vec<_> = std::fs::read_dir(&run)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", run.display());
 }
 
 /// Waits (at most `limit`) for process `pid` to end: a pidfd becomes readable when it does.

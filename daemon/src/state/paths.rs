@@ -18,3 +18,9 @@ pub const IP6_PREFIX: &str = "/org/freedesktop/NetworkManager/IP6Config";
 pub const AC_PREFIX: &str = "/org/freedesktop/NetworkManager/ActiveConnection";
 /// Where the AgentManager is served.
 pub const AGENT_PATH: &str = "/org/freedesktop/NetworkManager/AgentManager";
+
+/// The plugins' runtime directory (`TINYNM_RUNTIME_DIR`): a connection's sockets and files, in
+/// tinynmd's state directory; what a crashed run left there is removed at the next start.
+pub fn runtime_dir(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("run")
+}

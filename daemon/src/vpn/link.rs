@@ -167,9 +167,14 @@ impl PluginLink {
 
     /// Execs the plugin, telling it `bus` (tinynmd's, when not the system bus); `None` when
     /// it runs (its name is awaited next).
-    pub async fn start(&mut self, info: &PluginInfo, bus: Option<&str>) -> Option<Event> {
+    pub async fn start(
+        &mut self,
+        info: &PluginInfo,
+        bus: Option<&str>,
+        runtime: &std::path::Path,
+    ) -> Option<Event> {
         let tx = self.events_tx.clone();
-        match plugin::spawn(info, &self.bus_name, bus, move |how| {
+        match plugin::spawn(info, &self.bus_name, bus, runtime, move |how| {
             let _ = tx.send(Ev::Exited(how));
         }) {
             Ok(pid) => {

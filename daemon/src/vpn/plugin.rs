@@ -90,6 +90,7 @@ pub fn spawn(
     info: &PluginInfo,
     bus_name: &str,
     bus: Option<&str>,
+    runtime: &std::path::Path,
     on_exit: impl FnOnce(String) + Send + 'static,
 ) -> Result<u32, ExecError> {
     let mut cmd = Command::new(&info.program);
@@ -108,6 +109,9 @@ pub fn spawn(
     if let Some(a) = bus {
         cmd.env("DBUS_SYSTEM_BUS_ADDRESS", a);
     }
+    // Where tinynm's own plugins keep a connection's runtime files (management sockets…):
+    // tinynmd's, emptied at its next start after a crash.
+    cmd.env("TINYNM_RUNTIME_DIR", runtime);
     let mut child = cmd.spawn().map_err(|source| ExecError {
         program: info.program.clone(),
         file: info.file.clone(),

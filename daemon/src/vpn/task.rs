@@ -237,7 +237,8 @@ impl Task {
             Action::StartPlugin => {
                 let cfg = self.p.h.cfg.clone();
                 let bus = (cfg.bus != "system").then_some(cfg.bus.as_str());
-                Box::pin(self.link.start(&self.p.plugin, bus)).await
+                let run = crate::state::paths::runtime_dir(&cfg.state_dir);
+                Box::pin(self.link.start(&self.p.plugin, bus, &run)).await
             }
             Action::TerminatePlugin => {
                 self.link.terminate();

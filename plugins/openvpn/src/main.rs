@@ -156,17 +156,47 @@ impl OpenVpn {
 
     async fn start(&self, profile: Profile, ctl: Control) -> Result<(), PluginError> {
         let data = &profile.vpn.data;
+        args::validate(data).map_err(PluginError::BadArguments)?;
+        args::validate_secrets(&profile.vpn.secrets).map_err(PluginError::BadArguments)?;
         let kind = Kind::of(data).map_err(PluginError::BadArguments)?;
         if kind.password() && !profile.vpn.secrets.contains_key("password") {
             return Err(PluginError::InvalidConnection(
                 "vpn.secrets password: missing (password authentication)".into(),
             ));
         }
-        let dir = tempfile::Builder::new()
-            .prefix("tinynm-openvpn")
-            .tempdir()
-            .map_err(|e| PluginError::LaunchFailed(format!("temporary directory: {e}")))?;
+        // The connection's runtime files (the management socket, a proxy's credentials) live
+        // in the runtime directory tinynmd gives its plugins, and go with the connection.
+        let base = std::env::var_os("TINYNM_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = (|| {
+            std::fs::create_dir_all(&base)?;
+            tempfile::Builder::new()
+                .prefix("openvpn-")
+                .tempdir_in(&base)
+        })()
+        .map_err(|e| {
+            PluginError::LaunchFailed(format!("runtime directory in {}: {e}", base.display()))
+        })?;
         let mgmt = dir.path().join("management");
+        let proxy_auth = dir.path().join("http-proxy-auth");
+        if let Some(user) = data.get("http-proxy-username") {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let pass = profile
+                .vpn
+                .secrets
+                .get("http-proxy-password")
+                .cloned()
+                .unwrap_or_default();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&proxy_auth)
+                .and_then(|mut f| f.write_all(format!("{user}\n{pass}\n").as_bytes()))
+                .map_err(|e| PluginError::LaunchFailed(format!("proxy credentials: {e}")))?;
+        }
         let listener = tokio::net::UnixListener::bind(&mgmt)
             .map_err(|e| PluginError::LaunchFailed(format!("management socket: {e}")))?;
         let helper = std::env::current_exe()
@@ -179,7 +209,11 @@ impl OpenVpn {
             helper.display(),
             self.bus_name
         );
-        let argv = args::build(data, &up, &mgmt).map_err(PluginError::BadArguments)?;
+        let rt = args::Runtime {
+            mgmt: &mgmt,
+            proxy_auth: &proxy_auth,
+        };
+        let argv = args::build(data, &up, &rt).map_err(PluginError::BadArguments)?;
         let openvpn = ["/usr/sbin/openvpn", "/usr/bin/openvpn"]
             .into_iter()
             .find(|p| std::path::Path::new(p).is_file())
