@@ -470,11 +470,15 @@ async fn run_wrong_password(plugin: Plugin) {
     }
     match plugin {
         // nm-openvpn-service, connected interactively as NM does, answers the server's
-        // refusal by asking for new secrets; with no secret agent to give them, NM and
-        // tinynmd both end with NO_SECRETS ("No valid secrets").
+        // refusal by asking again for the password it was given; with no secret agent to
+        // give another, NM ends NO_SECRETS, tinynmd says what happened: LOGIN_FAILED.
         Plugin::Nm => {
             assert!(log.contains("Password verification failed"), "{log}");
-            assert_eq!((s, r), (6, 9), "NO_SECRETS, as NM without an agent\n{log}");
+            assert!(
+                log.contains("the VPN server refused the credentials: the plugin asks again for [\"password\"]"),
+                "{log}"
+            );
+            assert_eq!((s, r), (6, 10), "LOGIN_FAILED\n{log}");
         }
         // tinynm-openvpn does not connect interactively (no agents yet): the refusal is
         // LOGIN_FAILED ("Invalid secrets").

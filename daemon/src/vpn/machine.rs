@@ -120,6 +120,9 @@ pub enum Event {
     Failure(u32),
     /// The plugin's `SecretsRequired`.
     SecretsRequired,
+    /// The plugin asked again for secrets it was just given and no agent can give new ones:
+    /// the server refused them.
+    CredentialsRefused,
     /// `NewSecrets` after the agents' answer: accepted or not.
     NewSecretsDone(bool),
     /// A `Config`/`Ip4Config`/`Ip6Config` was taken. `generic`: it carried the generic config;
@@ -315,6 +318,7 @@ impl Machine {
             }
             Event::NewSecretsDone(true) => {}
             Event::NewSecretsDone(false) => self.finish(&mut out, End::failed(Reason::NoSecrets)),
+            Event::CredentialsRefused => self.finish(&mut out, End::failed(Reason::LoginFailed)),
             Event::ConfigReceived { generic, complete } if self.takes_config() => {
                 // While up, a new config (a restarted tunnel's) is taken without a state change.
                 if generic && self.phase < Phase::IpConfigGet {

@@ -217,6 +217,18 @@ impl Task {
         match self.ask_agents(&hints, flags).await {
             Err(ev) => return ev,
             Ok(Err(e)) => {
+                // Asked again for secrets it was just given (the server refused them), with
+                // nobody to give others: NM ends NO_SECRETS; the truth is LOGIN_FAILED.
+                let given: Vec<&String> = hints
+                    .iter()
+                    .filter(|h| self.p.profile.vpn.secrets.contains_key(h.as_str()))
+                    .collect();
+                if !given.is_empty() {
+                    tracing::error!(
+                        "the VPN server refused the credentials: the plugin asks again for {given:?}, which it was given ({msg:?}), and no secret agent can give new ones ({e})"
+                    );
+                    return Event::CredentialsRefused;
+                }
                 tracing::error!("the plugin asks for more secrets ({msg:?}, hints {hints:?}): {e}");
                 return Event::NewSecretsDone(false);
             }

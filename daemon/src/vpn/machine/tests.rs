@@ -97,6 +97,7 @@ fn all_events() -> Vec<Event> {
         Event::SecretsRequired,
         Event::NewSecretsDone(true),
         Event::NewSecretsDone(false),
+        Event::CredentialsRefused,
         Event::ConfigInvalid { generic: false },
         Event::ConfigInvalid { generic: true },
         Event::Applied(true),
@@ -200,6 +201,7 @@ fn expected(at: At, ev: &Event) -> Vec<Action> {
         }
         Event::NewSecretsDone(true) => vec![],
         Event::NewSecretsDone(false) => fin(End::failed(Reason::NoSecrets)),
+        Event::CredentialsRefused => fin(End::failed(Reason::LoginFailed)),
         Event::ConfigReceived { generic, complete } if takes_config => {
             let mut v = vec![];
             if *generic && matches!(at, NeedAuth | Connecting | Connected) {
