@@ -396,3 +396,53 @@ async fn a_user_may_not_take_down_what_another_user_brought_up() {
     let o = tinynm_as(&w, "nobody", &["connection", "down", "owned"]);
     assert!(o.status.success(), "{}", err(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_profile_may_name_only_files_that_user_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut w = World::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = dir.path().join("root-only.key");
+    let open = dir.path().join("ca.crt");
+    std::fs::write(&secret, "root's key\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&open, "a CA anyone may read\n").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let owned = |id: &str, file: &std::path::Path| {
+        let mut p = common::profile(
+            id,
+            TESTBENCH,
+            &[
+                ("tundev", "tbfile0"),
+                ("never-default", "true"),
+                ("key", file.to_str().unwrap()),
+            ],
+        );
+        p.connection.permissions = vec!["user:nobody:".into()];
+        p
+    };
+    // Activated by root, for nobody's profile: root's key is still not used.
+    let bad = w.add_profile(owned("nobodys-bad", &secret)).await;
+    let err = w.activate(&bad).await.unwrap_err().to_string();
+    assert!(
+        err.contains("PermissionDenied")
+            && err.contains(&format!(
+                "vpn.data key: '{}' cannot be read by 'nobody'",
+                secret.display()
+            )),
+        "{err}"
+    );
+    assert!(w.vpn_actives().await.is_empty(), "nothing was started");
+    // A file nobody can read is fine.
+    let good = w.add_profile(owned("nobodys-good", &open)).await;
+    let ac = w.activate(&good).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    // A system profile (no permissions) may name root's files.
+    let mut sys = owned("system", &secret);
+    sys.connection.permissions.clear();
+    sys.vpn.data.insert("tundev".into(), "tbfile1".into());
+    let sys = w.add_profile(sys).await;
+    let ac = w.activate(&sys).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+}

@@ -3,8 +3,11 @@
 //! `[authorization]` (`user:NAME`, `group:NAME`, `uid:N`, `gid:N` per action), and nothing that
 //! is not listed.
 
+mod files;
 mod polkit;
 mod rules;
+
+pub use files::check_profile_files;
 
 use std::collections::BTreeMap;
 

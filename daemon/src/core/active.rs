@@ -37,6 +37,9 @@ impl Core {
                 profile.connection.id
             )));
         }
+        crate::auth::check_profile_files(&profile)
+            .await
+            .map_err(NmError::PermissionDenied)?;
         if let Some(a) = self.actives.values().find(|a| a.profile == pn) {
             let st = a.snap.borrow().state;
             if st == AcState::Activating as u32 || st == AcState::Activated as u32 {
