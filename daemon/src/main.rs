@@ -260,10 +260,17 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         cfg.bus
     );
 
+    // Ends when the bus connection does: with no bus, nobody can see or control the VPNs, so
+    // they are taken down as at SIGTERM.
+    let mut bus_messages = zbus::MessageStream::from(&conn);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            m = futures::StreamExt::next(&mut bus_messages) => if m.is_none() {
+                tracing::error!("the bus connection closed: taking every VPN down");
+                break;
+            },
             _ = hup.recv() => {
                 // As NM: SIGHUP reloads the configuration and the profiles.
                 tracing::info!("SIGHUP: reloading daemon.toml and the profiles");

@@ -154,6 +154,12 @@ impl Bus {
         })
     }
 
+    /// Ends the bus (SIGKILL to the dbus-daemon we started, by its pid), as if it crashed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The socket path (for programs that only use the default system bus socket).
     pub fn socket(&self) -> PathBuf {
         self._dir.path().join("system_bus_socket")

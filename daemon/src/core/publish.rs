@@ -98,7 +98,10 @@ impl Core {
         // What is in force afterwards: the new entries, or on failure still the old ones (the
         // next change tries again); the failure is shown, never the entries that failed.
         let (in_force, error) = match self.dns.apply(self.h.bus.conn(), &entries, &before).await {
-            Ok(()) => (entries, String::new()),
+            Ok(()) => {
+                crate::netlink::crash_point("dns-applied");
+                (entries, String::new())
+            }
             Err(e) => {
                 tracing::error!("DNS: {e}: the VPN's DNS is not in force");
                 (before, e.to_string())

@@ -22,17 +22,22 @@ fn journal_err(wal: &Wal, e: io::Error) -> NetlinkError {
 }
 
 /// Where a test makes tinynmd die as a crash would: `TINYNMD_CRASH_AT=POINT:N` kills the
-/// daemon with SIGKILL at the N-th time it reaches POINT (`apply-window`, `remove-window`).
+/// daemon with SIGKILL at the N-th time it reaches POINT: `apply-window` (before a window of
+/// adds is sent), `remove-batch` (after a datagram of deletes), `phase-STATE` (a VPN state just
+/// announced), `dns-applied` (resolv.conf just written).
 pub fn crash_point(point: &str) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static HITS: AtomicUsize = AtomicUsize::new(0);
-    let Ok(v) = std::env::var("TINYNMD_CRASH_AT") else {
+    static AT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        let v = std::env::var("TINYNMD_CRASH_AT").ok()?;
+        let (p, n) = v.split_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    let Some((p, n)) = at else {
         return;
     };
-    let Some((p, n)) = v.split_once(':') else {
-        return;
-    };
-    if p == point && n.parse::<usize>().ok() == Some(HITS.fetch_add(1, Ordering::SeqCst) + 1) {
+    if p == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
         tracing::warn!("TINYNMD_CRASH_AT: dying at {point} #{n}");
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }

@@ -48,6 +48,7 @@ pub struct PluginLink {
     owner: Option<String>,
     proxy: Option<VpnPluginProxy<'static>>,
     pid: Option<u32>,
+    exited: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Whether a failed call failed because the plugin left the bus, not because it answered an
@@ -82,6 +83,7 @@ impl PluginLink {
             owner: None,
             proxy: None,
             pid: None,
+            exited: None,
         }
     }
 
@@ -177,13 +179,14 @@ impl PluginLink {
         match plugin::spawn(info, &self.bus_name, bus, runtime, move |how| {
             let _ = tx.send(Ev::Exited(how));
         }) {
-            Ok(pid) => {
+            Ok(plugin::Spawned { pid, exited }) => {
                 tracing::info!(
                     "started {} (pid {pid}) for {}",
                     info.program.display(),
                     self.bus_name
                 );
                 self.pid = Some(pid);
+                self.exited = Some(exited);
                 None
             }
             Err(e) => Some(self.start_failed(e.to_string())),
@@ -307,6 +310,9 @@ impl PluginLink {
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(call, proxy.disconnect()).await;
             });
+        }
+        if let (Some(pid), Some(exited)) = (self.pid, self.exited.take()) {
+            plugin::reap(pid, exited, call);
         }
     }
 }

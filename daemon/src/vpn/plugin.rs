@@ -92,7 +92,7 @@ pub fn spawn(
     bus: Option<&str>,
     runtime: &std::path::Path,
     on_exit: impl FnOnce(String) + Send + 'static,
-) -> Result<u32, ExecError> {
+) -> Result<Spawned, ExecError> {
     let mut cmd = Command::new(&info.program);
     if info.multiple {
         cmd.arg("--bus-name").arg(bus_name);
@@ -132,6 +132,7 @@ pub fn spawn(
             _ => tracing::info!(plugin = %name, "{msg}"),
         }
     });
+    let (exited_tx, exited) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let how = match child.wait().await {
             Ok(s) => describe_exit(s),
@@ -139,9 +140,43 @@ pub fn spawn(
         };
         LIVE.fetch_sub(1, Ordering::SeqCst);
         EXITED.notify_waiters();
+        let _ = exited_tx.send(true);
         on_exit(how);
     });
-    Ok(pid)
+    Ok(Spawned { pid, exited })
+}
+
+/// A plugin process tinynmd started.
+pub struct Spawned {
+    /// Its pid (it leads its process group).
+    pub pid: u32,
+    /// Becomes `true` once it has exited and been reaped (until then its pid is ours).
+    pub exited: tokio::sync::watch::Receiver<bool>,
+}
+
+/// After `Disconnect`: a plugin that has not quit within `grace` gets SIGTERM, and SIGKILL after
+/// as long again (NM's plugins quit on their own; one that hangs must not outlive its
+/// connection with its tunnel).
+pub fn reap(pid: u32, mut exited: tokio::sync::watch::Receiver<bool>, grace: Duration) {
+    tokio::spawn(async move {
+        for signal in [
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGKILL,
+        ] {
+            if tokio::time::timeout(grace, exited.wait_for(|e| *e))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tracing::warn!(
+                "the plugin (pid {pid}) has not quit {grace:?} after Disconnect: {signal}"
+            );
+            if let Ok(p) = i32::try_from(pid) {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), signal);
+            }
+        }
+    });
 }
 
 /// The level a plugin's output line was written at, and the message to log: a tracing line

@@ -298,6 +298,9 @@ impl Task {
         if ac != old_ac {
             let _ = self.p.core.send(Command::Changed).await;
         }
+        if vpn != old_vpn {
+            crate::netlink::crash_point(&format!("phase-{}", vpn.name()));
+        }
     }
 
     async fn announce(

@@ -159,6 +159,9 @@ struct Inner {
     // and disconnect, never across an await.
     tun: Mutex<Option<OwnedFd>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    // The connection's script, for what Disconnect does (`exit-at=disconnect`,
+    // `delay-disconnect`).
+    script: Mutex<Option<Script>>,
 }
 
 fn exit_now(stage: &str) -> ! {
@@ -382,6 +385,9 @@ impl VpnService for Testbench {
         let s = Script {
             data: p.vpn.data.clone(),
         };
+        *self.inner.script.lock().expect("poisoned") = Some(Script {
+            data: p.vpn.data.clone(),
+        });
         if let Some(k) = s.get("require-secret")
             && !p.vpn.secrets.contains_key(k)
             && p.secret_flags(k) & 4 == 0
@@ -413,6 +419,15 @@ impl VpnService for Testbench {
     }
 
     async fn disconnect(&self) -> Result<(), PluginError> {
+        let script = self.inner.script.lock().expect("poisoned").take();
+        if let Some(s) = script {
+            if s.is("exit-at", "disconnect") {
+                exit_now("disconnect");
+            }
+            if let Some(d) = s.ms("delay-disconnect")? {
+                tokio::time::sleep(d).await;
+            }
+        }
         if let Some(t) = self.inner.task.lock().expect("poisoned").take() {
             t.abort();
         }

@@ -289,6 +289,12 @@ impl World {
         .await
     }
 
+    /// Forgets the signals seen so far (a restarted tinynmd numbers its connections anew).
+    pub fn forget_signals(&mut self) {
+        while self.events.try_recv().is_ok() {}
+        self.seen.clear();
+    }
+
     async fn wait<T>(&mut self, f: impl Fn(&Signal) -> Option<T>) -> T {
         if let Some(t) = self.seen.iter().find_map(&f) {
             return t;
