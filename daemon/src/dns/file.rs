@@ -8,27 +8,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use super::resolv::{Backup, parse_resolv};
 use super::{BASE_PRIORITY, DnsEntry, DnsError, in_force};
-
-/// What a resolv.conf says: its servers, search domains and the other lines.
-fn parse_resolv(text: &str) -> (Vec<IpAddr>, Vec<String>, Vec<String>) {
-    let (mut servers, mut search, mut other) = (Vec::new(), Vec::new(), Vec::new());
-    for l in text.lines() {
-        let t = l.trim();
-        let mut w = t.split_whitespace();
-        match w.next() {
-            Some("nameserver") => {
-                if let Some(a) = w.next().and_then(|a| a.parse().ok()) {
-                    servers.push(a);
-                }
-            }
-            Some("search" | "domain") => search.extend(w.map(str::to_string)),
-            Some(x) if !x.starts_with('#') && !x.starts_with(';') => other.push(t.to_string()),
-            _ => {}
-        }
-    }
-    (servers, search, other)
-}
 
 /// The resolv.conf for `entries` over the `original` file.
 pub fn compose(entries: &[DnsEntry], original: &str) -> String {
@@ -73,65 +54,7 @@ pub fn compose(entries: &[DnsEntry], original: &str) -> String {
     out
 }
 
-/// The original resolv.conf as kept in the state directory, tied to the path it was taken
-/// from; on disk, a header (`tinynm resolv.conf backup 1`, `path PATH`, `present` or `absent`,
-/// an empty line) and the original bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backup {
-    /// The file it was taken from.
-    pub path: PathBuf,
-    /// Its bytes; `None` when there was no such file.
-    pub original: Option<Vec<u8>>,
-}
-
-const MAGIC: &str = "tinynm resolv.conf backup 1";
-
 impl Backup {
-    /// The bytes on disk.
-    pub fn encode(&self) -> Vec<u8> {
-        let state = if self.original.is_some() {
-            "present"
-        } else {
-            "absent"
-        };
-        let mut out = format!("{MAGIC}\npath {}\n{state}\n\n", self.path.display()).into_bytes();
-        out.extend(self.original.iter().flatten());
-        out
-    }
-
-    /// Reads [`Backup::encode`]'s bytes, or says what is wrong with them.
-    pub fn decode(b: &[u8]) -> Result<Backup, String> {
-        if b.is_empty() {
-            return Err("it is empty (0 bytes)".into());
-        }
-        let mut lines = Vec::new();
-        let mut rest = b;
-        while lines.len() < 4 {
-            let Some(nl) = rest.iter().position(|c| *c == b'\n') else {
-                return Err("its header is cut short".into());
-            };
-            let line = std::str::from_utf8(&rest[..nl]).map_err(|_| "its header is not text")?;
-            lines.push(line.to_string());
-            rest = &rest[nl + 1..];
-        }
-        if lines[0] != MAGIC {
-            return Err(format!("it does not start with '{MAGIC}'"));
-        }
-        let path = lines[1]
-            .strip_prefix("path ")
-            .filter(|p| p.starts_with('/'))
-            .ok_or("its second line is not 'path /…'")?;
-        let original = match (lines[2].as_str(), lines[3].as_str()) {
-            ("present", "") => Some(rest.to_vec()),
-            ("absent", "") if rest.is_empty() => None,
-            _ => return Err("its header is damaged".into()),
-        };
-        Ok(Backup {
-            path: PathBuf::from(path),
-            original,
-        })
-    }
-
     /// Puts the original back where it was taken from (no file: removes what tinynmd wrote).
     fn restore(&self) -> std::io::Result<()> {
         match &self.original {
@@ -404,5 +327,32 @@ mod tests {
             original: Some(b"x".to_vec()),
         }
         .encode()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+        /// A backup reads back as written, whatever path and bytes it holds.
+        #[test]
+        fn backups_read_back(path in "/[ -~&&[^\n]]{0,40}", original in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200))) {
+            let b = Backup { path: path.into(), original };
+            proptest::prop_assert_eq!(Backup::decode(&b.encode()), Ok(b));
+        }
+
+        /// Any bytes as a backup: a backup or a reason, never a panic.
+        #[test]
+        fn any_bytes_as_a_backup(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Err(why) = Backup::decode(&b) {
+                proptest::prop_assert!(!why.is_empty());
+            }
+        }
+
+        /// Any resolv.conf: the VPN's servers come first and the file's options stay.
+        #[test]
+        fn any_original_resolv_conf(original in "\\PC{0,300}") {
+            let t = compose(&[e("tun0", &["10.8.0.1"], &["corp.example"], 50)], &original);
+            let first = t.lines().find(|l| l.starts_with("nameserver"));
+            proptest::prop_assert_eq!(first, Some("nameserver 10.8.0.1"));
+        }
     }
 }

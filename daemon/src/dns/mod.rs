@@ -8,6 +8,7 @@
 //! servers count as the base connection's, at NM's default priority for other devices (100).
 
 mod file;
+mod resolv;
 mod resolved;
 
 use std::net::IpAddr;

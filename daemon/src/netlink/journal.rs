@@ -1,7 +1,8 @@
 //! What one connection put in the kernel, in order (`Journal`), how each object is described
 //! and undone, and the journal on disk: written ahead of every change the kernel is asked for
 //! (`Wal`, fsync'd before the request is sent), read at the next start to remove exactly what a
-//! crashed tinynmd left.
+//! crashed tinynmd left (`recover.rs`). Pure: it imports nothing of the daemon, so that the
+//! fuzz targets read journals with this very code.
 
 use std::io;
 
@@ -12,8 +13,6 @@ use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-
-use super::Netlink;
 
 /// One object added to the kernel, as it must be undone.
 #[derive(Debug, Clone, PartialEq)]
@@ -379,45 +378,6 @@ pub fn save_journal(path: &std::path::Path, j: &Journal) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// After a crash: removes what the journals in `dir` say an earlier tinynmd put in the kernel,
-/// then the journals.
-pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        let p = e.path();
-        if !p.extension().is_some_and(|x| x == "journal" || x == "tmp") {
-            continue;
-        }
-        let (j, damage) = match std::fs::read(&p) {
-            Ok(b) => Journal::from_bytes(&b),
-            Err(e) => (Journal::default(), vec![format!("cannot read it: {e}")]),
-        };
-        let n = j.items.len();
-        if !damage.is_empty() {
-            // What can be read names objects tinynmd added: removing them is safe; what cannot
-            // be read is said, so that nobody thinks the kernel is as it was.
-            tracing::error!(
-                "{}: damaged journal: {}; removing the {n} objects it still names",
-                p.display(),
-                damage.join("; ")
-            );
-        }
-        let errors = nl.remove(j).await;
-        for err in &errors {
-            tracing::error!("recovery from {}: {err}", p.display());
-        }
-        tracing::warn!(
-            "removed {n} objects an earlier tinynmd left in the kernel ({})",
-            p.display()
-        );
-        if let Err(err) = std::fs::remove_file(&p) {
-            tracing::error!("cannot remove {}: {err}", p.display());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,5 +457,45 @@ mod tests {
         std::os::unix::fs::symlink(&target, &p).unwrap();
         assert!(Wal::open(&p).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+        /// Whatever is on disk, reading it gives objects and named damage, never a panic.
+        #[test]
+        fn any_bytes_read_without_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let (_, damage) = Journal::from_bytes(&b);
+            for d in damage {
+                proptest::prop_assert!(!d.is_empty());
+            }
+        }
+
+        /// What a journal holds reads back as it was, and a tail cut anywhere loses only the
+        /// record it cuts, which is reported.
+        #[test]
+        fn journals_read_back_and_cut_tails_are_reported(
+            n in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+            mtu in 576u32..9000,
+            cut in 1usize..60,
+        ) {
+            let mut items = vec![Applied::Up(3), Applied::Mtu(3, mtu)];
+            items.extend(n.iter().map(|x| route(*x)));
+            let j = Journal { items };
+            let bytes = j.to_bytes();
+            proptest::prop_assert_eq!(Journal::from_bytes(&bytes), (j.clone(), vec![]));
+            let cut = cut.min(bytes.len() - 1);
+            let end = bytes.len() - cut;
+            // Where records end: a cut there is a shorter journal, anywhere else a torn one.
+            let mut ends = vec![0];
+            while let Some(&at) = ends.last().filter(|a| **a < bytes.len()) {
+                let len = u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+                ends.push(at + len);
+            }
+            let (read, damage) = Journal::from_bytes(&bytes[..end]);
+            proptest::prop_assert_eq!(damage.len(), usize::from(!ends.contains(&end)));
+            proptest::prop_assert!(read.items.len() < j.items.len());
+            proptest::prop_assert_eq!(&j.items[..read.items.len()], &read.items[..]);
+        }
     }
 }

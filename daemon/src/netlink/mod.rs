@@ -5,6 +5,7 @@
 mod journal;
 pub mod links;
 pub mod plan;
+mod recover;
 mod txn;
 
 use std::collections::HashMap;
@@ -20,8 +21,9 @@ use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NetlinkMessage, NetlinkPayload};
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 
-pub use journal::{Applied, Journal, recover, save_journal};
+pub use journal::{Applied, Journal, save_journal};
 pub use plan::Plan;
+pub use recover::recover;
 pub use txn::crash_point;
 
 /// One route as NM lists it.
