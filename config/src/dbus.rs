@@ -248,6 +248,16 @@ pub fn to_dict(p: &Profile, with_secrets: bool) -> SettingsDict {
     out.insert("ipv4".into(), ip_to_dict(&p.ipv4, Family::V4));
     out.insert("ipv6".into(), ip_to_dict(&p.ipv6, Family::V6));
     out.insert("proxy".into(), Setting::new());
+    // What tinynm keeps without using goes back as it came (where tinynm sets nothing).
+    for (k, hex) in &p.extra {
+        let (Some((setting, key)), Ok(v)) = (k.split_once('.'), decode_extra(hex)) else {
+            continue;
+        };
+        out.entry(setting.to_string())
+            .or_default()
+            .entry(key.to_string())
+            .or_insert(v);
+    }
     out
 }
 
@@ -257,8 +267,18 @@ struct Reader<'a> {
     d: Option<&'a Setting>,
 }
 
+thread_local! {
+    /// The (setting, property) pairs `from_dict` understood: the rest are kept as extras.
+    static KNOWN: std::cell::RefCell<std::collections::HashSet<(String, String)>> =
+        Default::default();
+}
+
 impl<'a> Reader<'a> {
     fn raw(&self, key: &str) -> Option<&'a OwnedVariant> {
+        KNOWN.with(|k| {
+            k.borrow_mut()
+                .insert((self.name.to_string(), key.to_string()))
+        });
         self.d.and_then(|d| d.get(key))
     }
 
@@ -352,6 +372,18 @@ fn route_from_data(
 fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileError> {
     let sec = fam.section();
     let r = Reader { name: sec, d };
+    // Read in one form or the other, or derived: never kept as they came.
+    for k in [
+        "addresses",
+        "address-data",
+        "gateway",
+        "routes",
+        "route-data",
+        "dns",
+        "dns-data",
+    ] {
+        r.raw(k);
+    }
     let mut s = IpSection::new();
     if let Some(m) = r.string("method")? {
         s.method = IpMethod::parse(&m).ok_or_else(|| {
@@ -477,6 +509,65 @@ fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileEr
 /// Parses and validates a profile from NM's `a{sa{sv}}`. Unknown settings and properties are
 /// ignored, as NM does for non-strict calls; a known property of the wrong type is an error.
 pub fn from_dict(d: &SettingsDict) -> Result<Profile, ProfileError> {
+    KNOWN.with(|k| k.borrow_mut().clear());
+    let mut p = from_dict_known(d)?;
+    let known = KNOWN.with(|k| std::mem::take(&mut *k.borrow_mut()));
+    // What tinynm writes itself (NM's fixed values, such as ipv6.addr-gen-mode) is its own too.
+    let written = to_dict(&p, false);
+    for (setting, props) in d {
+        for (key, value) in props {
+            if known.contains(&(setting.clone(), key.clone()))
+                || written.get(setting).is_some_and(|s| s.contains_key(key))
+            {
+                continue;
+            }
+            if ["secret", "password", "psk", "pin"]
+                .iter()
+                .any(|w| key.contains(w))
+            {
+                return Err(ProfileError::key(
+                    setting,
+                    key,
+                    "tinynm does not keep this setting's secrets: not saved",
+                ));
+            }
+            p.extra
+                .insert(format!("{setting}.{key}"), encode_extra(value));
+        }
+    }
+    Ok(p)
+}
+
+/// A property tinynm keeps without using it, as hex of its D-Bus variant encoding.
+pub fn encode_extra(v: &OwnedVariant) -> String {
+    use std::fmt::Write;
+    let ctx = zbus::wire::serialized::Context::new(zbus::wire::Endian::Little, 0);
+    let bytes = zbus::wire::to_bytes(ctx, &**v).expect("a variant always encodes");
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Reads [`encode_extra`]'s text back, or says what is wrong with it.
+pub fn decode_extra(hex: &str) -> Result<OwnedVariant, String> {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("not the hex of a D-Bus variant".into());
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked"))
+        .collect();
+    let ctx = zbus::wire::serialized::Context::new(zbus::wire::Endian::Little, 0);
+    let data = zbus::wire::serialized::Data::new(bytes, ctx);
+    let (v, _): (Variant<'_>, _) = data
+        .deserialize()
+        .map_err(|e| format!("not a D-Bus variant: {e}"))?;
+    v.try_to_owned()
+        .map_err(|e| format!("not a D-Bus variant: {e}"))
+}
+
+fn from_dict_known(d: &SettingsDict) -> Result<Profile, ProfileError> {
     let c = Reader {
         name: "connection",
         d: Some(
@@ -520,6 +611,7 @@ pub fn from_dict(d: &SettingsDict) -> Result<Profile, ProfileError> {
         vpn,
         ipv4: ip_from_dict(d.get("ipv4"), Family::V4)?,
         ipv6: ip_from_dict(d.get("ipv6"), Family::V6)?,
+        extra: BTreeMap::new(),
     };
     p.validate()?;
     Ok(p)
@@ -528,6 +620,38 @@ pub fn from_dict(d: &SettingsDict) -> Result<Profile, ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_settings_are_kept_and_unknown_secrets_refused_by_name() {
+        let p = Profile::new_vpn("z", "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "org.x");
+        let mut d = to_dict(&p, true);
+        d.get_mut("connection")
+            .unwrap()
+            .insert("zone".into(), ov("trusted"));
+        d.entry("ethtool".into())
+            .or_default()
+            .insert("feature-tso".into(), ov(1u32));
+        let back = from_dict(&d).unwrap();
+        assert_eq!(back.extra.len(), 2, "{:?}", back.extra);
+        let again = to_dict(&back, true);
+        assert_eq!(
+            String::try_from(again["connection"]["zone"].try_clone().unwrap()).unwrap(),
+            "trusted"
+        );
+        assert_eq!(
+            u32::try_from(again["ethtool"]["feature-tso"].try_clone().unwrap()).unwrap(),
+            1
+        );
+        let t = crate::toml_profile::to_toml_string(&back);
+        assert_eq!(crate::toml_profile::from_toml_str(&t).unwrap(), back);
+        d.entry("802-1x".into())
+            .or_default()
+            .insert("password".into(), ov("hunter2"));
+        assert_eq!(
+            from_dict(&d).unwrap_err().to_string(),
+            "[802-1x] password: tinynm does not keep this setting's secrets: not saved"
+        );
+    }
 
     fn sample() -> Profile {
         let mut p = Profile::new_vpn(

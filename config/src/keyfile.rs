@@ -250,6 +250,7 @@ pub fn from_keyfile_str(text: &str) -> Result<Option<Profile>, ProfileError> {
         vpn,
         ipv4: ip_section(groups.get("ipv4"), Family::V4)?,
         ipv6: ip_section(groups.get("ipv6"), Family::V6)?,
+        extra: BTreeMap::new(),
     };
     p.validate()?;
     Ok(Some(p))

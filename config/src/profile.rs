@@ -16,6 +16,10 @@ pub struct Profile {
     pub ipv4: IpSection,
     /// `[ipv6]`
     pub ipv6: IpSection,
+    /// Properties tinynm does not use (`connection.zone`, `proxy.method`…), kept as NM's
+    /// clients gave them and given back, so that nothing set is lost: `setting.property` → the
+    /// D-Bus variant (signature and value), hex-encoded.
+    pub extra: BTreeMap<String, String>,
 }
 
 /// The `connection` setting.
@@ -295,6 +299,7 @@ impl Profile {
                 permissions: Vec::new(),
                 timestamp: 0,
             },
+            extra: BTreeMap::new(),
             vpn: VpnSection {
                 service_type: service_type.to_string(),
                 ..Default::default()

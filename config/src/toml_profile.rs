@@ -262,11 +262,11 @@ pub fn from_toml_str(text: &str) -> Result<Profile, ProfileError> {
 fn from_table(root: &Table) -> Result<Profile, ProfileError> {
     if let Some(k) = root
         .keys()
-        .find(|k| !["connection", "vpn", "ipv4", "ipv6", "proxy"].contains(&k.as_str()))
+        .find(|k| !["connection", "vpn", "ipv4", "ipv6", "proxy", "extra"].contains(&k.as_str()))
     {
         return Err(ProfileError::section(
             k,
-            "unknown section (known: connection, vpn, ipv4, ipv6, proxy)",
+            "unknown section (known: connection, vpn, ipv4, ipv6, proxy, extra)",
         ));
     }
     if !root.contains_key("connection") {
@@ -295,11 +295,25 @@ fn from_table(root: &Table) -> Result<Profile, ProfileError> {
         timeout: v.int("timeout", 0, u32::MAX as i64, 0)? as u32,
     };
     v.finish()?;
+    let mut extra = BTreeMap::new();
+    if let Some(x) = root.get("extra") {
+        let t = x
+            .as_table()
+            .ok_or_else(|| ProfileError::section("extra", "expected a table"))?;
+        for (k, v) in t {
+            let hex = v
+                .as_str()
+                .ok_or_else(|| ProfileError::key("extra", k, "expected a string"))?;
+            crate::dbus::decode_extra(hex).map_err(|why| ProfileError::key("extra", k, why))?;
+            extra.insert(k.clone(), hex.to_string());
+        }
+    }
     let p = Profile {
         connection,
         vpn,
         ipv4: read_ip(root, Family::V4)?,
         ipv6: read_ip(root, Family::V6)?,
+        extra,
     };
     p.validate()?;
     Ok(p)
@@ -427,6 +441,9 @@ pub fn to_toml_string(p: &Profile) -> String {
     root.insert("vpn".into(), v.into());
     root.insert("ipv4".into(), ip_to_toml(&p.ipv4).into());
     root.insert("ipv6".into(), ip_to_toml(&p.ipv6).into());
+    if !p.extra.is_empty() {
+        root.insert("extra".into(), map(&p.extra).into());
+    }
     toml::to_string(&root).expect("a TOML table always serializes")
 }
 

@@ -6,6 +6,8 @@
 //! from the `DeactivateConnection` call to `VpnStateChanged(DISCONNECTED)`, which tinynmd sends
 //! only once every route is gone from the kernel.
 
+mod soak;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -373,6 +375,13 @@ fn median(v: &mut [Duration]) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--soak") {
+        let cycles = match args.get(i + 1) {
+            Some(n) => n.parse().context("--soak CYCLES: not a number")?,
+            None => 10_000,
+        };
+        return soak::run(cycles).await;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let runs = if quick { 1 } else { 3 };
     let mut b = Bench::new().await?;

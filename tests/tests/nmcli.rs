@@ -525,3 +525,63 @@ async fn reload_load_and_secrets_through_nmcli() {
     let o = nmcli(&w, &["-t", "-f", "NAME", "connection", "show"]);
     assert!(!out(&o).lines().any(|l| l == "dropped"), "{}", out(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_tinynm_does_not_use_are_kept_not_lost() {
+    let mut w = World::new().await;
+    let o = nmcli(
+        &w,
+        &[
+            "connection",
+            "add",
+            "type",
+            "vpn",
+            "vpn-type",
+            TESTBENCH,
+            "con-name",
+            "zoned",
+            "vpn.data",
+            "tundev=tbzone",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    // connection.zone (firewalld's zone) means nothing to tinynm: nmcli's change is kept.
+    let o = nmcli(
+        &w,
+        &[
+            "connection",
+            "modify",
+            "zoned",
+            "connection.zone",
+            "trusted",
+            "connection.metered",
+            "yes",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let get = |w: &World| {
+        let o = nmcli(
+            w,
+            &[
+                "-g",
+                "connection.zone,connection.metered",
+                "connection",
+                "show",
+                "zoned",
+            ],
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        out(&o)
+    };
+    assert_eq!(get(&w), "trusted\nyes\n");
+    // On disk, and so after a restart.
+    let files = w.saved_profiles();
+    let saved = tinynm_config::toml_profile::load_file(&files[0]).unwrap();
+    assert!(
+        saved.extra.contains_key("connection.zone"),
+        "{:?}",
+        saved.extra
+    );
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    assert_eq!(get(&w), "trusted\nyes\n");
+}
