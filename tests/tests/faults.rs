@@ -261,3 +261,39 @@ async fn plugins_get_the_bus_tinynmd_serves_on() {
     let ac = w.activate(&path).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_whole_stderr_reaches_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut w = World::new().await;
+    // A plugin that dies with a Python traceback (and a line that is not UTF-8) on stderr.
+    let dir = w.daemon.dir().join("vpn");
+    let prog = w.daemon.dir().join("traceback-plugin");
+    std::fs::write(
+        &prog,
+        "#!/bin/sh\nprintf 'Traceback (most recent call last):\\n  File \"/usr/lib/x/plugin.py\", line 3, in <module>\\n    boom()\\nNameError: name \\047boom\\047 is not defined\\n\\377 not utf-8\\nthe last line\\n' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let service = "org.freedesktop.NetworkManager.traceback";
+    std::fs::write(
+        dir.join("nm-traceback-service.name"),
+        format!(
+            "[VPN Connection]\nname=traceback\nservice={service}\nprogram={}\n",
+            prog.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(outcome(&mut w, service, &[], 0).await, (7, 8));
+    let log = w.daemon.log_text();
+    for line in [
+        "Traceback (most recent call last):",
+        "  File \"/usr/lib/x/plugin.py\", line 3, in <module>",
+        "    boom()",
+        "NameError: name 'boom' is not defined",
+        "\u{fffd} not utf-8",
+        "the last line",
+    ] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
+}

@@ -20,9 +20,20 @@ where
     for stream in [out, err].into_iter().flatten() {
         let f = f.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                f(l);
+            // Every line, whatever its bytes (a line that is not UTF-8 is shown lossily and
+            // does not end the stream), until the stream ends.
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let l = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                        let l = l.strip_suffix(b"\r").unwrap_or(l);
+                        f(String::from_utf8_lossy(l).into_owned());
+                    }
+                }
             }
         });
     }
