@@ -88,7 +88,6 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
     let files = w.saved_profiles();
     let before = std::fs::read_to_string(&files[0]).unwrap();
-    let mut checks = 0;
 
     let settings = "org.freedesktop.NetworkManager.Settings.PermissionDenied";
     let manager = "org.freedesktop.NetworkManager.PermissionDenied";
@@ -98,11 +97,9 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
         manager,
         "network-control",
     );
-    checks += 1;
     // Activate.
     let o = tinynm_as(&w, "nobody", &["connection", "up", "system"]);
     refused(&o, manager, "network-control");
-    checks += 1;
     // Add, modify, delete a system profile.
     refused(
         &tinynm_as(
@@ -120,7 +117,6 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
         settings,
         "settings.modify.system",
     );
-    checks += 1;
     refused(
         &tinynm_as(
             &w,
@@ -130,13 +126,11 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
         settings,
         "settings.modify.system",
     );
-    checks += 1;
     refused(
         &tinynm_as(&w, "nobody", &["connection", "delete", "system"]),
         settings,
         "settings.modify.system",
     );
-    checks += 1;
     // Read the secrets.
     refused(
         &tinynm_as(
@@ -147,7 +141,6 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
         settings,
         "settings.modify.system",
     );
-    checks += 1;
     // Nothing changed: the VPN is up, the profile and its file as they were, no new profile.
     assert_eq!(w.vpn_actives().await, vec![ac.clone()]);
     assert_eq!(w.vpn_profiles().await, vec![path.clone()]);
@@ -195,10 +188,7 @@ async fn an_unprivileged_caller_is_refused_and_changes_nothing() {
             .contains("asking secret agent 'tinynm-agent'"),
         "nobody's agent was asked for root's secret"
     );
-    checks += 1;
     tinynm_sandbox::terminate(&mut agent);
-    eprintln!("unprivileged checks: {checks}");
-    assert_eq!(checks, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

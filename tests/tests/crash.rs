@@ -182,3 +182,51 @@ async fn an_mtu_tinynmd_changed_is_put_back_after_a_crash() {
     assert_eq!(k.link("tbkeep0").unwrap().mtu, 1500, "MTU put back\n{k}");
     w.assert_clean(&base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_table_routes_ipv6_and_the_block_leaks_route_go_after_a_crash() {
+    // Route-based (no tundev): what they put in the kernel outlives the plugins.
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let mut tabled = common::profile(
+        "tabled",
+        common::TESTBENCH,
+        &[
+            ("malformed", "no-tundev"),
+            ("address", "10.8.9.10"),
+            ("address6", "fd00:8::2"),
+            ("routes", "10.50.0.0/16"),
+        ],
+    );
+    tabled.ipv4.route_table = 100;
+    tabled.ipv4.routing_rules = vec![
+        tinynm_config::profile::RoutingRule::parse("priority 1000 from 10.8.9.10/32 table 100")
+            .unwrap(),
+    ];
+    let mut leaky = common::profile(
+        "leaky",
+        common::TESTBENCH,
+        &[("malformed", "no-tundev"), ("address", "10.8.9.11")],
+    );
+    leaky.ipv6.block_leaks = true;
+    for p in [tabled, leaky] {
+        let path = w.add_profile(p).await;
+        let ac = w.activate(&path).await.unwrap();
+        assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    }
+    let k = w.kernel();
+    for want in [
+        "10.50.0.0/16 dev veth0 proto static metric 50 table 100",
+        "unreachable default dev lo proto static metric 50",
+    ] {
+        assert!(k.routes.iter().any(|r| r == want), "missing {want}\n{k}");
+    }
+    assert!(
+        k.addresses.iter().any(|a| a.starts_with("fd00:8::2/")),
+        "\n{k}"
+    );
+    assert_eq!(k.rules, vec!["priority 1000 from 10.8.9.10/32 table 100"]);
+    w.daemon.crash();
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    w.assert_clean(&base);
+}

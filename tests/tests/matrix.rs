@@ -116,7 +116,7 @@ async fn run(w: &mut World, f: &Files, c: &Case) {
         w.manager().await.deactivate_connection(&ac).await.unwrap();
     }
     if c.kill_when_up {
-        let pids = children_named(w.daemon.pid(), "tinynm-testbenc");
+        let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
         assert_eq!(pids.len(), 1, "{}: one plugin runs: {pids:?}", c.name);
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pids[0] as i32),
@@ -137,23 +137,6 @@ async fn run(w: &mut World, f: &Files, c: &Case) {
     }
     w.wait_removed(ac.as_str()).await;
     settled(w, &base, f, c.name);
-}
-
-/// tinynmd's children named `comm` (ours: we started tinynmd).
-fn children_named(parent: u32, comm: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // pid (comm) state ppid …
-            let Some((name, rest)) = stat.split_once(") ") else {
-                return false;
-            };
-            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-            name.split_once(" (").is_some_and(|(_, n)| n == comm) && ppid == Some(parent)
-        })
-        .collect()
 }
 
 /// The plugin crashing, hanging or misbehaving at every stage, and the kernel refusing a route

@@ -580,3 +580,20 @@ impl TestAgent {
         }
     }
 }
+
+/// tinynmd's children named `comm` (ours: we started tinynmd).
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …
+            let Some((name, rest)) = stat.split_once(") ") else {
+                return false;
+            };
+            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+            name.split_once(" (").is_some_and(|(_, n)| n == comm) && ppid == Some(parent)
+        })
+        .collect()
+}
