@@ -303,6 +303,26 @@ async fn the_resolved_backend_sets_the_vpn_link_s_dns_and_reverts_it() {
     w.manager().await.deactivate_connection(&ac).await.unwrap();
     w.wait_removed(ac.as_str()).await;
     assert_eq!(wait(4).await[3], format!("RevertLink {index}"));
+
+    // A full tunnel: its domain is a search domain, and it takes resolved's default route.
+    let mut full = vpn("resolved-full", "tbres1", "10.8.0.54", 0, "corp.example");
+    full.vpn.data.remove("never-default");
+    let a = w.add_profile(full).await;
+    let ac = w.activate(&a).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    let index = w.kernel().link("tbres1").unwrap().index;
+    assert_eq!(
+        wait(7).await[4..],
+        [
+            format!("SetLinkDNS {index} 10.8.0.54"),
+            format!("SetLinkDomains {index} corp.example"),
+            format!("SetLinkDefaultRoute {index} true"),
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), ORIGINAL);
+    w.manager().await.deactivate_connection(&ac).await.unwrap();
+    w.wait_removed(ac.as_str()).await;
+    assert_eq!(wait(8).await[7], format!("RevertLink {index}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
