@@ -226,13 +226,16 @@ impl PluginLink {
     }
 
     async fn signals(&mut self, owner: &str) -> zbus::Result<()> {
+        // One rule for every plugin, the sender checked here: a rule naming the plugin's unique
+        // name is dropped by the bus when the plugin leaves, so zbus's later RemoveMatch fails
+        // and zbus keeps the subscription (and its channel) for ever: ~250 bytes a connection.
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
-            .sender(owner)
             .path(tinynm_vpn_plugin::service::PLUGIN_PATH)
             .interface(tinynm_vpn_plugin::service::PLUGIN_IFACE)
             .build()?;
         let stream = zbus::MessageStream::for_match_rule(rule, &self.conn, None).await?;
+        let from = owner.to_string();
         // The name's owner changes come through the same forwarder, after whatever the plugin
         // sent before it left: the bus delivers the plugin's last signals (Failure, STOPPED)
         // before the NameOwnerChanged of its exit, and NM reads them in that order.
@@ -256,9 +259,15 @@ impl PluginLink {
         if !self.alive().await {
             let _ = self.events_tx.send(Ev::Owner(None));
         }
-        self.forward(both, |m| {
+        self.forward(both, move |m| {
             let m = match m {
-                futures::future::Either::Left(m) => m.ok()?,
+                futures::future::Either::Left(m) => {
+                    let m = m.ok()?;
+                    if m.header().sender().map(|s| s.as_str()) != Some(from.as_str()) {
+                        return None;
+                    }
+                    m
+                }
                 futures::future::Either::Right(m) => {
                     let m = m.ok()?;
                     let (_, _, new): (String, String, String) = m.body().deserialize().ok()?;
