@@ -52,6 +52,8 @@ fn permissions(w: &World, name: &str) -> String {
     let mut cmd = std::process::Command::new(nmcli);
     cmd.args(["-t", "general", "permissions"])
         .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LIBNM_CLIENT_DEBUG", "warning,error")
+        .env("G_DEBUG", "fatal-warnings")
         .env("LANG", "C");
     as_user(&mut cmd, name);
     let o = cmd.output().unwrap();

@@ -24,10 +24,10 @@ fn nmcli(w: &World, args: &[&str]) -> Output {
 
 /// nmcli in a blocking thread, for commands that wait on tinynmd while the test runs on.
 async fn nmcli_async(w: &World, args: &[&str]) -> Output {
-    nmcli_run(w, args, true).await
+    nmcli_run(w, args).await
 }
 
-async fn nmcli_run(w: &World, args: &[&str], strict: bool) -> Output {
+async fn nmcli_run(w: &World, args: &[&str]) -> Output {
     let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
     let addr = w.bus.address.clone();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -37,10 +37,8 @@ async fn nmcli_run(w: &World, args: &[&str], strict: bool) -> Output {
             .env("DBUS_SYSTEM_BUS_ADDRESS", addr)
             .env("LANG", "C")
             .env_remove("LC_ALL");
-        if strict {
-            cmd.env("LIBNM_CLIENT_DEBUG", "warning,error")
-                .env("G_DEBUG", "fatal-warnings");
-        }
+        cmd.env("LIBNM_CLIENT_DEBUG", "warning,error")
+            .env("G_DEBUG", "fatal-warnings");
         cmd.output().expect("run nmcli")
     })
     .await
@@ -201,10 +199,9 @@ async fn add_modify_up_down_delete() {
 async fn a_failing_vpn_prints_nms_reason_and_fails() {
     let w = World::new().await;
     w.add("broken", &[("malformed", "prefix33")]).await;
-    // Not strict: a VPN that fails within milliseconds can vanish while libnm is still making
-    // its object ready, and libnm reports the dangling reference as an error of its own (the
-    // signals are in NetworkManager's order). Users never see it: libnm is silent by default.
-    let o = nmcli_run(&w, &["connection", "up", "broken"], false).await;
+    // libnm's checks fatal here too: a VPN that fails within milliseconds must still be a
+    // well-formed object for as long as libnm may look at it.
+    let o = nmcli_run(&w, &["connection", "up", "broken"]).await;
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));
     assert!(
         err(&o).starts_with(
@@ -276,6 +273,8 @@ async fn a_libnm_script_lists_activates_and_waits() {
             .arg(script)
             .arg("scripted")
             .env("DBUS_SYSTEM_BUS_ADDRESS", addr)
+            .env("LIBNM_CLIENT_DEBUG", "warning,error")
+            .env("G_DEBUG", "fatal-warnings")
             .output()
             .expect("python3 with gi (apt-get install -y python3-gi gir1.2-nm-1.0)")
     })

@@ -107,6 +107,8 @@ async fn nmcli_password(plugin: Plugin, how: &str) {
     std::fs::write(&pwfile, "vpn.secrets.password:wonderland\n").unwrap();
     let mut cmd = Command::new(nmcli);
     cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LIBNM_CLIENT_DEBUG", "warning,error")
+        .env("G_DEBUG", "fatal-warnings")
         .env("LANG", "C")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
