@@ -6,13 +6,7 @@ use common::World;
 use std::process::Output;
 
 fn tinynm(w: &World, args: &[&str]) -> Output {
-    let bin = tinynm_sandbox::binary("tinynm").expect("tinynm binary");
-    std::process::Command::new(bin)
-        .arg("--bus-address")
-        .arg(&w.bus.address)
-        .args(args)
-        .output()
-        .expect("run tinynm")
+    w.tinynm(args)
 }
 
 fn text(o: &[u8]) -> String {

@@ -182,13 +182,7 @@ async fn tinynm_dns_explain_says_where_a_name_goes() {
     let ac = w.activate(&a).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
     servers(&w, &resolv, &["10.8.0.53", "192.0.2.53"]).await;
-    let bin = tinynm_sandbox::binary("tinynm").unwrap();
-    let o = std::process::Command::new(bin)
-        .arg("--bus-address")
-        .arg(&w.bus.address)
-        .args(["dns", "explain", "wiki.corp.example"])
-        .output()
-        .unwrap();
+    let o = w.tinynm(&["dns", "explain", "wiki.corp.example"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(

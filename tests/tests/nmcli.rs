@@ -22,6 +22,25 @@ fn nmcli(w: &World, args: &[&str]) -> Output {
         .expect("run nmcli")
 }
 
+/// `nmcli connection add type vpn` of a test-bench profile.
+fn nmcli_add_vpn(w: &World, name: &str, data: &str) -> Output {
+    nmcli(
+        w,
+        &[
+            "connection",
+            "add",
+            "type",
+            "vpn",
+            "vpn-type",
+            TESTBENCH,
+            "con-name",
+            name,
+            "vpn.data",
+            data,
+        ],
+    )
+}
+
 /// nmcli in a blocking thread, for commands that wait on tinynmd while the test runs on.
 async fn nmcli_async(w: &World, args: &[&str]) -> Output {
     nmcli_run(w, args).await
@@ -118,21 +137,7 @@ async fn general_status_and_listing() {
 async fn add_modify_up_down_delete() {
     let w = World::new().await;
     let base = w.kernel();
-    let o = nmcli(
-        &w,
-        &[
-            "connection",
-            "add",
-            "type",
-            "vpn",
-            "vpn-type",
-            TESTBENCH,
-            "con-name",
-            "viaNmcli",
-            "vpn.data",
-            "tundev=tbnmcli, routes=10.55.0.0/16",
-        ],
-    );
+    let o = nmcli_add_vpn(&w, "viaNmcli", "tundev=tbnmcli, routes=10.55.0.0/16");
     assert!(o.status.success(), "{}", err(&o));
     assert!(
         out(&o).starts_with("Connection 'viaNmcli' ("),
@@ -528,21 +533,7 @@ async fn reload_load_and_secrets_through_nmcli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_tinynm_does_not_use_are_kept_not_lost() {
     let mut w = World::new().await;
-    let o = nmcli(
-        &w,
-        &[
-            "connection",
-            "add",
-            "type",
-            "vpn",
-            "vpn-type",
-            TESTBENCH,
-            "con-name",
-            "zoned",
-            "vpn.data",
-            "tundev=tbzone",
-        ],
-    );
+    let o = nmcli_add_vpn(&w, "zoned", "tundev=tbzone");
     assert!(o.status.success(), "{}", err(&o));
     // connection.zone (firewalld's zone) means nothing to tinynm: nmcli's change is kept.
     let o = nmcli(

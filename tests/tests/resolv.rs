@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{TESTBENCH, World};
 use tinynm_sandbox::{BindMount, DaemonOptions};
@@ -21,6 +21,24 @@ fn options(resolv: &Path, mounts: Vec<BindMount>) -> DaemonOptions {
         bind_mounts: mounts,
         ..Default::default()
     }
+}
+
+/// A world whose resolv.conf is the runtime's file mounted over the path tinynmd manages
+/// (rename over it: EBUSY), as a container runtime makes it: (world, its directory, the
+/// runtime's file, the managed path).
+async fn mounted(read_only: bool) -> (World, tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host-resolv.conf");
+    let resolv = tmp.path().join("resolv.conf");
+    std::fs::write(&host, ORIGINAL).unwrap();
+    std::fs::write(&resolv, "").unwrap();
+    let mounts = vec![BindMount {
+        source: host.clone(),
+        target: resolv.clone(),
+        read_only,
+    }];
+    let w = World::with(options(&resolv, mounts)).await;
+    (w, tmp, host, resolv)
 }
 
 async fn up(w: &mut World, id: &str, dev: &str) -> zbus::OwnedObjectPath {
@@ -123,18 +141,7 @@ async fn a_dangling_symlink_is_not_replaced_and_the_error_is_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bind_mounted_resolv_conf_is_written_in_place_and_put_back_byte_for_byte() {
-    let tmp = tempfile::tempdir().unwrap();
-    // The runtime's file, mounted over the path tinynmd manages (rename over it: EBUSY).
-    let host = tmp.path().join("host-resolv.conf");
-    let resolv = tmp.path().join("resolv.conf");
-    std::fs::write(&host, ORIGINAL).unwrap();
-    std::fs::write(&resolv, "").unwrap();
-    let mounts = vec![BindMount {
-        source: host.clone(),
-        target: resolv.clone(),
-        read_only: false,
-    }];
-    let mut w = World::with(options(&resolv, mounts)).await;
+    let (mut w, _tmp, host, resolv) = mounted(false).await;
     let ac = up(&mut w, "bound", "tbrs2").await;
     until_file(&w, &host, "the mounted file lists the VPN", |t| {
         t.contains("nameserver 10.8.0.53\n")
@@ -163,17 +170,7 @@ async fn a_bind_mounted_resolv_conf_is_written_in_place_and_put_back_byte_for_by
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_resolv_conf_is_an_error_never_reported_in_force() {
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host-resolv.conf");
-    let resolv = tmp.path().join("resolv.conf");
-    std::fs::write(&host, ORIGINAL).unwrap();
-    std::fs::write(&resolv, "").unwrap();
-    let mounts = vec![BindMount {
-        source: host.clone(),
-        target: resolv.clone(),
-        read_only: true,
-    }];
-    let mut w = World::with(options(&resolv, mounts)).await;
+    let (mut w, _tmp, host, resolv) = mounted(true).await;
     let ac = up(&mut w, "readonly", "tbrs4").await;
     let status = dns_error_proxy(&w).await;
     let err: String = w
@@ -197,13 +194,7 @@ async fn a_read_only_resolv_conf_is_an_error_never_reported_in_force() {
     let config: Vec<std::collections::HashMap<String, zbus::OwnedVariant>> =
         dns.get_property("Configuration").await.unwrap();
     assert!(config.is_empty(), "nothing reported in force: {config:?}");
-    let bin = tinynm_sandbox::binary("tinynm").unwrap();
-    let o = std::process::Command::new(bin)
-        .arg("--bus-address")
-        .arg(&w.bus.address)
-        .args(["dns", "explain", "wiki.corp.example"])
-        .output()
-        .unwrap();
+    let o = w.tinynm(&["dns", "explain", "wiki.corp.example"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!o.status.success(), "{out}");
     assert!(

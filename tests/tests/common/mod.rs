@@ -289,6 +289,17 @@ impl World {
         .await
     }
 
+    /// `tinynm ARGS` on this world's bus.
+    pub fn tinynm(&self, args: &[&str]) -> std::process::Output {
+        let bin = tinynm_sandbox::binary("tinynm").expect("tinynm binary");
+        std::process::Command::new(bin)
+            .arg("--bus-address")
+            .arg(&self.bus.address)
+            .args(args)
+            .output()
+            .expect("run tinynm")
+    }
+
     /// Forgets the signals seen so far (a restarted tinynmd numbers its connections anew).
     pub fn forget_signals(&mut self) {
         while self.events.try_recv().is_ok() {}
