@@ -39,6 +39,8 @@ struct Cycle {
     apply: Duration,
     remove: Duration,
     rss_active_kib: u64,
+    /// The plugin's routes (`route-count`, from 100.64.0.1) found in the kernel while active.
+    in_kernel: usize,
 }
 
 fn ms(d: Duration) -> String {
@@ -245,6 +247,14 @@ impl Bench {
         let got_config = self.wait_ip4().await?;
         let activated = self.wait_state(ac.as_str(), 5).await?;
         let rss_active_kib = self.daemon.rss_kib().unwrap_or(0);
+        // Counted from a dump of the kernel, between the two timings.
+        let in_kernel = self
+            .ns
+            .snapshot()?
+            .routes_on("bench0")
+            .iter()
+            .filter(|r| r.starts_with("100.6"))
+            .count();
         let t0 = Instant::now();
         manager.deactivate_connection(&ac).await?;
         let down = self.wait_state(ac.as_str(), 7).await?;
@@ -258,6 +268,7 @@ impl Bench {
             apply: work.max(seen),
             remove: down - t0,
             rss_active_kib,
+            in_kernel,
         })
     }
 
@@ -425,9 +436,9 @@ async fn main() -> anyhow::Result<()> {
 
     println!("## Routes: tinynmd apply/remove beside `ip -batch` add/delete of the same routes\n");
     println!(
-        "| routes | run | tinynmd apply (inside / on the bus) | ip -batch add | ratio | tinynmd remove | ip -batch del | ratio | RSS while active |"
+        "| routes | run | in the kernel | tinynmd apply (inside / on the bus) | ip -batch add | ratio | tinynmd remove | ip -batch del | ratio | RSS while active |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rss_50k = 0;
     let sizes: &[u32] = if quick {
         &[1_000, 10_000]
@@ -438,12 +449,16 @@ async fn main() -> anyhow::Result<()> {
         let p = b.add(n).await?;
         for run in 1..=runs {
             let c = b.cycle(&p).await?;
+            if c.in_kernel != n as usize {
+                bail!("{n} routes applied, {} of them in the kernel", c.in_kernel);
+            }
             let (ia, id) = b.ip_batch(n)?;
             if n == 50_000 {
                 rss_50k = rss_50k.max(c.rss_active_kib);
             }
             println!(
-                "| {n} | {run} | {} / {} | {} | {:.2}× | {} | {} | {:.2}× | {} |",
+                "| {n} | {run} | {} | {} / {} | {} | {:.2}× | {} | {} | {:.2}× | {} |",
+                c.in_kernel,
                 ms(c.work),
                 ms(c.seen),
                 ms(ia),

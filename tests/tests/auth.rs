@@ -426,6 +426,23 @@ async fn a_users_profile_may_name_only_files_that_user_can_read() {
         "{err}"
     );
     assert!(w.vpn_actives().await.is_empty(), "nothing was started");
+    // Whatever the plugin: an OpenVPN profile (Debian's nm-openvpn-service or tinynm-openvpn
+    // would serve it) naming root's key as its CA is refused before any plugin starts.
+    let mut ovpn = common::profile(
+        "nobodys-openvpn",
+        "org.freedesktop.NetworkManager.openvpn",
+        &[("remote", "192.0.2.1"), ("ca", secret.to_str().unwrap())],
+    );
+    ovpn.connection.permissions = vec!["user:nobody:".into()];
+    let ovpn = w.add_profile(ovpn).await;
+    let err = w.activate(&ovpn).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "vpn.data ca: '{}' cannot be read by 'nobody'",
+            secret.display()
+        )),
+        "{err}"
+    );
     // A file nobody can read is fine.
     let good = w.add_profile(owned("nobodys-good", &open)).await;
     let ac = w.activate(&good).await.unwrap();
