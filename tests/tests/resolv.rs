@@ -71,6 +71,20 @@ async fn until_file(w: &World, file: &Path, what: &str, want: impl Fn(&str) -> b
     .await
 }
 
+/// Waits until `org.tinynm.DnsManager.Error` is set (`shown`) or cleared; returns it.
+async fn dns_error(w: &World, status: &zbus::Proxy<'static>, shown: bool) -> String {
+    let what = if shown {
+        "the DNS error shown"
+    } else {
+        "the DNS error cleared"
+    };
+    w.until(what, || async {
+        let e: String = status.get_property("Error").await.ok()?;
+        (e.is_empty() != shown).then_some(e)
+    })
+    .await
+}
+
 async fn dns_error_proxy(w: &World) -> zbus::Proxy<'static> {
     zbus::Proxy::new(
         &w.conn,
@@ -120,12 +134,7 @@ async fn a_dangling_symlink_is_not_replaced_and_the_error_is_shown() {
     let mut w = World::with(options(&link, vec![])).await;
     let _ac = up(&mut w, "dangling", "tbrs1").await;
     let status = dns_error_proxy(&w).await;
-    let err: String = w
-        .until("the DNS error shown", || async {
-            let e: String = status.get_property("Error").await.ok()?;
-            (!e.is_empty()).then_some(e)
-        })
-        .await;
+    let err = dns_error(&w, &status, true).await;
     assert!(
         err.contains(&link.display().to_string()) && err.contains("symlink"),
         "{err}"
@@ -173,12 +182,7 @@ async fn a_read_only_resolv_conf_is_an_error_never_reported_in_force() {
     let (mut w, _tmp, host, resolv) = mounted(true).await;
     let ac = up(&mut w, "readonly", "tbrs4").await;
     let status = dns_error_proxy(&w).await;
-    let err: String = w
-        .until("the DNS error shown", || async {
-            let e: String = status.get_property("Error").await.ok()?;
-            (!e.is_empty()).then_some(e)
-        })
-        .await;
+    let err = dns_error(&w, &status, true).await;
     assert!(
         err.contains(&resolv.display().to_string()) && err.contains("Read-only file system"),
         "{err}"
@@ -208,12 +212,6 @@ async fn a_read_only_resolv_conf_is_an_error_never_reported_in_force() {
     assert!(log.contains("the VPN's DNS is not in force"), "{log}");
     // Going down clears it: nothing was changed, nothing to put back.
     down(&mut w, &ac).await;
-    let e: String = w
-        .until("the error cleared", || async {
-            let e: String = status.get_property("Error").await.ok()?;
-            e.is_empty().then_some(e)
-        })
-        .await;
-    assert!(e.is_empty());
+    dns_error(&w, &status, false).await;
     assert!(!w.daemon.dir().join("state/resolv.conf.orig").exists());
 }
