@@ -521,9 +521,10 @@ pub fn from_dict(d: &SettingsDict) -> Result<Profile, ProfileError> {
             {
                 continue;
             }
-            if ["secret", "password", "psk", "pin"]
-                .iter()
-                .any(|w| key.contains(w))
+            // Whole words of the name: `pin` is a secret, `gateway-ping-timeout` is not.
+            if key
+                .split('-')
+                .any(|w| ["secret", "secrets", "password", "psk", "pin"].contains(&w))
             {
                 return Err(ProfileError::key(
                     setting,
@@ -644,6 +645,10 @@ mod tests {
         );
         let t = crate::toml_profile::to_toml_string(&back);
         assert_eq!(crate::toml_profile::from_toml_str(&t).unwrap(), back);
+        d.get_mut("connection")
+            .unwrap()
+            .insert("gateway-ping-timeout".into(), ov(5u32));
+        assert_eq!(from_dict(&d).unwrap().extra.len(), 3, "not a secret");
         d.entry("802-1x".into())
             .or_default()
             .insert("password".into(), ov("hunter2"));
