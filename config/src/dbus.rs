@@ -124,10 +124,10 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
         })
         .collect();
     d.insert("route-data".into(), ov(route_data));
-    d.insert(
-        "address-data".into(),
-        ov(Vec::<HashMap<String, OwnedVariant>>::new()),
-    );
+    crate::dbus_wired::addresses_to_dict(s, fam, &mut d);
+    if !s.may_fail {
+        d.insert("may-fail".into(), ov(false));
+    }
     d.insert("dns-search".into(), ov(s.dns_search.clone()));
     let metric = |r: &StaticRoute| r.metric.unwrap_or(0);
     match fam {
@@ -138,7 +138,6 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
                 .filter_map(|r| route4_legacy(r.dest, r.prefix, r.next_hop, metric(r)))
                 .collect();
             d.insert("routes".into(), ov(routes));
-            d.insert("addresses".into(), ov(Vec::<Vec<u32>>::new()));
             if !s.dns.is_empty() {
                 d.insert("dns".into(), ov(dns4_legacy(&s.dns)));
             }
@@ -151,10 +150,6 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
                 .filter_map(|r| route6_legacy(r.dest, r.prefix, r.next_hop, metric(r)))
                 .collect();
             d.insert("routes".into(), ov(routes));
-            d.insert(
-                "addresses".into(),
-                ov(Vec::<(Vec<u8>, u32, Vec<u8>)>::new()),
-            );
             if !s.dns.is_empty() {
                 d.insert("dns".into(), ov(dns6_legacy(&s.dns)));
             }
@@ -226,7 +221,14 @@ pub fn to_dict(p: &Profile, with_secrets: bool) -> SettingsDict {
     if p.connection.timestamp != 0 {
         c.insert("timestamp".into(), ov(p.connection.timestamp));
     }
+    crate::dbus_wired::connection_to_dict(&p.connection, &mut c);
     out.insert("connection".into(), c);
+    if let Some(e) = &p.ethernet {
+        out.insert(
+            "802-3-ethernet".into(),
+            crate::dbus_wired::ethernet_to_dict(e),
+        );
+    }
     let mut v = Setting::new();
     v.insert("service-type".into(), ov(p.vpn.service_type.as_str()));
     let data: HashMap<String, String> = p.vpn.data.clone().into_iter().collect();
@@ -244,7 +246,9 @@ pub fn to_dict(p: &Profile, with_secrets: bool) -> SettingsDict {
     if p.vpn.timeout != 0 {
         v.insert("timeout".into(), ov(p.vpn.timeout));
     }
-    out.insert("vpn".into(), v);
+    if p.is_vpn() {
+        out.insert("vpn".into(), v);
+    }
     out.insert("ipv4".into(), ip_to_dict(&p.ipv4, Family::V4));
     out.insert("ipv6".into(), ip_to_dict(&p.ipv6, Family::V6));
     out.insert("proxy".into(), Setting::new());
@@ -262,9 +266,9 @@ pub fn to_dict(p: &Profile, with_secrets: bool) -> SettingsDict {
 }
 
 /// Reads typed values out of one setting, naming the setting and key in every error.
-struct Reader<'a> {
-    name: &'a str,
-    d: Option<&'a Setting>,
+pub(crate) struct Reader<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) d: Option<&'a Setting>,
 }
 
 thread_local! {
@@ -274,7 +278,7 @@ thread_local! {
 }
 
 impl<'a> Reader<'a> {
-    fn raw(&self, key: &str) -> Option<&'a OwnedVariant> {
+    pub(crate) fn raw(&self, key: &str) -> Option<&'a OwnedVariant> {
         KNOWN.with(|k| {
             k.borrow_mut()
                 .insert((self.name.to_string(), key.to_string()))
@@ -282,7 +286,7 @@ impl<'a> Reader<'a> {
         self.d.and_then(|d| d.get(key))
     }
 
-    fn typed<T>(&self, key: &str, sig: &str) -> Result<Option<T>, ProfileError>
+    pub(crate) fn typed<T>(&self, key: &str, sig: &str) -> Result<Option<T>, ProfileError>
     where
         T: TryFrom<OwnedVariant>,
     {
@@ -304,15 +308,15 @@ impl<'a> Reader<'a> {
         T::try_from(owned).map(Some).map_err(|_| wrong())
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>, ProfileError> {
+    pub(crate) fn string(&self, key: &str) -> Result<Option<String>, ProfileError> {
         self.typed::<String>(key, "s")
     }
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ProfileError> {
+    pub(crate) fn boolean(&self, key: &str) -> Result<Option<bool>, ProfileError> {
         self.typed::<bool>(key, "b")
     }
 
-    fn map(&self, key: &str) -> Result<BTreeMap<String, String>, ProfileError> {
+    pub(crate) fn map(&self, key: &str) -> Result<BTreeMap<String, String>, ProfileError> {
         Ok(self
             .typed::<HashMap<String, String>>(key, "a{ss}")?
             .unwrap_or_default()
@@ -321,7 +325,7 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
-    fn strings(&self, key: &str) -> Result<Vec<String>, ProfileError> {
+    pub(crate) fn strings(&self, key: &str) -> Result<Vec<String>, ProfileError> {
         Ok(self.typed::<Vec<String>>(key, "as")?.unwrap_or_default())
     }
 }
@@ -405,6 +409,7 @@ fn ip_from_dict(d: Option<&Setting>, fam: Family) -> Result<IpSection, ProfileEr
     s.route_metric = r.typed::<i64>("route-metric", "x")?.unwrap_or(-1);
     s.dns_priority = r.typed::<i32>("dns-priority", "i")?.unwrap_or(0);
     s.dns_search = r.strings("dns-search")?;
+    crate::dbus_wired::addresses_from_dict(&r, fam, &mut s)?;
     // NM prefers the legacy property when both are present, so that old clients round-trip.
     let legacy_routes: Option<Vec<StaticRoute>> = match fam {
         Family::V4 => r.typed::<Vec<Vec<u32>>>("routes", "aau")?.map(|v| {
@@ -576,7 +581,7 @@ fn from_dict_known(d: &SettingsDict) -> Result<Profile, ProfileError> {
                 .ok_or_else(|| ProfileError::section("connection", "setting is missing"))?,
         ),
     };
-    let connection = ConnectionSection {
+    let mut connection = ConnectionSection {
         id: c
             .string("id")?
             .ok_or_else(|| ProfileError::key("connection", "id", "property is missing"))?,
@@ -585,11 +590,30 @@ fn from_dict_known(d: &SettingsDict) -> Result<Profile, ProfileError> {
             .ok_or_else(|| ProfileError::key("connection", "uuid", "property is missing"))?,
         kind: c
             .string("type")?
+            .map(|k| Profile::normalize_kind(&k))
             .ok_or_else(|| ProfileError::key("connection", "type", "property is missing"))?,
         autoconnect: c.boolean("autoconnect")?.unwrap_or(true),
+        autoconnect_priority: 0,
+        autoconnect_retries: -1,
+        interface_name: None,
+        secondaries: Vec::new(),
         permissions: c.strings("permissions")?,
         timestamp: c.typed::<u64>("timestamp", "t")?.unwrap_or(0),
     };
+    crate::dbus_wired::connection_from_dict(&c, &mut connection)?;
+    if connection.kind == crate::profile::ETHERNET {
+        let e = Reader {
+            name: "802-3-ethernet",
+            d: d.get("802-3-ethernet"),
+        };
+        let mut p = Profile::new_ethernet(&connection.id, &connection.uuid, None);
+        p.ethernet = Some(crate::dbus_wired::ethernet_from_dict(&e)?);
+        p.connection = connection;
+        p.ipv4 = ip_from_dict(d.get("ipv4"), Family::V4)?;
+        p.ipv6 = ip_from_dict(d.get("ipv6"), Family::V6)?;
+        p.validate()?;
+        return Ok(p);
+    }
     let v = Reader {
         name: "vpn",
         d: Some(
@@ -610,6 +634,7 @@ fn from_dict_known(d: &SettingsDict) -> Result<Profile, ProfileError> {
     let p = Profile {
         connection,
         vpn,
+        ethernet: None,
         ipv4: ip_from_dict(d.get("ipv4"), Family::V4)?,
         ipv6: ip_from_dict(d.get("ipv6"), Family::V6)?,
         extra: BTreeMap::new(),

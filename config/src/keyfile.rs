@@ -1,12 +1,13 @@
-//! NetworkManager's keyfiles (`*.nmconnection`, spec VPN-PROTOCOL.md §8.3): VPN profiles of a
-//! system that ran NetworkManager, read as tinynm profiles.
+//! NetworkManager's keyfiles (`*.nmconnection`, spec VPN-PROTOCOL.md §8.3): the VPN and wired
+//! profiles of a system that ran NetworkManager, read as tinynm profiles.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::ProfileError;
 use crate::profile::{
-    ConnectionSection, Family, IpMethod, IpSection, Profile, StaticRoute, VpnSection, parse_prefix,
+    ConnectionSection, ETHERNET, EthernetSection, Family, IpMethod, IpSection, Profile,
+    StaticRoute, VpnSection, parse_prefix,
 };
 
 /// One group of a keyfile, with where each value came from.
@@ -60,12 +61,17 @@ impl Group<'_> {
     }
 }
 
-/// Whether a keyfile's text is a VPN profile (other types are left to other tools).
+/// Whether a keyfile's text is a VPN profile.
 pub fn is_vpn(groups: &BTreeMap<String, BTreeMap<String, String>>) -> bool {
+    kind(groups).as_deref() == Some("vpn")
+}
+
+/// The keyfile's `connection.type`, with `ethernet` as `802-3-ethernet`.
+fn kind(groups: &BTreeMap<String, BTreeMap<String, String>>) -> Option<String> {
     groups
         .get("connection")
         .and_then(|c| c.get("type"))
-        .is_some_and(|t| t.trim() == "vpn")
+        .map(|t| Profile::normalize_kind(t))
 }
 
 /// Splits keyfile text into groups. Escapes are GLib's (`\s`, `\n`, `\t`, `\\`).
@@ -117,6 +123,20 @@ fn unescape(v: &str) -> String {
     out
 }
 
+/// The keys `<prefix>N` (N a number) of a group, in numeric order, for the first prefix that
+/// matches each key.
+fn numbered<'a>(keys: &'a BTreeMap<String, String>, prefixes: &[&str]) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(u32, &str, &str)> = keys
+        .iter()
+        .filter_map(|(k, v)| {
+            let n = prefixes.iter().find_map(|p| k.strip_prefix(p))?;
+            n.parse::<u32>().ok().map(|n| (n, k.as_str(), v.as_str()))
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
 fn ip_section(
     g: Option<&BTreeMap<String, String>>,
     fam: Family,
@@ -145,23 +165,35 @@ fn ip_section(
     s.route_metric = g.int("route-metric", -1, u32::MAX as i64, -1)?;
     s.dns_priority = g.int("dns-priority", i32::MIN as i64, i32::MAX as i64, 0)? as i32;
     s.dns_search = g.list("dns-search");
+    s.may_fail = g.bool("may-fail", true)?;
+    if let Some(gw) = g.get("gateway").map(str::trim).filter(|v| !v.is_empty()) {
+        s.gateway = Some(gw.parse().map_err(|_| {
+            ProfileError::key(g.name, "gateway", format!("'{gw}' is not an IP address"))
+        })?);
+    }
+    // address1=ADDR/PREFIX[,GATEWAY] (also addresses1=), in numeric order; NM wrote the
+    // gateway after the first address before it had a key of its own.
+    for (k, v) in numbered(keys, &["addresses", "address"]) {
+        let mut parts = v.split(',').map(str::trim);
+        let a = parts.next().unwrap_or_default();
+        let (addr, prefix) = parse_prefix(a)
+            .ok_or_else(|| ProfileError::key(g.name, k, format!("'{a}' is not ADDRESS/PREFIX")))?;
+        s.addresses.push((addr, prefix));
+        if let Some(gw) = parts.next().filter(|v| !v.is_empty())
+            && s.gateway.is_none()
+        {
+            s.gateway = Some(gw.parse().map_err(|_| {
+                ProfileError::key(g.name, k, format!("gateway '{gw}' is not an IP address"))
+            })?);
+        }
+    }
     for d in g.list("dns") {
         s.dns.push(d.parse().map_err(|_| {
             ProfileError::key(g.name, "dns", format!("'{d}' is not an IP address"))
         })?);
     }
     // routes: route1=DEST/PREFIX[,NEXT_HOP[,METRIC]] (also routes1=), in numeric order.
-    let mut numbered: Vec<(u32, &str, &str)> = keys
-        .iter()
-        .filter_map(|(k, v)| {
-            let n = k
-                .strip_prefix("routes")
-                .or_else(|| k.strip_prefix("route"))?;
-            n.parse::<u32>().ok().map(|n| (n, k.as_str(), v.as_str()))
-        })
-        .collect();
-    numbered.sort();
-    for (_, k, v) in numbered {
+    for (k, v) in numbered(keys, &["routes", "route"]) {
         let mut parts = v.split(',').map(str::trim);
         let err = |m: String| ProfileError::key(g.name, k, m);
         let dest = parts.next().unwrap_or_default();
@@ -191,15 +223,16 @@ fn ip_section(
     Ok(s)
 }
 
-/// Reads a VPN profile from keyfile text. `Ok(None)`: a valid keyfile of another type.
+/// Reads a VPN or wired profile from keyfile text. `Ok(None)`: a valid keyfile of another
+/// type (Wi-Fi, bridges…), left to other tools.
 pub fn from_keyfile_str(text: &str) -> Result<Option<Profile>, ProfileError> {
     let groups = parse_groups(text)?;
     let Some(c) = groups.get("connection") else {
         return Err(ProfileError::section("connection", "is required"));
     };
-    if !is_vpn(&groups) {
+    let Some(kind) = kind(&groups).filter(|k| k == "vpn" || k == ETHERNET) else {
         return Ok(None);
-    }
+    };
     let cg = Group {
         name: "connection",
         keys: c,
@@ -213,11 +246,43 @@ pub fn from_keyfile_str(text: &str) -> Result<Option<Profile>, ProfileError> {
             .get("uuid")
             .map(|u| u.trim().to_string())
             .ok_or_else(|| ProfileError::key("connection", "uuid", "is required"))?,
-        kind: "vpn".into(),
         autoconnect: cg.bool("autoconnect", true)?,
+        autoconnect_priority: cg.int("autoconnect-priority", -999, 999, 0)? as i32,
+        autoconnect_retries: cg.int("autoconnect-retries", -1, i32::MAX as i64, -1)? as i32,
+        interface_name: cg
+            .get("interface-name")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        secondaries: cg.list("secondaries"),
         permissions: cg.list("permissions"),
         timestamp: cg.int("timestamp", 0, i64::MAX, 0)? as u64,
+        kind,
     };
+    let ipv4 = ip_section(groups.get("ipv4"), Family::V4)?;
+    let ipv6 = ip_section(groups.get("ipv6"), Family::V6)?;
+    if connection.kind == ETHERNET {
+        let empty = BTreeMap::new();
+        let eg = Group {
+            name: "ethernet",
+            keys: groups
+                .get("ethernet")
+                .or_else(|| groups.get("802-3-ethernet"))
+                .unwrap_or(&empty),
+        };
+        let mut p = Profile::new_ethernet(&connection.id, &connection.uuid, None);
+        p.connection = connection;
+        p.ethernet = Some(EthernetSection {
+            mac_address: eg
+                .get("mac-address")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            mtu: eg.int("mtu", 0, 65535, 0)? as u32,
+        });
+        p.ipv4 = ipv4;
+        p.ipv6 = ipv6;
+        p.validate()?;
+        return Ok(Some(p));
+    }
     let empty = BTreeMap::new();
     let v = groups
         .get("vpn")
@@ -248,8 +313,9 @@ pub fn from_keyfile_str(text: &str) -> Result<Option<Profile>, ProfileError> {
     let p = Profile {
         connection,
         vpn,
-        ipv4: ip_section(groups.get("ipv4"), Family::V4)?,
-        ipv6: ip_section(groups.get("ipv6"), Family::V6)?,
+        ethernet: None,
+        ipv4,
+        ipv6,
         extra: BTreeMap::new(),
     };
     p.validate()?;
@@ -289,9 +355,8 @@ mod tests {
 
     #[test]
     fn other_types_are_skipped_and_errors_are_named() {
-        let eth =
-            "[connection]\nid=wired\nuuid=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\ntype=ethernet\n";
-        assert_eq!(from_keyfile_str(eth).unwrap(), None);
+        let wifi = "[connection]\nid=wifi\nuuid=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\ntype=wifi\n";
+        assert_eq!(from_keyfile_str(wifi).unwrap(), None);
         let bad = OVPN.replace("never-default=true", "never-default=maybe");
         assert_eq!(
             from_keyfile_str(&bad).unwrap_err().to_string(),

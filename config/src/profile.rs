@@ -1,17 +1,25 @@
-//! The VPN connection profile: typed sections and their validation.
+//! Connection profiles (VPNs, and the wired base connections they sit on): typed sections and
+//! their validation.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::error::ProfileError;
 
-/// A VPN connection profile.
+/// `connection.type` of a VPN profile.
+pub const VPN: &str = "vpn";
+/// `connection.type` of a wired profile (keyfiles and nmcli also say `ethernet`).
+pub const ETHERNET: &str = "802-3-ethernet";
+
+/// A connection profile: a VPN, or a wired base connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     /// `[connection]`
     pub connection: ConnectionSection,
-    /// `[vpn]`
+    /// `[vpn]` (empty for a wired profile)
     pub vpn: VpnSection,
+    /// `[ethernet]` (`802-3-ethernet`): present exactly for wired profiles.
+    pub ethernet: Option<EthernetSection>,
     /// `[ipv4]`
     pub ipv4: IpSection,
     /// `[ipv6]`
@@ -29,10 +37,21 @@ pub struct ConnectionSection {
     pub id: String,
     /// RFC 4122 text.
     pub uuid: String,
-    /// Always `vpn` here.
+    /// `vpn` or `802-3-ethernet`.
     pub kind: String,
-    /// Activate on start-up.
+    /// Activate on start-up (and, for a wired profile, whenever its link can take it).
     pub autoconnect: bool,
+    /// Among profiles that could autoconnect on one device, the highest goes first (−999 to
+    /// 999, default 0).
+    pub autoconnect_priority: i32,
+    /// How many failed autoconnects in a row before giving up (−1: the default, 4; 0: for
+    /// ever).
+    pub autoconnect_retries: i32,
+    /// The link a wired profile is for (`connection.interface-name`); none: any wired link
+    /// (matched by `ethernet.mac-address` when that is set).
+    pub interface_name: Option<String>,
+    /// UUIDs of the VPN profiles activated with this one (NM's `connection.secondaries`).
+    pub secondaries: Vec<String>,
     /// `user:NAME:` entries; empty means everyone.
     pub permissions: Vec<String>,
     /// Last activation, seconds since the epoch (0 = never).
@@ -56,10 +75,19 @@ pub struct VpnSection {
     pub timeout: u32,
 }
 
+/// The `802-3-ethernet` setting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EthernetSection {
+    /// The link's permanent address this profile is for, `AA:BB:CC:DD:EE:FF`.
+    pub mac_address: Option<String>,
+    /// MTU to set (0: leave the link's).
+    pub mtu: u32,
+}
+
 /// `ipv4.method` / `ipv6.method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IpMethod {
-    /// Accept the plugin's config for this family.
+    /// Accept the plugin's config for this family (a wired link: DHCPv4, or SLAAC for IPv6).
     #[default]
     Auto,
     /// Ignore the plugin's config for this family (`disabled`, `ignore`, …).
@@ -95,6 +123,11 @@ impl IpMethod {
             IpMethod::Other(s) => s,
         }
     }
+
+    /// Whether this is the method named `name`.
+    pub fn is(self, name: &str) -> bool {
+        self.as_str() == name
+    }
 }
 
 /// A static route of a profile.
@@ -113,8 +146,15 @@ pub struct StaticRoute {
 /// `ipv4` or `ipv6`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpSection {
-    /// What to do with the plugin's config of this family.
+    /// What to do with the plugin's config of this family; for a wired link, how it is
+    /// configured.
     pub method: IpMethod,
+    /// Static addresses (a wired profile's `manual` method, or added to DHCP's).
+    pub addresses: Vec<(IpAddr, u8)>,
+    /// The default gateway of a wired profile's static addresses.
+    pub gateway: Option<IpAddr>,
+    /// The connection may come up without this family (NM's default: yes).
+    pub may_fail: bool,
     /// No default route through the VPN.
     pub never_default: bool,
     /// −1 = default (50 for VPNs).
@@ -145,6 +185,7 @@ impl IpSection {
     pub fn new() -> Self {
         IpSection {
             route_metric: -1,
+            may_fail: true,
             ..Default::default()
         }
     }
@@ -294,11 +335,16 @@ impl Profile {
             connection: ConnectionSection {
                 id: id.to_string(),
                 uuid: uuid.to_string(),
-                kind: "vpn".to_string(),
+                kind: VPN.to_string(),
                 autoconnect: true,
+                autoconnect_priority: 0,
+                autoconnect_retries: -1,
+                interface_name: None,
+                secondaries: Vec::new(),
                 permissions: Vec::new(),
                 timestamp: 0,
             },
+            ethernet: None,
             extra: BTreeMap::new(),
             vpn: VpnSection {
                 service_type: service_type.to_string(),
@@ -306,6 +352,33 @@ impl Profile {
             },
             ipv4: IpSection::new(),
             ipv6: IpSection::new(),
+        }
+    }
+
+    /// A new wired profile with NM's defaults (DHCPv4, SLAAC), for `iface` or any link.
+    pub fn new_ethernet(id: &str, uuid: &str, iface: Option<&str>) -> Profile {
+        let mut p = Profile::new_vpn(id, uuid, "");
+        p.connection.kind = ETHERNET.to_string();
+        p.connection.interface_name = iface.map(str::to_string);
+        p.ethernet = Some(EthernetSection::default());
+        p
+    }
+
+    /// Whether this is a VPN profile.
+    pub fn is_vpn(&self) -> bool {
+        self.connection.kind == VPN
+    }
+
+    /// Whether this is a wired profile.
+    pub fn is_ethernet(&self) -> bool {
+        self.connection.kind == ETHERNET
+    }
+
+    /// `connection.type` as written in a profile (`ethernet` is NM's keyfile alias).
+    pub fn normalize_kind(kind: &str) -> String {
+        match kind.trim() {
+            "ethernet" => ETHERNET.to_string(),
+            k => k.to_string(),
         }
     }
 
@@ -345,11 +418,52 @@ impl Profile {
                 ),
             ));
         }
-        if c.kind != "vpn" {
+        if c.kind != VPN && c.kind != ETHERNET {
             return Err(ProfileError::key(
                 "connection",
                 "type",
-                format!("'{}' is not supported (expected 'vpn')", c.kind),
+                format!(
+                    "'{}' is not supported (expected 'vpn' or 'ethernet')",
+                    c.kind
+                ),
+            ));
+        }
+        if !(-999..=999).contains(&c.autoconnect_priority) {
+            return Err(ProfileError::key(
+                "connection",
+                "autoconnect-priority",
+                format!(
+                    "{} is out of range (expected -999 to 999)",
+                    c.autoconnect_priority
+                ),
+            ));
+        }
+        if c.autoconnect_retries < -1 {
+            return Err(ProfileError::key(
+                "connection",
+                "autoconnect-retries",
+                format!(
+                    "{} is out of range (expected -1 or more)",
+                    c.autoconnect_retries
+                ),
+            ));
+        }
+        if let Some(i) = &c.interface_name
+            && !crate::ethernet::is_ifname(i)
+        {
+            return Err(ProfileError::key(
+                "connection",
+                "interface-name",
+                format!(
+                    "'{i}' is not an interface name (1 to 15 characters, no '/', ':' or space)"
+                ),
+            ));
+        }
+        if let Some(u) = c.secondaries.iter().find(|u| !is_uuid(u)) {
+            return Err(ProfileError::key(
+                "connection",
+                "secondaries",
+                format!("'{u}' is not the UUID of a VPN profile"),
             ));
         }
         for p in &c.permissions {
@@ -365,6 +479,15 @@ impl Profile {
                     format!("'{p}' is not of the form 'user:NAME:'"),
                 ));
             }
+        }
+        if c.kind == ETHERNET {
+            return self.validate_ethernet();
+        }
+        if self.ethernet.is_some() {
+            return Err(ProfileError::section(
+                "ethernet",
+                "is only for 'ethernet' profiles",
+            ));
         }
         if self.vpn.service_type.trim().is_empty() {
             return Err(ProfileError::key(
@@ -386,8 +509,29 @@ impl Profile {
 }
 
 impl IpSection {
-    fn validate(&self, fam: Family) -> Result<(), ProfileError> {
+    pub(crate) fn validate(&self, fam: Family) -> Result<(), ProfileError> {
         let sec = fam.section();
+        for (a, l) in &self.addresses {
+            if !fam.holds(a) || *l > fam.max_prefix() || (*l == 0) {
+                return Err(ProfileError::key(
+                    sec,
+                    "addresses",
+                    format!(
+                        "'{a}/{l}' is not an {sec} address with a prefix of 1 to {}",
+                        fam.max_prefix()
+                    ),
+                ));
+            }
+        }
+        if let Some(g) = self.gateway
+            && !fam.holds(&g)
+        {
+            return Err(ProfileError::key(
+                sec,
+                "gateway",
+                format!("{g} is not an {sec} address"),
+            ));
+        }
         if self.route_metric < -1 || self.route_metric > u32::MAX as i64 {
             return Err(ProfileError::key(
                 sec,

@@ -7,7 +7,8 @@ use toml::{Table, Value};
 
 use crate::error::ProfileError;
 use crate::profile::{
-    ConnectionSection, Family, IpMethod, IpSection, Profile, StaticRoute, VpnSection, parse_prefix,
+    ConnectionSection, EthernetSection, Family, IpMethod, IpSection, Profile, StaticRoute,
+    VpnSection, parse_prefix,
 };
 
 /// A section being read: every key taken is remembered so that unknown keys are reported.
@@ -173,6 +174,19 @@ fn read_ip(root: &Table, fam: Family) -> Result<IpSection, ProfileError> {
         );
     }
     out.dns_search = s.strings("dns-search")?;
+    out.may_fail = s.boolean("may-fail", true)?;
+    for a in s.strings("addresses")? {
+        let (addr, prefix) = parse_prefix(&a).ok_or_else(|| {
+            ProfileError::key(name, "addresses", format!("'{a}' is not ADDRESS/PREFIX"))
+        })?;
+        // A bare address is /32 (/128), as nmcli takes it.
+        out.addresses.push((addr, prefix));
+    }
+    if let Some(g) = s.string("gateway")? {
+        out.gateway = Some(g.parse().map_err(|_| {
+            ProfileError::key(name, "gateway", format!("'{g}' is not an IP address"))
+        })?);
+    }
     for d in s.strings("dns")? {
         out.dns.push(
             d.parse().map_err(|_| {
@@ -260,13 +274,21 @@ pub fn from_toml_str(text: &str) -> Result<Profile, ProfileError> {
 }
 
 fn from_table(root: &Table) -> Result<Profile, ProfileError> {
-    if let Some(k) = root
-        .keys()
-        .find(|k| !["connection", "vpn", "ipv4", "ipv6", "proxy", "extra"].contains(&k.as_str()))
-    {
+    if let Some(k) = root.keys().find(|k| {
+        ![
+            "connection",
+            "vpn",
+            "ethernet",
+            "ipv4",
+            "ipv6",
+            "proxy",
+            "extra",
+        ]
+        .contains(&k.as_str())
+    }) {
         return Err(ProfileError::section(
             k,
-            "unknown section (known: connection, vpn, ipv4, ipv6, proxy, extra)",
+            "unknown section (known: connection, vpn, ethernet, ipv4, ipv6, proxy, extra)",
         ));
     }
     if !root.contains_key("connection") {
@@ -276,25 +298,46 @@ fn from_table(root: &Table) -> Result<Profile, ProfileError> {
     let connection = ConnectionSection {
         id: c.required("id")?,
         uuid: c.required("uuid")?,
-        kind: c.string("type")?.unwrap_or_else(|| "vpn".into()),
+        kind: Profile::normalize_kind(&c.string("type")?.unwrap_or_else(|| "vpn".into())),
         autoconnect: c.boolean("autoconnect", true)?,
+        autoconnect_priority: c.int("autoconnect-priority", -999, 999, 0)? as i32,
+        autoconnect_retries: c.int("autoconnect-retries", -1, i32::MAX as i64, -1)? as i32,
+        interface_name: c.string("interface-name")?.filter(|s| !s.is_empty()),
+        secondaries: c.strings("secondaries")?,
         permissions: c.strings("permissions")?,
         timestamp: c.int("timestamp", 0, i64::MAX, 0)? as u64,
     };
     c.finish()?;
-    if !root.contains_key("vpn") {
-        return Err(ProfileError::section("vpn", "is required"));
-    }
-    let mut v = Sect::new(root, "vpn")?;
-    let vpn = VpnSection {
-        service_type: v.required("service-type")?,
-        user_name: v.string("user-name")?.filter(|s| !s.is_empty()),
-        data: v.string_map("data")?,
-        secrets: v.string_map("secrets")?,
-        persistent: v.boolean("persistent", false)?,
-        timeout: v.int("timeout", 0, u32::MAX as i64, 0)? as u32,
+    let wired = connection.kind == crate::profile::ETHERNET;
+    let vpn = if wired && !root.contains_key("vpn") {
+        VpnSection::default()
+    } else {
+        if !root.contains_key("vpn") {
+            return Err(ProfileError::section("vpn", "is required"));
+        }
+        let mut v = Sect::new(root, "vpn")?;
+        let vpn = VpnSection {
+            service_type: v.required("service-type")?,
+            user_name: v.string("user-name")?.filter(|s| !s.is_empty()),
+            data: v.string_map("data")?,
+            secrets: v.string_map("secrets")?,
+            persistent: v.boolean("persistent", false)?,
+            timeout: v.int("timeout", 0, u32::MAX as i64, 0)? as u32,
+        };
+        v.finish()?;
+        vpn
     };
-    v.finish()?;
+    let ethernet = if wired || root.contains_key("ethernet") {
+        let mut e = Sect::new(root, "ethernet")?;
+        let eth = EthernetSection {
+            mac_address: e.string("mac-address")?.filter(|s| !s.is_empty()),
+            mtu: e.int("mtu", 0, 65535, 0)? as u32,
+        };
+        e.finish()?;
+        Some(eth)
+    } else {
+        None
+    };
     let mut extra = BTreeMap::new();
     if let Some(x) = root.get("extra") {
         let t = x
@@ -311,6 +354,7 @@ fn from_table(root: &Table) -> Result<Profile, ProfileError> {
     let p = Profile {
         connection,
         vpn,
+        ethernet,
         ipv4: read_ip(root, Family::V4)?,
         ipv6: read_ip(root, Family::V6)?,
         extra,
@@ -379,6 +423,20 @@ fn ip_to_toml(s: &IpSection) -> Table {
     if !s.dns_search.is_empty() {
         t.insert("dns-search".into(), s.dns_search.clone().into());
     }
+    if !s.addresses.is_empty() {
+        let v: Vec<Value> = s
+            .addresses
+            .iter()
+            .map(|(a, l)| format!("{a}/{l}").into())
+            .collect();
+        t.insert("addresses".into(), v.into());
+    }
+    if let Some(g) = s.gateway {
+        t.insert("gateway".into(), g.to_string().into());
+    }
+    if !s.may_fail {
+        t.insert("may-fail".into(), false.into());
+    }
     if !s.routes.is_empty() {
         let v: Vec<Value> = s
             .routes
@@ -417,7 +475,38 @@ pub fn to_toml_string(p: &Profile) -> String {
     if p.connection.timestamp != 0 {
         c.insert("timestamp".into(), (p.connection.timestamp as i64).into());
     }
+    if p.connection.autoconnect_priority != 0 {
+        c.insert(
+            "autoconnect-priority".into(),
+            (p.connection.autoconnect_priority as i64).into(),
+        );
+    }
+    if p.connection.autoconnect_retries != -1 {
+        c.insert(
+            "autoconnect-retries".into(),
+            (p.connection.autoconnect_retries as i64).into(),
+        );
+    }
+    if let Some(i) = &p.connection.interface_name {
+        c.insert("interface-name".into(), i.clone().into());
+    }
+    if !p.connection.secondaries.is_empty() {
+        c.insert(
+            "secondaries".into(),
+            p.connection.secondaries.clone().into(),
+        );
+    }
     root.insert("connection".into(), c.into());
+    if let Some(e) = &p.ethernet {
+        let mut t = Table::new();
+        if let Some(m) = &e.mac_address {
+            t.insert("mac-address".into(), m.clone().into());
+        }
+        if e.mtu != 0 {
+            t.insert("mtu".into(), (e.mtu as i64).into());
+        }
+        root.insert("ethernet".into(), t.into());
+    }
     let mut v = Table::new();
     v.insert("service-type".into(), p.vpn.service_type.clone().into());
     if let Some(u) = &p.vpn.user_name {
@@ -438,7 +527,9 @@ pub fn to_toml_string(p: &Profile) -> String {
     if !p.vpn.secrets.is_empty() {
         v.insert("secrets".into(), map(&p.vpn.secrets).into());
     }
-    root.insert("vpn".into(), v.into());
+    if p.is_vpn() {
+        root.insert("vpn".into(), v.into());
+    }
     root.insert("ipv4".into(), ip_to_toml(&p.ipv4).into());
     root.insert("ipv6".into(), ip_to_toml(&p.ipv6).into());
     if !p.extra.is_empty() {
