@@ -11,6 +11,7 @@ mod secrets;
 mod state;
 mod store;
 mod vpn;
+mod wired;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! its own config, and a tinynmd with its own profile and plugin directories. The demo, the
 //! integration tests and the benches all run in these. Everything is removed on drop.
 
+pub mod dhcp;
 pub mod netns;
 pub mod openvpn;
 pub mod polkit;

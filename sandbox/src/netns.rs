@@ -17,7 +17,7 @@ use crate::SandboxError;
 
 /// A network namespace of our own.
 pub struct Netns {
-    fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
 }
 
 /// Fails with a message saying so when not root.

@@ -65,7 +65,8 @@ impl DeviceView {
     }
     #[zbus(property)]
     fn state_reason(&self) -> (u32, u32) {
-        (self.snap.borrow().state, 0)
+        let s = self.snap.borrow();
+        (s.state, s.reason)
     }
     #[zbus(property)]
     fn active_connection(&self) -> OwnedObjectPath {
@@ -93,7 +94,7 @@ impl DeviceView {
     }
     #[zbus(property)]
     fn autoconnect(&self) -> bool {
-        true
+        self.snap.borrow().autoconnect
     }
     #[zbus(property)]
     fn firmware_missing(&self) -> bool {

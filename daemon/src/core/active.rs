@@ -20,6 +20,12 @@ impl Core {
         device: OwnedObjectPath,
         specific_object: OwnedObjectPath,
     ) -> Result<OwnedObjectPath, NmError> {
+        // `nmcli device connect`: no connection, a device: the best profile for it.
+        let connection = if connection.as_str() == "/" && device.as_str() != "/" {
+            self.best_for_device(&device)?
+        } else {
+            connection
+        };
         let Some((pn, profile)) = self.profile_by_path(connection.as_str()) else {
             return Err(NmError::UnknownConnection(
                 "Connection could not be found.".into(),
@@ -48,6 +54,13 @@ impl Core {
                     profile.connection.id
                 )));
             }
+        }
+        if profile.is_ethernet() {
+            // Asked for by name: whatever blocked its autoconnect is forgotten.
+            self.retries.remove(&pn);
+            return self
+                .activate_wired(uid, pn, profile, connection, &device)
+                .await;
         }
         let (specific_object, parent) = self.base_for(&device, specific_object)?;
         let plugins = registry::load(&self.h.cfg.all_plugin_dirs());
@@ -149,6 +162,11 @@ impl Core {
             )));
         }
         let n = AcId::of_path(active.as_str()).expect("an active connection's path");
+        // As NM: a wired profile taken down by the user does not come back by itself.
+        let pn = entry.profile;
+        if self.devices.values().any(|d| d.managed == Some(n)) {
+            self.retries.insert(pn, i32::MAX);
+        }
         self.take_down(n, Reason::UserDisconnected).await;
         Ok(())
     }

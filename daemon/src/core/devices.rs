@@ -30,11 +30,14 @@ pub struct DeviceEntry {
     /// Its object path.
     pub path: OwnedObjectPath,
     ifaces: Vec<Iface>,
-    snap: watch::Sender<DeviceSnapshot>,
+    /// Its published snapshot.
+    pub snap: watch::Sender<DeviceSnapshot>,
     ip4: IpObject,
     ip6: IpObject,
     /// Its generated profile and external active connection, while it has them.
-    external: Option<(ProfileId, AcId)>,
+    pub external: Option<(ProfileId, AcId)>,
+    /// The wired activation that holds it, while one does.
+    pub managed: Option<AcId>,
 }
 
 /// An external active connection.
@@ -119,6 +122,8 @@ impl Core {
             default_route: default.is_some_and(|d| d.oif == index),
             link,
             state: STATE_UNMANAGED,
+            reason: 0,
+            autoconnect: true,
             active: root(),
             available: Vec::new(),
             ip4: ip4.path.clone(),
@@ -139,6 +144,7 @@ impl Core {
                 ip4,
                 ip6,
                 external: None,
+                managed: None,
             },
         );
         if configured {
@@ -191,7 +197,11 @@ impl Core {
             bus.changed(entry.path.as_str(), Iface::Device, props)
                 .await?;
         }
+        // A link tinynmd configures itself is never anyone else's.
+        let managed =
+            entry.managed.is_some() || old.state != STATE_UNMANAGED && old.state != STATE_ACTIVATED;
         match (was, now) {
+            _ if managed => {}
             (true, false) => self.remove_external(index).await?,
             (false, true) => self.add_external(index).await?,
             (true, true) if addrs_changed => {
@@ -332,7 +342,7 @@ impl Core {
 
     /// Announces a device's new state (from `old`), with the properties that follow it, as
     /// its view shows them.
-    async fn announce_device_state(&self, index: u32, old: u32) -> zbus::Result<()> {
+    pub(super) async fn announce_device_state(&self, index: u32, old: u32) -> zbus::Result<()> {
         let Some(entry) = self.devices.get(&index) else {
             return Ok(());
         };
@@ -358,12 +368,15 @@ impl Core {
             }
         }
         bus.changed(p, Iface::Device, props).await?;
-        let new = entry.snap.borrow().state;
-        DeviceView::emit_state_changed(&bus.emitter(p)?, new, old, 0).await
+        let (new, reason) = {
+            let s = entry.snap.borrow();
+            (s.state, s.reason)
+        };
+        DeviceView::emit_state_changed(&bus.emitter(p)?, new, old, reason).await
     }
 
     /// The link is no longer configured (or gone): its external connection and profile go.
-    async fn remove_external(&mut self, index: u32) -> zbus::Result<()> {
+    pub(super) async fn remove_external(&mut self, index: u32) -> zbus::Result<()> {
         let Some(entry) = self.devices.get_mut(&index) else {
             return Ok(());
         };
@@ -372,6 +385,7 @@ impl Core {
         };
         entry.snap.send_modify(|s| {
             s.state = STATE_UNMANAGED;
+            s.reason = 0;
             s.active = root();
             s.available = Vec::new();
         });

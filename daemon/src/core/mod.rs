@@ -18,6 +18,7 @@ mod devices;
 mod profiles;
 mod publish;
 mod reload;
+mod wired;
 
 use crate::bus::active::{ActiveView, VpnView};
 use crate::bus::objects::Iface;
@@ -67,6 +68,10 @@ pub struct Core {
     dns: crate::dns::Dns,
     /// Connections to take down once the VPNs over them have gone, with the reason.
     pending_down: BTreeMap<AcId, Reason>,
+    /// Wired profiles' failed autoconnects in a row (`i32::MAX`: blocked by the user).
+    retries: BTreeMap<ProfileId, i32>,
+    /// Links whose carrier is gone under an activation, until NM's wait runs out.
+    carrier_wait: BTreeMap<u32, tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -93,6 +98,8 @@ impl Core {
             externals: BTreeMap::new(),
             dns,
             pending_down: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            carrier_wait: BTreeMap::new(),
         }
     }
 
@@ -130,6 +137,7 @@ impl Core {
                 reply,
             } => {
                 let _ = reply.send(self.add(uid, settings, save).await);
+                self.wired_links().await;
             }
             Command::Update {
                 uid,
@@ -139,11 +147,13 @@ impl Core {
                 reply,
             } => {
                 let _ = reply.send(self.update(uid, n, settings, storage).await);
+                self.wired_links().await;
             }
             Command::Delete { uid, n, reply } => {
                 let _ = reply.send(self.delete(uid, n).await);
             }
             Command::Ended { n } => {
+                self.wired_ended(n).await;
                 if self.actives.remove(&n).is_some() {
                     let path = n.path();
                     // The Manager stops listing the object before the object goes (as Settings
@@ -167,15 +177,20 @@ impl Core {
                     let _ = s.send(());
                     return true;
                 }
+                if self.shutdown.is_none() {
+                    self.autoconnect().await;
+                }
             }
             Command::ReloadConfig(cfg) => {
                 self.reload_config(*cfg);
                 if let Err(e) = self.reload(0, None).await {
                     tracing::error!("cannot reload the profiles: {e:?}");
                 }
+                self.wired_links().await;
             }
             Command::Reload { uid, files, reply } => {
                 let _ = reply.send(self.reload(uid, files).await);
+                self.wired_links().await;
             }
             Command::ClearSecrets { uid, n, reply } => {
                 let _ = reply.send(self.clear_secrets(uid, n).await);
@@ -184,7 +199,25 @@ impl Core {
                 if let Err(e) = self.sync_links(links).await {
                     tracing::warn!("cannot publish the devices: {e}");
                 }
+                if self.shutdown.is_none() {
+                    self.wired_links().await;
+                }
             }
+            Command::DeviceState {
+                index,
+                state,
+                reason,
+            } => self.device_state(index, state, reason).await,
+            Command::Secondaries {
+                base,
+                uid,
+                uuids,
+                reply,
+            } => {
+                let r = self.start_secondaries(base, uid, uuids).await;
+                let _ = reply.send(r);
+            }
+            Command::CarrierWait { index, n } => self.carrier_gone(index, n).await,
             Command::Changed => {
                 if let Err(e) = self.publish_manager().await {
                     tracing::warn!("cannot publish the manager's state: {e}");

@@ -44,8 +44,15 @@ impl Core {
             let s = a.snap.borrow();
             s.state == AcState::Activated as u32 && (s.default4 || s.default6)
         });
+        // The connection of the device the default goes through: tinynmd's own wired one
+        // (from its IP config on, as NM), else the external one.
         let external = || {
             let oif = way_out?;
+            if let Some(n) = self.devices.get(&oif).and_then(|d| d.managed)
+                && let Some(a) = self.actives.get(&n)
+            {
+                return Some((n, a.snap.borrow().kind.clone()));
+            }
             self.externals
                 .iter()
                 .find(|(_, e)| e.device == oif)
@@ -73,7 +80,13 @@ impl Core {
         let entries: Vec<crate::dns::DnsEntry> = self
             .actives
             .values()
-            .filter(|a| a.snap.borrow().state == AcState::Activated as u32)
+            .filter(|a| {
+                // A base connection's DNS counts from its IP config on (it waits for its
+                // secondaries in ACTIVATING); a VPN's once it is up.
+                let s = a.snap.borrow();
+                s.state == AcState::Activated as u32
+                    || (!s.vpn && s.state == AcState::Activating as u32)
+            })
             .flat_map(|a| a.snap.borrow().dns.clone())
             .collect();
         {

@@ -2,6 +2,7 @@
 //! journaled; a kernel error rolls back everything already added; teardown deletes exactly
 //! the journal. Addresses and routes go in batches (`request_batch`, ≤256 a datagram).
 
+pub mod base;
 mod journal;
 pub mod links;
 pub mod plan;

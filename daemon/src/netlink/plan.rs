@@ -69,22 +69,22 @@ fn is_private(a: IpAddr) -> bool {
     }
 }
 
-struct RouteSpec {
-    shared: bool,
+pub(super) struct RouteSpec {
+    pub(super) shared: bool,
     /// Routing table (0: main).
-    table: u32,
+    pub(super) table: u32,
     /// An `unreachable` route (no interface) rather than a unicast one.
-    unreachable: bool,
-    dest: IpAddr,
-    prefix: u8,
-    gateway: Option<IpAddr>,
-    oif: u32,
-    metric: u32,
-    protocol: RouteProtocol,
-    pref_src: Option<IpAddr>,
+    pub(super) unreachable: bool,
+    pub(super) dest: IpAddr,
+    pub(super) prefix: u8,
+    pub(super) gateway: Option<IpAddr>,
+    pub(super) oif: u32,
+    pub(super) metric: u32,
+    pub(super) protocol: RouteProtocol,
+    pub(super) pref_src: Option<IpAddr>,
 }
 
-fn route(r: RouteSpec) -> RouteMessage {
+pub(super) fn route(r: RouteSpec) -> RouteMessage {
     let scope = if r.gateway.is_none() {
         RouteScope::Link
     } else {
@@ -197,7 +197,7 @@ fn address(c: &IpConfig, ifindex: u32) -> AddressMessage {
     m
 }
 
-fn network(a: IpAddr, prefix: u8) -> IpAddr {
+pub(super) fn network(a: IpAddr, prefix: u8) -> IpAddr {
     match a {
         IpAddr::V4(v) => {
             let mask = if prefix == 0 {

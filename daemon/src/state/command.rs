@@ -71,6 +71,34 @@ pub enum Command {
     },
     /// An active connection reached or left ACTIVATED.
     Changed,
+    /// A wired activation moved its device to a new state (sent by its task).
+    DeviceState {
+        /// The link.
+        index: u32,
+        /// `NMDeviceState`
+        state: u32,
+        /// `NMDeviceStateReason`
+        reason: u32,
+    },
+    /// NM's carrier wait ran out for link `index`, lost under activation `n`.
+    CarrierWait {
+        /// The link.
+        index: u32,
+        /// The activation that held it.
+        n: AcId,
+    },
+    /// A wired activation's `connection.secondaries` to activate over it (sent by its task).
+    Secondaries {
+        /// The base connection.
+        base: AcId,
+        /// Who activated the base.
+        uid: u32,
+        /// The VPN profiles' UUIDs.
+        uuids: Vec<String>,
+        /// Each one's snapshot once started, or why it could not start.
+        reply:
+            oneshot::Sender<Vec<Result<tokio::sync::watch::Receiver<super::AcSnapshot>, String>>>,
+    },
     /// The kernel's links now.
     Links(Vec<Link>),
     /// `LoadConnections` (these files) / `ReloadConnections` (`None`: every file).

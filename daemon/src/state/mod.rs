@@ -15,7 +15,7 @@ mod profile;
 
 pub use active::{AcSnapshot, root};
 pub use command::Command;
-pub use device::{DeviceSnapshot, STATE_ACTIVATED, STATE_UNMANAGED};
+pub use device::{DeviceSnapshot, STATE_ACTIVATED, STATE_UNMANAGED, dev_reason, dev_state};
 pub use dns::DnsSnapshot;
 pub use errors::{NmError, SettingsError};
 pub use ids::{AcId, DeviceId, ProfileId};

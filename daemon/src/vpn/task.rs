@@ -27,8 +27,11 @@ use crate::state::{AcId, AcSnapshot, Command};
 /// Commands to a connection's task.
 #[derive(Debug)]
 pub enum AcCommand {
-    /// Take the VPN down with this reason.
+    /// Take the connection down with this reason.
     Deactivate(Reason),
+    /// (A wired connection) its link's carrier has been gone for NM's wait: down, the device
+    /// UNAVAILABLE.
+    CarrierLost,
 }
 
 /// What the core and each connection's task work with.
@@ -359,6 +362,7 @@ impl Task {
 pub(super) fn deactivation(cmd: Option<AcCommand>) -> Event {
     match cmd {
         Some(AcCommand::Deactivate(r)) => Event::Deactivate(r),
+        Some(AcCommand::CarrierLost) => Event::Deactivate(Reason::DeviceDisconnected),
         None => Event::Deactivate(Reason::UserDisconnected),
     }
 }

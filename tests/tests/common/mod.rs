@@ -39,6 +39,18 @@ pub enum Signal {
     Removed(String),
     /// ObjectManager.InterfacesAdded: the path and its interfaces, sorted
     Added(String, Vec<String>),
+    /// Device.StateChanged(new, old, reason)
+    Dev(String, u32, u32, u32),
+}
+
+/// The network tinynmd's namespace starts with.
+enum Topology<'a> {
+    /// `veth0` 10.99.0.2/24 with a default route ([`Netns::add_parent`]).
+    Parent,
+    /// A server namespace behind `veth0` ([`Netns::add_server`]).
+    Server,
+    /// An unconfigured `veth0` to a router namespace ([`Netns::add_uplink`]).
+    Uplink(Box<dyn FnOnce(&Netns) + 'a>),
 }
 
 impl World {
@@ -47,22 +59,35 @@ impl World {
     }
 
     pub async fn with(opts: DaemonOptions) -> World {
-        Self::build(opts, false).await
+        Self::build(opts, Topology::Parent).await
+    }
+
+    /// tinynmd's namespace with an unconfigured uplink `veth0` whose far end is a router's
+    /// (`server`, 10.99.0.1): [`Netns::add_uplink`]. `before` runs between the two namespaces'
+    /// making and tinynmd's start (a DHCP server to start first).
+    pub async fn with_uplink(opts: DaemonOptions, before: impl FnOnce(&Netns)) -> World {
+        Self::build(opts, Topology::Uplink(Box::new(before))).await
     }
 
     /// A client namespace (tinynmd's) and a server namespace joined by a veth pair
     /// ([`Netns::add_server`]).
     pub async fn with_server(opts: DaemonOptions) -> World {
-        Self::build(opts, true).await
+        Self::build(opts, Topology::Server).await
     }
 
-    async fn build(opts: DaemonOptions, two_hosts: bool) -> World {
+    async fn build(opts: DaemonOptions, topo: Topology<'_>) -> World {
         let ns = Netns::new().expect("namespace (tests must run as root)");
-        let server = if two_hosts {
-            Some(ns.add_server().expect("server network"))
-        } else {
-            ns.add_parent().expect("parent network");
-            None
+        let server = match topo {
+            Topology::Server => Some(ns.add_server().expect("server network")),
+            Topology::Parent => {
+                ns.add_parent().expect("parent network");
+                None
+            }
+            Topology::Uplink(before) => {
+                let router = ns.add_uplink().expect("uplink");
+                before(&router);
+                Some(router)
+            }
         };
         let bus = Bus::start().expect("private bus");
         let daemon = Daemon::start(&ns, &bus, opts).await.expect("tinynmd");
@@ -91,6 +116,10 @@ impl World {
                     ) => {
                         let (s, r): (u32, u32) = m.body().deserialize().unwrap();
                         Signal::Ac(path, s, r)
+                    }
+                    (Some("org.freedesktop.NetworkManager.Device"), Some("StateChanged")) => {
+                        let (n, o, r): (u32, u32, u32) = m.body().deserialize().unwrap();
+                        Signal::Dev(path, n, o, r)
                     }
                     (_, Some("VpnStateChanged")) => {
                         let (s, r): (u32, u32) = m.body().deserialize().unwrap();
@@ -327,6 +356,36 @@ impl World {
                 ),
             }
         }
+    }
+
+    /// Waits (bounded) for device `dev` (its path) to reach `state`; returns the reason.
+    pub async fn wait_device(&mut self, dev: &str, state: u32) -> u32 {
+        let dev = dev.to_string();
+        self.wait(|s| match s {
+            Signal::Dev(p, n, _, r) if *p == dev && *n == state => Some(*r),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The states device `dev` went through, in order: (new, reason).
+    pub fn device_states(&self, dev: &str) -> Vec<(u32, u32)> {
+        self.seen
+            .iter()
+            .filter_map(|s| match s {
+                Signal::Dev(p, n, _, r) if p == dev => Some((*n, *r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) for any AC state signal matching `f`; returns the AC's path.
+    pub async fn wait_ac(&mut self, f: impl Fn(&str, u32, u32) -> bool) -> String {
+        self.wait(|s| match s {
+            Signal::Ac(p, st, r) if f(p, *st, *r) => Some(p.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// The VPN states `ac` went through, in order.

@@ -1,0 +1,126 @@
+//! DHCPv4 for a wired connection, through `mozim` (the nispor/nmstate authors' client): what
+//! NM's internal client sends by default (client id `01:<MAC>`, the host name), and its
+//! leases, renewals, rebinds and losses as events.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
+
+/// A lease, as the connection uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Our address.
+    pub address: Ipv4Addr,
+    /// Its prefix (from the subnet mask).
+    pub prefix: u8,
+    /// The first router.
+    pub gateway: Option<Ipv4Addr>,
+    /// Name servers.
+    pub dns: Vec<IpAddr>,
+    /// The domain name (option 15) and search list (option 119).
+    pub domains: Vec<String>,
+    /// Lease time, seconds.
+    pub lease_time: u32,
+    /// The server that gave it.
+    pub server: Ipv4Addr,
+}
+
+impl Lease {
+    fn of(l: &DhcpV4Lease) -> Lease {
+        let mut domains: Vec<String> = l.domain_name.iter().cloned().collect();
+        for d in l.domain_search.iter().flatten() {
+            if !domains.contains(d) {
+                domains.push(d.clone());
+            }
+        }
+        Lease {
+            address: l.yiaddr,
+            prefix: u32::from(l.subnet_mask).leading_ones() as u8,
+            gateway: l.gateways.as_ref().and_then(|g| g.first().copied()),
+            dns: l
+                .dns_srvs
+                .iter()
+                .flatten()
+                .map(|a| IpAddr::V4(*a))
+                .collect(),
+            domains,
+            lease_time: l.lease_time_sec,
+            server: l.srv_id,
+        }
+    }
+}
+
+/// What the client reports.
+#[derive(Debug)]
+pub enum DhcpEvent {
+    /// A lease: the first, or a renewed or rebound one (the same or a new address).
+    Lease(Lease),
+    /// The lease is gone (expired without renewal, or the server said no): the address must go.
+    Lost(&'static str),
+    /// No lease could be had in time, or the client cannot run.
+    Failed(String),
+}
+
+/// One link's DHCPv4 client.
+pub struct Dhcp {
+    client: DhcpV4Client,
+    lease: Option<DhcpV4Lease>,
+}
+
+impl Dhcp {
+    /// A client on link `index` (`name`, `mac`), giving up after `timeout` seconds without a
+    /// lease.
+    pub async fn start(index: u32, name: &str, mac: &[u8], timeout: u32) -> Result<Dhcp, String> {
+        let mut cfg = DhcpV4Config::new(name);
+        cfg.set_iface_index(index);
+        cfg.set_iface_mac_raw(mac)
+            .map_err(|e| format!("DHCP on {name}: {e}"))?;
+        if let Ok(h) = nix::unistd::gethostname()
+            && let Some(h) = h.to_str().filter(|h| !h.is_empty())
+        {
+            cfg.set_host_name(h);
+        }
+        cfg.use_mac_as_client_id();
+        cfg.set_timeout_sec(timeout);
+        let client = DhcpV4Client::init(cfg, None)
+            .await
+            .map_err(|e| format!("DHCP on {name}: {e}"))?;
+        Ok(Dhcp {
+            client,
+            lease: None,
+        })
+    }
+
+    /// The next thing that matters: a lease, its loss, or a failure.
+    pub async fn next(&mut self) -> DhcpEvent {
+        loop {
+            match self.client.run().await {
+                Ok(DhcpV4State::Done(l)) => {
+                    self.lease = Some((*l).clone());
+                    return DhcpEvent::Lease(Lease::of(&l));
+                }
+                Ok(DhcpV4State::InitReboot) if self.lease.is_some() => {
+                    self.lease = None;
+                    return DhcpEvent::Lost("the DHCP lease expired or the server refused it");
+                }
+                Ok(s) => tracing::debug!("DHCP: {s}"),
+                Err(e) => {
+                    self.client.clean_up();
+                    if self.lease.take().is_some() {
+                        return DhcpEvent::Lost("the DHCP lease could not be renewed");
+                    }
+                    return DhcpEvent::Failed(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Tells the server the address is given back (DHCPRELEASE), as NM does at deactivation.
+    pub async fn release(mut self) {
+        if let Some(l) = self.lease.take()
+            && let Err(e) = self.client.release(&l).await
+        {
+            tracing::warn!("DHCP release: {e}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Standalone: tinynmd brings up the wired uplink itself (DHCP from a real dnsmasq, or static),
+//! then the VPN named in the uplink's `connection.secondaries`, with NM's device states; a lost
+//! carrier takes both down after NM's 6 s and its return brings both back.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Signal, TESTBENCH, World};
+use tinynm_config::toml_profile::to_toml_string;
+use tinynm_sandbox::DaemonOptions;
+use tinynm_sandbox::dhcp::{DhcpOptions, Dnsmasq, LEASE_DNS, LEASE_DOMAIN};
+
+const UPLINK_UUID: &str = "9d6b0f0e-0909-4a09-9009-b0a9c0d0e001";
+
+/// The device states of one activation, as NM goes through them.
+const UP: [u32; 6] = [40, 50, 70, 80, 90, 100];
+
+fn options(dir: &Path, keyfile: String, vpn: &tinynm_config::Profile) -> DaemonOptions {
+    DaemonOptions {
+        config: format!(
+            "[dns]\nbackend = \"file\"\nresolv-conf = \"{}\"\n",
+            dir.join("resolv.conf").display()
+        ),
+        profiles: vec![("office.toml".into(), to_toml_string(vpn))],
+        keyfiles: vec![("uplink.nmconnection".into(), keyfile)],
+        ..Default::default()
+    }
+}
+
+fn vpn() -> tinynm_config::Profile {
+    common::profile(
+        "office",
+        TESTBENCH,
+        &[("dns", "10.8.0.53"), ("never-default", "true")],
+    )
+}
+
+/// An NM keyfile for the uplink `veth0`, as NM writes one, with the VPN as its secondary.
+fn uplink_keyfile(ipv4: &str, vpn_uuid: &str) -> String {
+    format!(
+        "[connection]\nid=uplink\nuuid={UPLINK_UUID}\ntype=ethernet\ninterface-name=veth0\n\
+         secondaries={vpn_uuid};\n\n[ethernet]\n\n[ipv4]\n{ipv4}\n\n[ipv6]\naddr-gen-mode=eui64\n\
+         method=ignore\n\n[proxy]\n"
+    )
+}
+
+/// Whether `seq` holds `want` in order (other states may sit between).
+fn in_order(seq: &[(u32, u32)], want: &[u32]) -> bool {
+    let mut it = seq.iter().map(|(s, _)| *s);
+    want.iter().all(|w| it.any(|s| s == *w))
+}
+
+fn vpn_ac(w: &World) -> Option<String> {
+    w.seen.iter().rev().find_map(|s| match s {
+        Signal::Vpn(p, 5, _) => Some(p.clone()),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcp_uplink_comes_up_at_start_then_its_secondary_vpn_and_goes_down_with_a_release() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vpn();
+    let opts = options(
+        tmp.path(),
+        uplink_keyfile("method=auto", &v.connection.uuid),
+        &v,
+    );
+    let mut dnsmasq = None;
+    let mut w = World::with_uplink(opts, |router| {
+        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &DhcpOptions::default()).unwrap());
+    })
+    .await;
+    let mut dnsmasq = dnsmasq.unwrap();
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    assert_eq!(w.wait_device(&dev, 100).await, 0);
+    let states = w.device_states(&dev);
+    assert!(in_order(&states, &UP), "device states: {states:?}");
+    // The VPN was up before the device reached ACTIVATED (NM holds it in SECONDARIES).
+    let vpn_path = vpn_ac(&w).expect("the secondary VPN reached ACTIVATED before the device");
+    let ack = dnsmasq
+        .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+        .unwrap();
+    // `dnsmasq-dhcp[PID]: XID DHCPACK(veth1) ADDRESS MAC HOST`
+    let leased = ack
+        .split_whitespace()
+        .skip_while(|w| *w != "DHCPACK(veth1)")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(leased.starts_with("10.99.0."), "{ack}");
+    let k = w.kernel();
+    assert!(
+        k.addresses.contains(&format!("{leased}/24 dev veth0")),
+        "{k}"
+    );
+    let routes = k.routes_on("veth0");
+    assert!(
+        routes.contains(&"default via 10.99.0.1 dev veth0 proto Dhcp metric 100"),
+        "{routes:?}"
+    );
+    assert!(
+        routes.contains(&"10.99.0.0/24 dev veth0 proto kernel metric 100"),
+        "{routes:?}"
+    );
+    // The VPN's servers first, the lease's after, its domain searched.
+    let resolv = tmp.path().join("resolv.conf");
+    let text = w
+        .until("resolv.conf with both connections' DNS", || async {
+            let t = std::fs::read_to_string(&resolv).ok()?;
+            t.contains(LEASE_DNS).then_some(t)
+        })
+        .await;
+    let vpn_at = text.find("nameserver 10.8.0.53").expect(&text);
+    let lease_at = text.find(&format!("nameserver {LEASE_DNS}")).expect(&text);
+    assert!(vpn_at < lease_at, "{text}");
+    assert!(text.contains(LEASE_DOMAIN), "{text}");
+    // Down by the user: the VPN goes, the lease is given back, nothing of either stays.
+    let uplink_ac = w.wait_ac(|p, st, _| st == 2 && p != vpn_path).await;
+    w.forget_signals();
+    w.manager()
+        .await
+        .deactivate_connection(&zbus::ObjectPath::try_from(uplink_ac.as_str()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(w.wait_device(&dev, 30).await, 39, "USER_REQUESTED");
+    assert!(
+        in_order(&w.device_states(&dev), &[110, 30]),
+        "{:?}",
+        w.device_states(&dev)
+    );
+    dnsmasq
+        .expect("DHCPRELEASE(veth1)", std::time::Duration::from_secs(5))
+        .unwrap();
+    w.wait_vpn(&vpn_path, &[7]).await;
+    let k = w
+        .until("the uplink's config removed", || async {
+            let k = w.kernel();
+            k.routes_on("veth0").is_empty().then_some(k)
+        })
+        .await;
+    assert!(!k.addresses.iter().any(|a| a.contains("veth0")), "{k}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_uplink_goes_down_6_s_after_its_carrier_and_comes_back_with_its_vpn() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vpn();
+    let opts = options(
+        tmp.path(),
+        uplink_keyfile(
+            "address1=10.99.0.10/24,10.99.0.1\ndns=10.99.0.53;\ndns-search=static.test;\nmethod=manual",
+            &v.connection.uuid,
+        ),
+        &v,
+    );
+    let mut w = World::with_uplink(opts, |_| {}).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let first_vpn = vpn_ac(&w).expect("VPN up");
+    let k = w.kernel();
+    assert!(
+        k.addresses.contains(&"10.99.0.10/24 dev veth0".to_string()),
+        "{k}"
+    );
+    assert!(
+        k.routes_on("veth0")
+            .contains(&"default via 10.99.0.1 dev veth0 proto static metric 100"),
+        "{k}"
+    );
+    // The far end goes down: the carrier is lost; after NM's 6 s both go, the device is
+    // UNAVAILABLE for CARRIER, and the VPN's end says the base went.
+    let router = w.server.take().unwrap();
+    w.forget_signals();
+    router.set_link("veth1", false).unwrap();
+    assert_eq!(w.wait_device(&dev, 20).await, 40);
+    let (st, reason) = w.wait_vpn(&first_vpn, &[6, 7]).await;
+    assert_eq!(st, 7);
+    assert!(reason == 3 || reason == 12, "VPN reason {reason}");
+    let k = w.kernel();
+    assert!(!k.addresses.iter().any(|a| a.contains("veth0")), "{k}");
+    // The carrier returns: the uplink comes back by itself, and its VPN with it (a new one).
+    w.forget_signals();
+    router.set_link("veth1", true).unwrap();
+    w.wait_device(&dev, 100).await;
+    let second_vpn = vpn_ac(&w).expect("the VPN back");
+    assert_ne!(second_vpn, first_vpn);
+    let k = w.kernel();
+    assert!(
+        k.addresses.contains(&"10.99.0.10/24 dev veth0".to_string()),
+        "{k}"
+    );
+    w.server = Some(router);
+}
