@@ -149,6 +149,12 @@ fn layers_import_only_below_them() {
             "state", "bus", "netlink", "dns", "secrets", "auth", "store", "memory",
         ],
     );
+    may(
+        "wired",
+        &[
+            "state", "bus", "netlink", "dns", "vpn", "auth", "store", "memory",
+        ],
+    );
 }
 
 #[test]
