@@ -195,3 +195,127 @@ async fn a_static_uplink_goes_down_6_s_after_its_carrier_and_comes_back_with_its
     );
     w.server = Some(router);
 }
+
+fn nmcli(w: &World, args: &[&str]) -> (bool, String) {
+    let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .output()
+        .expect("run nmcli");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nmcli_adds_an_ethernet_profile_and_drives_the_device_as_with_nm() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let mut w = World::with_uplink(DaemonOptions::default(), |_| {}).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    // No profile fits veth0 yet: tinynmd leaves it alone.
+    let (ok, out) = nmcli(&w, &["-t", "-f", "DEVICE,STATE", "device", "status"]);
+    assert!(ok && out.contains("veth0:unmanaged"), "{out}");
+    let (ok, out) = nmcli(
+        &w,
+        &[
+            "connection",
+            "add",
+            "type",
+            "ethernet",
+            "con-name",
+            "uplink",
+            "ifname",
+            "veth0",
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            "10.99.0.10/24",
+            "ipv4.gateway",
+            "10.99.0.1",
+            "ipv6.method",
+            "ignore",
+        ],
+    );
+    assert!(ok, "{out}");
+    // autoconnect (yes by default) brings it up at once.
+    w.wait_device(&dev, 100).await;
+    let (ok, out) = nmcli(
+        &w,
+        &[
+            "-t",
+            "-f",
+            "DEVICE,TYPE,STATE,CONNECTION",
+            "device",
+            "status",
+        ],
+    );
+    assert!(
+        ok && out.contains("veth0:ethernet:connected:uplink"),
+        "{out}"
+    );
+    assert!(
+        w.kernel()
+            .routes_on("veth0")
+            .contains(&"default via 10.99.0.1 dev veth0 proto static metric 100"),
+        "{}",
+        w.kernel()
+    );
+    // device disconnect: down, USER_REQUESTED, and no autoconnect until asked.
+    w.forget_signals();
+    let (ok, out) = nmcli(&w, &["device", "disconnect", "veth0"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Device 'veth0' successfully disconnected."),
+        "{out}"
+    );
+    assert_eq!(w.wait_device(&dev, 30).await, 39);
+    let (_, out) = nmcli(
+        &w,
+        &["-t", "-f", "GENERAL.AUTOCONNECT", "device", "show", "veth0"],
+    );
+    assert!(out.contains("GENERAL.AUTOCONNECT:no"), "{out}");
+    // device connect: the best profile for it, up again.
+    let (ok, out) = nmcli(&w, &["device", "connect", "veth0"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Device 'veth0' successfully activated"),
+        "{out}"
+    );
+    // connection down / up by name.
+    let (ok, out) = nmcli(&w, &["connection", "down", "uplink"]);
+    assert!(ok && out.contains("successfully deactivated"), "{out}");
+    let (ok, out) = nmcli(&w, &["connection", "up", "uplink"]);
+    assert!(
+        ok && out.contains("Connection successfully activated"),
+        "{out}"
+    );
+    // A wired profile that cannot be is refused by name over D-Bus, and nothing is added.
+    let before = w.settings().await.list_connections().await.unwrap().len();
+    let mut bad = tinynm_config::Profile::new_ethernet(
+        "bad",
+        "9d6b0f0e-0909-4a09-9009-b0a9c0d0e0ff",
+        Some("veth0"),
+    );
+    bad.ipv4.method = tinynm_config::profile::IpMethod::parse("manual").unwrap();
+    let err = w
+        .settings()
+        .await
+        .add_connection_unsaved(tinynm_config::dbus::to_dict(&bad, false))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("[ipv4] addresses: method 'manual' needs at least one address"),
+        "{err}"
+    );
+    assert_eq!(
+        w.settings().await.list_connections().await.unwrap().len(),
+        before
+    );
+}

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use zbus::object_server::SignalEmitter;
 use zbus::{OwnedObjectPath, OwnedVariant};
 
 use super::objects::Iface;
 use crate::netlink::links::LinkKind;
-use crate::state::{DeviceSnapshot, STATE_ACTIVATED};
+use crate::state::{Command, DeviceError, DeviceSnapshot, STATE_ACTIVATED};
 
 fn root() -> OwnedObjectPath {
     OwnedObjectPath::try_from("/").expect("valid path")
@@ -19,10 +19,47 @@ fn root() -> OwnedObjectPath {
 pub struct DeviceView {
     /// The core's snapshot.
     pub snap: watch::Receiver<DeviceSnapshot>,
+    /// Where its methods go.
+    pub ctl: DeviceControl,
+}
+
+/// What a device's methods need: the core, and who may control networking.
+#[derive(Clone)]
+pub struct DeviceControl {
+    /// Commands to the core.
+    pub cmd: mpsc::Sender<Command>,
+    /// Who may do what.
+    pub auth: std::sync::Arc<crate::auth::Authority>,
 }
 
 #[zbus::interface(name = "org.freedesktop.NetworkManager.Device")]
 impl DeviceView {
+    /// `nmcli device disconnect`: takes its connection down and keeps it from autoconnecting
+    /// until it is activated again.
+    async fn disconnect(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(), DeviceError> {
+        let caller = crate::auth::Caller::of(conn, &hdr)
+            .await
+            .map_err(|e| DeviceError::PermissionDenied(e.to_string()))?;
+        self.ctl
+            .auth
+            .require(&caller, "network-control")
+            .await
+            .map_err(DeviceError::PermissionDenied)?;
+        let (reply, rx) = oneshot::channel();
+        let index = self.snap.borrow().link.index;
+        self.ctl
+            .cmd
+            .send(Command::DisconnectDevice { index, reply })
+            .await
+            .map_err(|_| DeviceError::Failed("tinynmd is shutting down".into()))?;
+        rx.await
+            .map_err(|_| DeviceError::Failed("tinynmd is shutting down".into()))?
+    }
+
     #[zbus(property)]
     fn udi(&self) -> String {
         format!("/virtual/device/{}", self.snap.borrow().link.name)
@@ -323,8 +360,16 @@ pub async fn serve_device(
     p: &str,
     ifaces: &[Iface],
     rx: &watch::Receiver<DeviceSnapshot>,
+    ctl: DeviceControl,
 ) -> zbus::Result<()> {
-    bus.serve(p, DeviceView { snap: rx.clone() }).await?;
+    bus.serve(
+        p,
+        DeviceView {
+            snap: rx.clone(),
+            ctl,
+        },
+    )
+    .await?;
     bus.serve(p, StatisticsView { snap: rx.clone() }).await?;
     for i in ifaces {
         match i {

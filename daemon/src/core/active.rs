@@ -58,6 +58,7 @@ impl Core {
         if profile.is_ethernet() {
             // Asked for by name: whatever blocked its autoconnect is forgotten.
             self.retries.remove(&pn);
+            self.allow_autoconnect(&device).await;
             return self
                 .activate_wired(uid, pn, profile, connection, &device)
                 .await;

@@ -9,7 +9,7 @@ use zbus::{OwnedObjectPath, Variant};
 
 use super::Core;
 use crate::bus::active::ActiveView;
-use crate::bus::device::{DeviceView, serve_device, unserve_device};
+use crate::bus::device::{DeviceControl, DeviceView, serve_device, unserve_device};
 use crate::bus::export::IpObject;
 use crate::bus::manager::Manager;
 use crate::bus::objects::{Iface, interfaces_of};
@@ -131,7 +131,11 @@ impl Core {
             peer: root(),
         });
         let p = path.as_str();
-        serve_device(&bus, p, &ifaces, &rx).await?;
+        let ctl = DeviceControl {
+            cmd: self.tx.clone(),
+            auth: self.auth.clone(),
+        };
+        serve_device(&bus, p, &ifaces, &rx, ctl).await?;
         bus.announce(p, &ifaces).await?;
         Manager::emit_device_added(&bus.emitter(NM_PATH)?, path.clone()).await?;
         tracing::debug!("device {path}: {}", rx.borrow().link.name);

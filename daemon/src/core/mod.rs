@@ -218,6 +218,9 @@ impl Core {
                 let _ = reply.send(r);
             }
             Command::CarrierWait { index, n } => self.carrier_gone(index, n).await,
+            Command::DisconnectDevice { index, reply } => {
+                let _ = reply.send(self.disconnect_device(index).await);
+            }
             Command::Changed => {
                 if let Err(e) = self.publish_manager().await {
                     tracing::warn!("cannot publish the manager's state: {e}");

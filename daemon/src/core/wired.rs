@@ -436,3 +436,55 @@ impl Core {
             })
     }
 }
+
+impl Core {
+    /// `nmcli device disconnect`: the connection on the link goes down (USER_REQUESTED) and the
+    /// device's `Autoconnect` turns false until it is activated again, as NM.
+    pub(super) async fn disconnect_device(
+        &mut self,
+        index: u32,
+    ) -> Result<(), crate::state::DeviceError> {
+        let Some(d) = self.devices.get(&index) else {
+            return Err(crate::state::DeviceError::Failed(
+                "the device is gone".into(),
+            ));
+        };
+        let Some(n) = d.managed else {
+            return Err(crate::state::DeviceError::NotActive(
+                "This device is not active".into(),
+            ));
+        };
+        d.snap.send_modify(|s| s.autoconnect = false);
+        let p = d.path.clone();
+        self.h
+            .bus
+            .changed_or_log(
+                p.as_str(),
+                Iface::Device,
+                vec![("Autoconnect", Variant::from(false))],
+            )
+            .await;
+        self.take_down(n, Reason::UserDisconnected).await;
+        Ok(())
+    }
+
+    /// An explicit activation on `device` lets it autoconnect again.
+    pub(super) async fn allow_autoconnect(&mut self, device: &OwnedObjectPath) {
+        let Some(d) = self.devices.values().find(|d| &d.path == device) else {
+            return;
+        };
+        if d.snap.borrow().autoconnect {
+            return;
+        }
+        d.snap.send_modify(|s| s.autoconnect = true);
+        let p = d.path.clone();
+        self.h
+            .bus
+            .changed_or_log(
+                p.as_str(),
+                Iface::Device,
+                vec![("Autoconnect", Variant::from(true))],
+            )
+            .await;
+    }
+}

@@ -4,7 +4,7 @@ use tinynm_config::dbus::SettingsDict;
 use tokio::sync::oneshot;
 use zbus::OwnedObjectPath;
 
-use super::{AcId, NmError, ProfileId, SettingsError, Storage};
+use super::{AcId, DeviceError, NmError, ProfileId, SettingsError, Storage};
 use crate::netlink::links::Link;
 
 /// What the views ask of the core.
@@ -79,6 +79,13 @@ pub enum Command {
         state: u32,
         /// `NMDeviceStateReason`
         reason: u32,
+    },
+    /// `Device.Disconnect` on link `index`.
+    DisconnectDevice {
+        /// The link.
+        index: u32,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), DeviceError>>,
     },
     /// NM's carrier wait ran out for link `index`, lost under activation `n`.
     CarrierWait {

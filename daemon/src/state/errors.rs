@@ -35,6 +35,18 @@ pub enum SettingsError {
     InvalidArguments(String),
 }
 
+/// Errors of the Device interface (`NMDeviceError`).
+#[allow(missing_docs)]
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.freedesktop.NetworkManager.Device")]
+pub enum DeviceError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    Failed(String),
+    PermissionDenied(String),
+    NotActive(String),
+}
+
 impl From<tokio::sync::oneshot::error::RecvError> for NmError {
     fn from(_: tokio::sync::oneshot::error::RecvError) -> Self {
         NmError::Failed("tinynmd is shutting down".into())

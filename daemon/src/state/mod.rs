@@ -17,7 +17,7 @@ pub use active::{AcSnapshot, root};
 pub use command::Command;
 pub use device::{DeviceSnapshot, STATE_ACTIVATED, STATE_UNMANAGED, dev_reason, dev_state};
 pub use dns::DnsSnapshot;
-pub use errors::{NmError, SettingsError};
+pub use errors::{DeviceError, NmError, SettingsError};
 pub use ids::{AcId, DeviceId, ProfileId};
 pub use ip::IpData;
 pub use manager::{ManagerSnapshot, connectivity};
