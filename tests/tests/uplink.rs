@@ -319,3 +319,47 @@ async fn nmcli_adds_an_ethernet_profile_and_drives_the_device_as_with_nm() {
         before
     );
 }
+
+/// The same boot with Debian's unmodified nm-openvpn-service as the secondary, against a real
+/// openvpn server on the router: DHCP, then the tunnel, with nothing configured by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dhcp_uplink_brings_up_debians_openvpn_plugin_as_its_secondary() {
+    use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    assert!(
+        Path::new("/usr/lib/NetworkManager/VPN/nm-openvpn-service.name").exists(),
+        "needs Debian's network-manager-openvpn (apt-get install -y network-manager-openvpn)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let (data, secrets) = Auth::Tls.client_data(&pki);
+    let mut v = common::profile("office-ovpn", OPENVPN, &[]);
+    v.vpn.data = data;
+    v.vpn.secrets = secrets;
+    let mut opts = options(
+        tmp.path(),
+        uplink_keyfile("method=auto", &v.connection.uuid),
+        &v,
+    );
+    opts.nm_plugin_dirs = true;
+    opts.private_run = true;
+    let (mut dnsmasq, mut server) = (None, None);
+    let mut w = World::with_uplink(opts, |router| {
+        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &DhcpOptions::default()).unwrap());
+        server = Some(Server::start(router, &pki, Auth::Tls).unwrap());
+    })
+    .await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    assert_eq!(w.wait_device(&dev, 100).await, 0);
+    vpn_ac(&w).expect("the OpenVPN secondary up before the uplink's ACTIVATED");
+    let k = w.kernel();
+    assert!(
+        k.addresses.iter().any(|a| a.starts_with("10.8.0.")),
+        "the tunnel's address: {k}"
+    );
+    assert!(
+        k.routes.iter().any(|r| r.starts_with("10.200.0.0/24")),
+        "the pushed route: {k}"
+    );
+    drop((dnsmasq, server));
+}
