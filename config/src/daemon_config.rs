@@ -49,7 +49,8 @@ pub struct DaemonConfig {
 pub struct DnsSettings {
     /// `none` (tinynmd touches nothing), `file` (it writes `resolv-conf`), `resolved`
     /// (systemd-resolved's per-link DNS over D-Bus) or `auto` (resolved when
-    /// `org.freedesktop.resolve1` is on the bus, else file).
+    /// `org.freedesktop.resolve1` is on the bus, else file). `auto` by default, as NM manages
+    /// DNS by default: a VPN's pushed DNS never leaks to the uplink's servers silently.
     pub backend: String,
     /// The resolv.conf the `file` backend writes (atomically; the original comes back when the
     /// last VPN goes, and after a crash).
@@ -59,7 +60,7 @@ pub struct DnsSettings {
 impl Default for DnsSettings {
     fn default() -> Self {
         DnsSettings {
-            backend: "none".into(),
+            backend: "auto".into(),
             resolv_conf: "/etc/resolv.conf".into(),
         }
     }

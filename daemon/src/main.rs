@@ -232,6 +232,8 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     core.sync_links(links)
         .await
         .context("cannot export the devices")?;
+    // The links profiles fit are managed from the start, and autoconnected.
+    core.wired_links().await;
     let (links_tx, mut links_rx) = mpsc::channel(4);
     netlink::links::watch(links_tx).context("cannot watch the links")?;
     let to_core = cmd_tx.clone();
@@ -260,6 +262,10 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         state::paths::NM_NAME,
         cfg.bus
     );
+    // Type=notify: ready once the name is owned and the start-up autoconnects are started.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("cannot tell the service manager tinynmd is ready: {e}");
+    }
 
     // Ends when the bus connection does: with no bus, nobody can see or control the VPNs, so
     // they are taken down as at SIGTERM.
@@ -288,6 +294,7 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down: deactivating every VPN");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let (reply, done) = tokio::sync::oneshot::channel();
     if cmd_tx
         .send(state::Command::Shutdown { reply })

@@ -132,6 +132,16 @@ pub struct Dnsmasq {
 impl Dnsmasq {
     /// Starts it in `router`, its files in `dir`.
     pub fn start(router: &Netns, dir: &Path, o: &DhcpOptions) -> Result<Dnsmasq, SandboxError> {
+        Self::start_range(router, dir, o, "10.99.0.100,10.99.0.150")
+    }
+
+    /// The same, handing out addresses from `range` (`FIRST,LAST`).
+    pub fn start_range(
+        router: &Netns,
+        dir: &Path,
+        o: &DhcpOptions,
+        range: &str,
+    ) -> Result<Dnsmasq, SandboxError> {
         let dnsmasq = require_tool("dnsmasq", "dnsmasq-base")?;
         let leases = dir.join("dnsmasq.leases");
         let mut cmd = Command::new(dnsmasq);
@@ -150,7 +160,7 @@ impl Dnsmasq {
             "--dhcp-authoritative",
         ])
         .arg(format!(
-            "--dhcp-range=10.99.0.100,10.99.0.150,255.255.255.0,{}",
+            "--dhcp-range={range},255.255.255.0,{}",
             o.lease_secs
         ))
         .arg(format!("--dhcp-option=option:router,{ROUTER}"))

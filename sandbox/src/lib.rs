@@ -512,7 +512,13 @@ impl Daemon {
                 opts.nm_plugin_dirs,
                 dir.path().join("state").display(),
                 opts.log_level,
-                opts.config
+                if opts.config.contains("[dns]") {
+                    opts.config.clone()
+                } else {
+                    // tinynmd manages DNS by default (`auto`), which would be the host's
+                    // /etc/resolv.conf here: a world's tinynmd touches none unless asked.
+                    format!("{}\n[dns]\nbackend = \"none\"\n", opts.config)
+                }
             ),
         )
         .map_err(|e| SandboxError::Sys("write daemon.toml", e))?;

@@ -224,15 +224,15 @@ const KEYFILE: &str = "[connection]\nid=from-nm\nuuid=3c7d9a1e-5b2f-4e8a-9c6d-1f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn networkmanager_keyfiles_are_read_activated_updated_and_deleted() {
-    let ethernet =
-        "[connection]\nid=wired\nuuid=11111111-2222-3333-4444-555555555555\ntype=ethernet\n";
+    // Types tinynm does not model (Wi-Fi…) are left to other tools.
+    let wifi = "[connection]\nid=wifi\nuuid=11111111-2222-3333-4444-555555555555\ntype=wifi\n";
     let broken = KEYFILE
         .replace("3c7d9a1e", "4c7d9a1e")
         .replace("route1=10.58.0.0/16", "route1=10.58.0.0/99");
     let mut w = World::with(DaemonOptions {
         keyfiles: vec![
             ("from-nm.nmconnection".into(), KEYFILE.into()),
-            ("wired.nmconnection".into(), ethernet.into()),
+            ("wifi.nmconnection".into(), wifi.into()),
             ("broken.nmconnection".into(), broken),
         ],
         ..Default::default()
@@ -288,7 +288,7 @@ async fn networkmanager_keyfiles_are_read_activated_updated_and_deleted() {
     c.delete().await.unwrap();
     assert!(!keyfile.exists() && !toml.exists(), "both files are gone");
     assert!(
-        w.daemon.keyfile_dir.join("wired.nmconnection").exists(),
+        w.daemon.keyfile_dir.join("wifi.nmconnection").exists(),
         "other types are left alone"
     );
 }

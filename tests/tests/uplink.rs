@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Signal, TESTBENCH, World};
+use common::{LIMIT, Signal, TESTBENCH, World};
 use tinynm_config::toml_profile::to_toml_string;
 use tinynm_sandbox::DaemonOptions;
 use tinynm_sandbox::dhcp::{DhcpOptions, Dnsmasq, LEASE_DNS, LEASE_DOMAIN};
@@ -362,4 +362,110 @@ async fn a_dhcp_uplink_brings_up_debians_openvpn_plugin_as_its_secondary() {
         "the pushed route: {k}"
     );
     drop((dnsmasq, server));
+}
+
+/// dnsmasq's shortest lease (120 s) with renewal at 60 s (its least T1) and rebinding at 100 s.
+fn short_lease() -> DhcpOptions {
+    DhcpOptions {
+        lease_secs: 120,
+        t1: Some(60),
+        t2: Some(100),
+    }
+}
+
+/// Each wait on the DHCP server's timers is bounded a little past them.
+const PAST_T1: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// A renewal at the server's T1 keeps the lease: the same address, acknowledged again, and
+/// nothing changes on the bus (NM's "new lease" without a state change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_at_t1_keeps_the_lease_and_changes_no_state() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vpn();
+    let keyfile = uplink_keyfile("method=auto", &v.connection.uuid)
+        .replace(&format!("secondaries={};\n", v.connection.uuid), "");
+    let mut dnsmasq = None;
+    let mut w = World::with_uplink(options(tmp.path(), keyfile, &v), |router| {
+        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &short_lease()).unwrap());
+    })
+    .await;
+    let mut dnsmasq = dnsmasq.unwrap();
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let first = dnsmasq.expect("DHCPACK(veth1)", PAST_T1).unwrap();
+    w.forget_signals();
+    dnsmasq.expect("DHCPREQUEST(veth1)", PAST_T1).unwrap();
+    let again = dnsmasq.expect("DHCPACK(veth1)", PAST_T1).unwrap();
+    let addr = |l: &str| {
+        l.split_whitespace()
+            .skip_while(|w| *w != "DHCPACK(veth1)")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(addr(&first), addr(&again));
+    let k = w.kernel();
+    assert!(
+        k.addresses
+            .contains(&format!("{}/24 dev veth0", addr(&first))),
+        "{k}"
+    );
+    w.wait_log("DHCPv4: lease renewed", LIMIT).await;
+    assert!(
+        w.device_states(&dev).is_empty(),
+        "{:?}",
+        w.device_states(&dev)
+    );
+}
+
+/// The server goes away: renewals and rebinds fail, and at the lease's end the address goes,
+/// the device fails with IP_CONFIG_EXPIRED, the VPN over it goes down, and its DNS leaves
+/// resolv.conf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_gone_the_lease_expires_and_takes_the_address_and_the_vpn_down() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vpn();
+    let opts = options(
+        tmp.path(),
+        uplink_keyfile("method=auto", &v.connection.uuid),
+        &v,
+    );
+    let mut dnsmasq = None;
+    let mut w = World::with_uplink(opts, |router| {
+        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &short_lease()).unwrap());
+    })
+    .await;
+    let mut dnsmasq = dnsmasq.unwrap();
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let vpn_path = vpn_ac(&w).expect("VPN up");
+    dnsmasq.stop();
+    w.forget_signals();
+    // 120 s after the lease was given.
+    let reason = w
+        .wait_device_within(&dev, 120, std::time::Duration::from_secs(150))
+        .await;
+    assert_eq!(reason, 18, "IP_CONFIG_EXPIRED");
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains("DHCPv4: the DHCP lease expired"),
+        "given up at the lease's end, not before: {}",
+        log.lines()
+            .filter(|l| l.contains("DHCP"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (st, _) = w.wait_vpn(&vpn_path, &[7]).await;
+    assert_eq!(st, 7);
+    let k = w
+        .until("the lease's address gone", || async {
+            let k = w.kernel();
+            (!k.addresses.iter().any(|a| a.ends_with("dev veth0"))).then_some(k)
+        })
+        .await;
+    assert!(k.routes_on("veth0").is_empty(), "{k}");
+    let resolv = std::fs::read_to_string(tmp.path().join("resolv.conf")).unwrap_or_default();
+    assert!(!resolv.contains(LEASE_DNS), "{resolv}");
 }

@@ -102,7 +102,7 @@ impl Manager {
 
     #[zbus(property)]
     fn startup(&self) -> bool {
-        false
+        self.snap.borrow().startup
     }
 
     #[zbus(property)]

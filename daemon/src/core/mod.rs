@@ -72,6 +72,8 @@ pub struct Core {
     retries: BTreeMap<ProfileId, i32>,
     /// Links whose carrier is gone under an activation, until NM's wait runs out.
     carrier_wait: BTreeMap<u32, tokio::task::JoinHandle<()>>,
+    /// NM's `Startup`: the connections autoconnected at start have not all settled yet.
+    starting: bool,
 }
 
 impl Core {
@@ -100,16 +102,39 @@ impl Core {
             pending_down: BTreeMap::new(),
             retries: BTreeMap::new(),
             carrier_wait: BTreeMap::new(),
+            starting: true,
         }
     }
 
     /// Serves commands until shut down.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.settle_startup().await;
         while let Some(cmd) = rx.recv().await {
             let stop = self.handle(cmd).await;
             if stop {
                 break;
             }
+            self.settle_startup().await;
+        }
+    }
+
+    /// Startup ends (NM's `Startup` false, what `nm-online -s` waits for) once no connection
+    /// started at start-up is still activating.
+    async fn settle_startup(&mut self) {
+        if !self.starting {
+            return;
+        }
+        let busy = self.actives.values().any(|a| {
+            let s = a.snap.borrow();
+            s.state == tinynm_config::nm::AcState::Activating as u32
+        });
+        if busy {
+            return;
+        }
+        self.starting = false;
+        tracing::info!("startup complete");
+        if let Err(e) = self.publish_manager().await {
+            tracing::warn!("cannot publish the end of startup: {e}");
         }
     }
 

@@ -72,6 +72,7 @@ impl Core {
             primary,
             primary_type,
             devices,
+            startup: self.starting,
         })
     }
 
@@ -167,6 +168,7 @@ impl Core {
             primary,
             primary_type,
             devices,
+            startup,
         } = self.out.manager.borrow().clone();
         let mut props = Vec::new();
         if old.primary != primary {
@@ -186,6 +188,9 @@ impl Core {
                 "Connectivity",
                 Variant::from(crate::state::connectivity(state)),
             ));
+        }
+        if old.startup != startup {
+            props.push(("Startup", Variant::from(startup)));
         }
         if !props.is_empty() {
             self.h.bus.changed(NM_PATH, Iface::Manager, props).await?;

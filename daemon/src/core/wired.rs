@@ -45,8 +45,10 @@ pub fn fits(p: &Profile, link: &Link) -> bool {
 
 impl Core {
     fn wired_profiles(&self) -> Vec<(ProfileId, Arc<Profile>)> {
+        // Not the profiles generated for links configured by others: those are theirs.
         self.profiles
             .iter()
+            .filter(|(_, e)| e.snap.borrow().generated.is_none())
             .map(|(n, e)| (*n, e.snap.borrow().profile.clone()))
             .filter(|(_, p)| p.is_ethernet())
             .collect()
@@ -273,7 +275,7 @@ impl Core {
     /// Each link's NM state when no activation holds it: UNMANAGED unless a wired profile fits
     /// it, then DISCONNECTED, or UNAVAILABLE without a carrier; a carrier lost under an
     /// activation takes it down after [`CARRIER_WAIT`].
-    pub(super) async fn wired_links(&mut self) {
+    pub async fn wired_links(&mut self) {
         let profiles = self.wired_profiles();
         let mut changes = Vec::new();
         let mut to_up = Vec::new();

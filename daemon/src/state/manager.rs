@@ -17,6 +17,8 @@ pub struct ManagerSnapshot {
     pub primary_type: String,
     /// Device paths, by ifindex.
     pub devices: Vec<OwnedObjectPath>,
+    /// NM's `Startup`: true until the connections started at start-up have settled.
+    pub startup: bool,
 }
 
 impl ManagerSnapshot {
@@ -28,6 +30,7 @@ impl ManagerSnapshot {
             primary: OwnedObjectPath::try_from("/").expect("valid path"),
             primary_type: String::new(),
             devices: Vec::new(),
+            startup: true,
         }
     }
 }

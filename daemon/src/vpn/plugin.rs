@@ -101,6 +101,8 @@ pub fn spawn(
         .env_remove("NM_VPN_LOG_SYSLOG")
         .env("NM_VPN_LOG_LEVEL", nm_log_level().to_string())
         .env("NM_VPN_LOG_SYSLOG", "0")
+        // systemd's notification socket is tinynmd's own, not its plugins'.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -68,9 +68,9 @@ pub struct Dhcp {
 }
 
 impl Dhcp {
-    /// A client on link `index` (`name`, `mac`), giving up after `timeout` seconds without a
-    /// lease.
-    pub async fn start(index: u32, name: &str, mac: &[u8], timeout: u32) -> Result<Dhcp, String> {
+    /// A client on link `index` (`name`, `mac`). It has no timeout of its own: mozim's would
+    /// also cut renewals short, before the lease's end; the caller bounds the first lease.
+    pub async fn start(index: u32, name: &str, mac: &[u8]) -> Result<Dhcp, String> {
         let mut cfg = DhcpV4Config::new(name);
         cfg.set_iface_index(index);
         cfg.set_iface_mac_raw(mac)
@@ -81,7 +81,7 @@ impl Dhcp {
             cfg.set_host_name(h);
         }
         cfg.use_mac_as_client_id();
-        cfg.set_timeout_sec(timeout);
+        cfg.set_timeout_sec(0);
         let client = DhcpV4Client::init(cfg, None)
             .await
             .map_err(|e| format!("DHCP on {name}: {e}"))?;

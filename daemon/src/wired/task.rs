@@ -277,14 +277,18 @@ impl Task {
 
     async fn first_lease(&mut self) -> Result<Lease, End> {
         let mac = mac_bytes(&self.p.link.hw_address);
-        let mut d = Dhcp::start(self.p.link.index, &self.p.link.name, &mac, DHCP_TIMEOUT)
+        let mut d = Dhcp::start(self.p.link.index, &self.p.link.name, &mac)
             .await
             .map_err(|e| {
                 tracing::error!("{e}");
                 End::failed(dev_reason::IP_CONFIG_UNAVAILABLE)
             })?;
         tracing::info!("DHCPv4: beginning transaction (timeout in {DHCP_TIMEOUT} seconds)");
-        let ev = self.or_cmd(d.next()).await?;
+        let limit = Duration::from_secs(DHCP_TIMEOUT.into());
+        let ev = match self.or_cmd(tokio::time::timeout(limit, d.next())).await? {
+            Ok(ev) => ev,
+            Err(_) => DhcpEvent::Failed(format!("no lease within {DHCP_TIMEOUT} s")),
+        };
         self.dhcp = Some(d);
         match ev {
             DhcpEvent::Lease(l) => {

@@ -336,10 +336,14 @@ impl World {
     }
 
     async fn wait<T>(&mut self, f: impl Fn(&Signal) -> Option<T>) -> T {
+        self.wait_within(LIMIT, f).await
+    }
+
+    async fn wait_within<T>(&mut self, limit: Duration, f: impl Fn(&Signal) -> Option<T>) -> T {
         if let Some(t) = self.seen.iter().find_map(&f) {
             return t;
         }
-        let deadline = tokio::time::Instant::now() + LIMIT;
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(s)) => {
@@ -350,7 +354,7 @@ impl World {
                     }
                 }
                 _ => panic!(
-                    "no such signal within {LIMIT:?}; seen: {:?}\n--- tinynmd log ---\n{}",
+                    "no such signal within {limit:?}; seen: {:?}\n--- tinynmd log ---\n{}",
                     self.seen,
                     self.daemon.log_text()
                 ),
@@ -358,10 +362,32 @@ impl World {
         }
     }
 
+    /// Waits (bounded by `limit`) until tinynmd has logged `what`: for what shows on no bus (a
+    /// DHCP renewal); returns the log.
+    pub async fn wait_log(&self, what: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let log = self.daemon.log_text();
+            if log.contains(what) {
+                return log;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("tinynmd never logged {what:?} within {limit:?}:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (bounded) for device `dev` (its path) to reach `state`; returns the reason.
     pub async fn wait_device(&mut self, dev: &str, state: u32) -> u32 {
+        self.wait_device_within(dev, state, LIMIT).await
+    }
+
+    /// The same, for states that come after a server's timer (a lease's end): bounded by
+    /// `limit`.
+    pub async fn wait_device_within(&mut self, dev: &str, state: u32, limit: Duration) -> u32 {
         let dev = dev.to_string();
-        self.wait(|s| match s {
+        self.wait_within(limit, |s| match s {
             Signal::Dev(p, n, _, r) if *p == dev && *n == state => Some(*r),
             _ => None,
         })
