@@ -196,6 +196,48 @@ async fn a_static_uplink_goes_down_6_s_after_its_carrier_and_comes_back_with_its
     w.server = Some(router);
 }
 
+/// The secondary VPN's plugin dies: tinynmd brings the VPN back by itself (tinynm's own: NM
+/// leaves it down), after its first backoff delay, over the same uplink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_vpn_whose_plugin_dies_is_brought_back_over_its_uplink() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vpn();
+    let opts = options(
+        tmp.path(),
+        uplink_keyfile(
+            "address1=10.99.0.10/24,10.99.0.1\nmethod=manual",
+            &v.connection.uuid,
+        ),
+        &v,
+    );
+    let mut w = World::with_uplink(opts, |_| {}).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let first = vpn_ac(&w).expect("VPN up");
+    let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
+    assert_eq!(pids.len(), 1, "one plugin: {pids:?}");
+    w.forget_signals();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let (st, reason) = w.wait_vpn(&first, &[6, 7]).await;
+    assert_eq!((st, reason), (7, 4), "DISCONNECTED, SERVICE_STOPPED");
+    // A new activation of the same profile, over the uplink's connection, comes up.
+    let second = w.wait_ac(|p, st, _| st == 2 && p != first).await;
+    assert_ne!(second, first);
+    w.wait_vpn(&second, &[5]).await;
+    w.wait_log("trying again in 1 s (try 1)", LIMIT).await;
+    // The uplink never moved.
+    assert!(
+        w.device_states(&dev).is_empty(),
+        "{:?}",
+        w.device_states(&dev)
+    );
+}
+
 fn nmcli(w: &World, args: &[&str]) -> (bool, String) {
     let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
     let out = std::process::Command::new(bin)

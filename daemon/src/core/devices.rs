@@ -320,6 +320,7 @@ impl Core {
             ip4_config: ip4,
             ip6_config: ip6,
             dns: Vec::new(),
+            reason: 0,
         });
         let bus = &self.h.bus;
         bus.serve(path.as_str(), ActiveView { snap: rx }).await?;

@@ -17,6 +17,7 @@ mod active;
 mod devices;
 mod profiles;
 mod publish;
+mod reconnect;
 mod reload;
 mod wired;
 
@@ -74,6 +75,10 @@ pub struct Core {
     carrier_wait: BTreeMap<u32, tokio::task::JoinHandle<()>>,
     /// NM's `Startup`: the connections autoconnected at start have not all settled yet.
     starting: bool,
+    /// VPNs to bring back after they failed, with their backoff (`reconnect.rs`).
+    reconnects: reconnect::Reconnects,
+    /// Secondary VPNs and the base connection that started them.
+    secondary_of: BTreeMap<AcId, AcId>,
 }
 
 impl Core {
@@ -103,6 +108,8 @@ impl Core {
             retries: BTreeMap::new(),
             carrier_wait: BTreeMap::new(),
             starting: true,
+            reconnects: reconnect::Reconnects::default(),
+            secondary_of: BTreeMap::new(),
         }
     }
 
@@ -179,6 +186,7 @@ impl Core {
             }
             Command::Ended { n } => {
                 self.wired_ended(n).await;
+                self.maybe_reconnect(n);
                 if self.actives.remove(&n).is_some() {
                     let path = n.path();
                     // The Manager stops listing the object before the object goes (as Settings
@@ -246,7 +254,9 @@ impl Core {
             Command::DisconnectDevice { index, reply } => {
                 let _ = reply.send(self.disconnect_device(index).await);
             }
+            Command::Reconnect { profile } => self.reconnect(profile).await,
             Command::Changed => {
+                self.reconnected();
                 if let Err(e) = self.publish_manager().await {
                     tracing::warn!("cannot publish the manager's state: {e}");
                 }

@@ -136,6 +136,7 @@ impl Core {
             ip4_config: ip4,
             ip6_config: ip6,
             dns: Vec::new(),
+            reason: 0,
         });
         let bus = &self.h.bus;
         bus.serve(
@@ -259,10 +260,15 @@ impl Core {
                 Some((_, false)) => Err(format!("profile {u} is not a VPN")),
                 Some((pn, true)) => {
                     match Box::pin(self.activate(uid, pn.path(), root(), base.path())).await {
-                        Ok(p) => AcId::of_path(p.as_str())
-                            .and_then(|m| self.actives.get(&m))
-                            .map(|a| a.snap.clone())
-                            .ok_or_else(|| format!("{u} ended at once")),
+                        Ok(p) => {
+                            let m = AcId::of_path(p.as_str());
+                            if let Some(m) = m {
+                                self.secondary_of.insert(m, base);
+                            }
+                            m.and_then(|m| self.actives.get(&m))
+                                .map(|a| a.snap.clone())
+                                .ok_or_else(|| format!("{u} ended at once"))
+                        }
                         Err(e) => Err(format!("{u}: {e}")),
                     }
                 }

@@ -39,6 +39,8 @@ pub struct AcSnapshot {
     pub ip6_config: OwnedObjectPath,
     /// Its DNS, once up.
     pub dns: Vec<crate::dns::DnsEntry>,
+    /// `NMActiveConnectionStateReason` of its last state change (why it ended, at the end).
+    pub reason: u32,
 }
 
 impl AcSnapshot {
@@ -68,6 +70,7 @@ impl AcSnapshot {
             ip4_config: root(),
             ip6_config: root(),
             dns: Vec::new(),
+            reason: 0,
         }
     }
 }

@@ -87,6 +87,11 @@ pub enum Command {
         /// Reply.
         reply: oneshot::Sender<Result<(), DeviceError>>,
     },
+    /// A VPN's reconnect delay ran out: activate it again.
+    Reconnect {
+        /// The profile.
+        profile: ProfileId,
+    },
     /// NM's carrier wait ran out for link `index`, lost under activation `n`.
     CarrierWait {
         /// The link.

@@ -291,6 +291,7 @@ impl Task {
         self.p.snap.send_modify(|s| {
             s.state = ac as u32;
             s.vpn_state = vpn as u32;
+            s.reason = reason as u32;
         });
         if let Err(e) = self
             .announce(phase, old_ac != ac, old_vpn != vpn, reason)

@@ -163,7 +163,10 @@ impl Task {
     }
 
     async fn ac_state(&mut self, state: AcState, reason: Reason) {
-        self.p.snap.send_modify(|s| s.state = state as u32);
+        self.p.snap.send_modify(|s| {
+            s.state = state as u32;
+            s.reason = reason as u32;
+        });
         let bus = &self.p.h.bus;
         let path = self.path.as_str();
         tracing::info!("state {state:?} ({})", reason.nmcli_text());
