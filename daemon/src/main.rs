@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
     let filter = Targets::new()
         .with_target("tinynmd", level)
         .with_target("tinynm_vpn_plugin", level)
+        .with_target("mozim", level)
         .with_default(level.min(LevelFilter::WARN));
     tracing_subscriber::registry()
         .with(
@@ -232,8 +233,6 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     core.sync_links(links)
         .await
         .context("cannot export the devices")?;
-    // The links profiles fit are managed from the start, and autoconnected.
-    core.wired_links().await;
     let (links_tx, mut links_rx) = mpsc::channel(4);
     netlink::links::watch(links_tx).context("cannot watch the links")?;
     let to_core = cmd_tx.clone();
@@ -262,6 +261,11 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         state::paths::NM_NAME,
         cfg.bus
     );
+    // As NM: the links profiles fit are managed, and autoconnected, once the name is owned
+    // (so that whoever waits for the name sees it all).
+    let (reply, started) = tokio::sync::oneshot::channel();
+    let _ = cmd_tx.send(state::Command::StartUp { reply }).await;
+    let _ = started.await;
     // Type=notify: ready once the name is owned and the start-up autoconnects are started.
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!("cannot tell the service manager tinynmd is ready: {e}");

@@ -6,6 +6,7 @@ pub mod dhcp;
 pub mod netns;
 pub mod openvpn;
 pub mod polkit;
+pub mod reference;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -180,6 +181,17 @@ impl Drop for Bus {
     }
 }
 
+/// A process's resident memory (VmRSS), KiB.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Ends a child we started, by its PID: SIGTERM, a bounded wait, then SIGKILL.
 pub fn terminate(child: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -284,7 +296,7 @@ pub(crate) fn private_mount_namespace() -> std::io::Result<()> {
 
 /// Makes `cmd` start in a mount namespace of its own, with a tmpfs over `/run` holding
 /// `/run/dbus/system_bus_socket` (a link to `socket`) and an empty `/run/NetworkManager`.
-fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
+pub(crate) fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
     use std::ffi::CString;
     let c = |s: &str| CString::new(s).expect("no NUL");
     let target = CString::new(socket.as_os_str().as_encoded_bytes())
@@ -363,7 +375,7 @@ pub struct BindMount {
 }
 
 /// Makes `cmd` start in a mount namespace of its own with `mounts` made there.
-fn bind_mounts_for(cmd: &mut Command, mounts: &[BindMount]) -> Result<(), SandboxError> {
+pub(crate) fn bind_mounts_for(cmd: &mut Command, mounts: &[BindMount]) -> Result<(), SandboxError> {
     use std::ffi::CString;
     let cs = |p: &Path| {
         CString::new(p.as_os_str().as_encoded_bytes())
@@ -668,13 +680,7 @@ impl Daemon {
 
     /// Resident set size in KiB (VmRSS).
     pub fn rss_kib(&self) -> Option<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        s.lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        rss_of(self.child.id())
     }
 
     /// Open file descriptors.

@@ -7,6 +7,7 @@
 //! only once every route is gone from the kernel.
 
 mod soak;
+mod uplink;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -378,6 +379,69 @@ async fn openvpn_activation(nm: bool, runs: usize) -> anyhow::Result<Vec<Duratio
     Ok(times)
 }
 
+/// Boot to VPN and carrier return to VPN, tinynmd beside NetworkManager 1.42.
+async fn uplink_section(runs: usize) -> anyhow::Result<()> {
+    let bin = release_dir()?;
+    println!("\n## Standalone: boot to VPN, beside NetworkManager 1.42\n");
+    println!(
+        "An unconfigured `veth0` whose far end is a router namespace with Debian's dnsmasq; the same \
+         NM keyfiles for both daemons: a DHCP uplink (`interface-name=veth0`, `ipv6.method=ignore`) \
+         whose `connection.secondaries` is a test-bench VPN. Boot: from the daemon's spawn to the \
+         VPN's `VpnStateChanged(ACTIVATED)`; carrier: from the router's end set up again (after the \
+         VPN went down with the carrier, 6 s after its loss in both) to the VPN's ACTIVATED again; \
+         RSS of the daemon alone (not its plugin), 0.5 s after the VPN came up. {runs} runs each, \
+         alternating.\n"
+    );
+    let mut res: Vec<(uplink::Which, Vec<uplink::Run>)> = vec![
+        (uplink::Which::Tinynm, Vec::new()),
+        (uplink::Which::Nm, Vec::new()),
+    ];
+    if std::env::var_os("TINYNM_BENCH_ONLY_TINYNM").is_some() {
+        res.pop();
+    }
+    for _ in 0..runs {
+        for (w, v) in res.iter_mut() {
+            let r = uplink::run(*w, &bin)
+                .await
+                .with_context(|| format!("{w:?}"))?;
+            eprintln!(
+                "{w:?}: boot {}, carrier {}, RSS {}",
+                ms(r.boot),
+                ms(r.carrier),
+                mib(r.rss_kib)
+            );
+            v.push(r);
+        }
+    }
+    println!(
+        "| daemon | boot → VPN ACTIVATED (median, min–max) | carrier back → VPN ACTIVATED | RSS with uplink + VPN up |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (w, v) in &res {
+        let mut boot: Vec<Duration> = v.iter().map(|r| r.boot).collect();
+        let mut car: Vec<Duration> = v.iter().map(|r| r.carrier).collect();
+        let mut rss: Vec<u64> = v.iter().map(|r| r.rss_kib).collect();
+        rss.sort();
+        let name = match w {
+            uplink::Which::Tinynm => "tinynmd",
+            uplink::Which::Nm => "NetworkManager 1.42",
+        };
+        let (bmin, bmax) = (*boot.iter().min().unwrap(), *boot.iter().max().unwrap());
+        let (cmin, cmax) = (*car.iter().min().unwrap(), *car.iter().max().unwrap());
+        println!(
+            "| {name} | {} ({}–{}) | {} ({}–{}) | {} |",
+            ms(median(&mut boot)),
+            ms(bmin),
+            ms(bmax),
+            ms(median(&mut car)),
+            ms(cmin),
+            ms(cmax),
+            mib(rss[rss.len() / 2])
+        );
+    }
+    Ok(())
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -394,6 +458,9 @@ async fn main() -> anyhow::Result<()> {
         return soak::run(cycles).await;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--uplink") {
+        return uplink_section(if quick { 1 } else { 3 }).await;
+    }
     let runs = if quick { 1 } else { 3 };
     let mut b = Bench::new().await?;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -75,6 +75,9 @@ pub struct Core {
     carrier_wait: BTreeMap<u32, tokio::task::JoinHandle<()>>,
     /// NM's `Startup`: the connections autoconnected at start have not all settled yet.
     starting: bool,
+    /// Until when start-up waits for the carrier of links a profile fits (`None`: the
+    /// start-up autoconnects have not begun).
+    startup_deadline: Option<tokio::time::Instant>,
     /// VPNs to bring back after they failed, with their backoff (`reconnect.rs`).
     reconnects: reconnect::Reconnects,
     /// Secondary VPNs and the base connection that started them.
@@ -108,6 +111,7 @@ impl Core {
             retries: BTreeMap::new(),
             carrier_wait: BTreeMap::new(),
             starting: true,
+            startup_deadline: None,
             reconnects: reconnect::Reconnects::default(),
             secondary_of: BTreeMap::new(),
         }
@@ -131,11 +135,14 @@ impl Core {
         if !self.starting {
             return;
         }
+        let Some(deadline) = self.startup_deadline else {
+            return;
+        };
         let busy = self.actives.values().any(|a| {
             let s = a.snap.borrow();
             s.state == tinynm_config::nm::AcState::Activating as u32
         });
-        if busy {
+        if busy || (tokio::time::Instant::now() < deadline && self.waiting_for_carrier()) {
             return;
         }
         self.starting = false;
@@ -255,6 +262,18 @@ impl Core {
                 let _ = reply.send(self.disconnect_device(index).await);
             }
             Command::Reconnect { profile } => self.reconnect(profile).await,
+            Command::StartUp { reply } => {
+                let deadline = tokio::time::Instant::now() + wired::CARRIER_WAIT;
+                self.startup_deadline = Some(deadline);
+                // Looked at again when the carrier wait is over, whatever happened.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(deadline).await;
+                    let _ = tx.send(Command::Changed).await;
+                });
+                self.wired_links().await;
+                let _ = reply.send(());
+            }
             Command::Changed => {
                 self.reconnected();
                 if let Err(e) = self.publish_manager().await {

@@ -282,6 +282,10 @@ impl Core {
     /// it, then DISCONNECTED, or UNAVAILABLE without a carrier; a carrier lost under an
     /// activation takes it down after [`CARRIER_WAIT`].
     pub async fn wired_links(&mut self) {
+        if self.startup_deadline.is_none() {
+            // Not before the name is owned (`Command::StartUp`).
+            return;
+        }
         let profiles = self.wired_profiles();
         let mut changes = Vec::new();
         let mut to_up = Vec::new();
@@ -494,5 +498,22 @@ impl Core {
                 vec![("Autoconnect", Variant::from(true))],
             )
             .await;
+    }
+}
+
+impl Core {
+    /// A link that an autoconnect profile fits is still without a carrier (NM waits for it at
+    /// start-up before saying start-up is over).
+    pub(super) fn waiting_for_carrier(&self) -> bool {
+        let profiles = self.wired_profiles();
+        self.devices.values().any(|d| {
+            let s = d.snap.borrow();
+            d.managed.is_none()
+                && d.external.is_none()
+                && !s.link.lower_up
+                && profiles
+                    .iter()
+                    .any(|(_, p)| p.connection.autoconnect && fits(p, &s.link))
+        })
     }
 }

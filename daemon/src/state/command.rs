@@ -87,6 +87,11 @@ pub enum Command {
         /// Reply.
         reply: oneshot::Sender<Result<(), DeviceError>>,
     },
+    /// The name is owned: manage and autoconnect the links (answered once started).
+    StartUp {
+        /// Answered when the start-up autoconnects are started.
+        reply: oneshot::Sender<()>,
+    },
     /// A VPN's reconnect delay ran out: activate it again.
     Reconnect {
         /// The profile.

@@ -90,7 +90,7 @@ impl World {
             }
         };
         let bus = Bus::start().expect("private bus");
-        let daemon = Daemon::start(&ns, &bus, opts).await.expect("tinynmd");
+        // Listening before tinynmd starts: what it does at start (autoconnects) is seen too.
         let conn = bus.connect().await.expect("client connection");
         let (tx, events) = mpsc::unbounded_channel();
         // One stream for everything tinynmd signals, so the order is the order on the wire.
@@ -147,6 +147,7 @@ impl World {
                 }
             }
         });
+        let daemon = Daemon::start(&ns, &bus, opts).await.expect("tinynmd");
         World {
             ns,
             server,
