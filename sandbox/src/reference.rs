@@ -102,6 +102,26 @@ impl NetworkManager {
                 },
             ],
         )?;
+        // A sysfs of the namespace's own, read-only: NetworkManager then shows this namespace's
+        // links and does not wait for udev (which never sees them) to initialize them.
+        let (sysfs, sys_dir) = (c"sysfs", c"/sys");
+        // SAFETY: between fork and exec only a raw mount syscall runs, on static C strings.
+        unsafe {
+            cmd.pre_exec(move || {
+                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                if libc::mount(
+                    sysfs.as_ptr(),
+                    sys_dir.as_ptr(),
+                    sysfs.as_ptr(),
+                    flags,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd
             .spawn()
             .map_err(|e| SandboxError::Sys("spawn NetworkManager", e))?;

@@ -82,6 +82,8 @@ pub struct Core {
     reconnects: reconnect::Reconnects,
     /// Secondary VPNs and the base connection that started them.
     secondary_of: BTreeMap<AcId, AcId>,
+    /// The last DHCP lease of each wired profile on each link.
+    leases: crate::wired::Leases,
 }
 
 impl Core {
@@ -114,6 +116,7 @@ impl Core {
             startup_deadline: None,
             reconnects: reconnect::Reconnects::default(),
             secondary_of: BTreeMap::new(),
+            leases: crate::wired::Leases::default(),
         }
     }
 

@@ -186,6 +186,7 @@ impl Core {
             core: self.tx.clone(),
             cmd: cmd_rx,
             snap: snap_tx,
+            leases: self.leases.clone(),
         }));
         Ok(path)
     }

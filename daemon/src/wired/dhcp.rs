@@ -2,7 +2,10 @@
 //! NM's internal client sends by default (client id `01:<MAC>`, the host name), and its
 //! leases, renewals, rebinds and losses as events.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
 
@@ -50,6 +53,33 @@ impl Lease {
     }
 }
 
+/// The last lease of each profile on each link (profile UUID, ifindex), with when it was
+/// had: a new activation asks for the same address again (RFC 2131's INIT-REBOOT, as NM does),
+/// which skips DISCOVER and its random start delay.
+#[derive(Clone, Default)]
+pub struct Leases(Arc<Mutex<HashMap<LeaseKey, (DhcpV4Lease, Instant)>>>);
+
+/// A profile's UUID and a link's ifindex.
+pub type LeaseKey = (String, u32);
+
+impl Leases {
+    /// The lease to ask for again, while it has not run out.
+    pub fn get(&self, key: &LeaseKey) -> Option<DhcpV4Lease> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(key)
+            .filter(|(l, at)| at.elapsed().as_secs() < u64::from(l.lease_time_sec))
+            .map(|(l, _)| l.clone())
+    }
+
+    fn set(&self, key: LeaseKey, l: Option<DhcpV4Lease>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match l {
+            Some(l) => m.insert(key, (l, Instant::now())),
+            None => m.remove(&key),
+        };
+    }
+}
+
 /// What the client reports.
 #[derive(Debug)]
 pub enum DhcpEvent {
@@ -65,12 +95,20 @@ pub enum DhcpEvent {
 pub struct Dhcp {
     client: DhcpV4Client,
     lease: Option<DhcpV4Lease>,
+    leases: Leases,
+    key: LeaseKey,
 }
 
 impl Dhcp {
     /// A client on link `index` (`name`, `mac`). It has no timeout of its own: mozim's would
     /// also cut renewals short, before the lease's end; the caller bounds the first lease.
-    pub async fn start(index: u32, name: &str, mac: &[u8]) -> Result<Dhcp, String> {
+    pub async fn start(
+        index: u32,
+        name: &str,
+        mac: &[u8],
+        leases: Leases,
+        key: LeaseKey,
+    ) -> Result<Dhcp, String> {
         let mut cfg = DhcpV4Config::new(name);
         cfg.set_iface_index(index);
         cfg.set_iface_mac_raw(mac)
@@ -82,12 +120,18 @@ impl Dhcp {
         }
         cfg.use_mac_as_client_id();
         cfg.set_timeout_sec(0);
-        let client = DhcpV4Client::init(cfg, None)
+        let previous = leases.get(&key);
+        if let Some(l) = &previous {
+            tracing::info!("DHCPv4: asking for {} again (INIT-REBOOT)", l.yiaddr);
+        }
+        let client = DhcpV4Client::init(cfg, previous)
             .await
             .map_err(|e| format!("DHCP on {name}: {e}"))?;
         Ok(Dhcp {
             client,
             lease: None,
+            leases,
+            key,
         })
     }
 
@@ -97,16 +141,19 @@ impl Dhcp {
             match self.client.run().await {
                 Ok(DhcpV4State::Done(l)) => {
                     self.lease = Some((*l).clone());
+                    self.leases.set(self.key.clone(), Some((*l).clone()));
                     return DhcpEvent::Lease(Lease::of(&l));
                 }
                 Ok(DhcpV4State::InitReboot) if self.lease.is_some() => {
                     self.lease = None;
+                    self.leases.set(self.key.clone(), None);
                     return DhcpEvent::Lost("the DHCP lease expired or the server refused it");
                 }
                 Ok(s) => tracing::debug!("DHCP: {s}"),
                 Err(e) => {
                     self.client.clean_up();
                     if self.lease.take().is_some() {
+                        self.leases.set(self.key.clone(), None);
                         return DhcpEvent::Lost("the DHCP lease could not be renewed");
                     }
                     return DhcpEvent::Failed(e.to_string());
@@ -117,6 +164,8 @@ impl Dhcp {
 
     /// Tells the server the address is given back (DHCPRELEASE), as NM does at deactivation.
     pub async fn release(mut self) {
+        // Given back: not asked for again.
+        self.leases.set(self.key.clone(), None);
         if let Some(l) = self.lease.take()
             && let Err(e) = self.client.release(&l).await
         {

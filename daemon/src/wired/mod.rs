@@ -5,4 +5,5 @@
 mod dhcp;
 mod task;
 
+pub use dhcp::Leases;
 pub use task::{WiredParams, run};

@@ -49,6 +49,8 @@ pub struct WiredParams {
     pub cmd: mpsc::Receiver<AcCommand>,
     /// The published snapshot.
     pub snap: watch::Sender<AcSnapshot>,
+    /// The last leases, kept by the core across activations.
+    pub leases: super::dhcp::Leases,
 }
 
 /// How an activation ended.
@@ -280,12 +282,19 @@ impl Task {
 
     async fn first_lease(&mut self) -> Result<Lease, End> {
         let mac = mac_bytes(&self.p.link.hw_address);
-        let mut d = Dhcp::start(self.p.link.index, &self.p.link.name, &mac)
-            .await
-            .map_err(|e| {
-                tracing::error!("{e}");
-                End::failed(dev_reason::IP_CONFIG_UNAVAILABLE)
-            })?;
+        let key = (self.p.profile.connection.uuid.clone(), self.p.link.index);
+        let mut d = Dhcp::start(
+            self.p.link.index,
+            &self.p.link.name,
+            &mac,
+            self.p.leases.clone(),
+            key,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!("{e}");
+            End::failed(dev_reason::IP_CONFIG_UNAVAILABLE)
+        })?;
         tracing::info!("DHCPv4: beginning transaction (timeout in {DHCP_TIMEOUT} seconds)");
         let limit = Duration::from_secs(DHCP_TIMEOUT.into());
         let ev = match self.or_cmd(tokio::time::timeout(limit, d.next())).await? {
@@ -516,8 +525,14 @@ impl Task {
         }
         let _ = std::fs::remove_file(self.journal_path());
         if let Some(d) = self.dhcp.take() {
-            // Bounded: a release is one datagram, never waited on for long.
-            let _ = tokio::time::timeout(Duration::from_secs(2), d.release()).await;
+            if end.carrier {
+                // Nothing can be sent without a carrier; the lease is asked for again when it
+                // returns.
+                drop(d);
+            } else {
+                // Bounded: a release is one datagram, never waited on for long.
+                let _ = tokio::time::timeout(Duration::from_secs(2), d.release()).await;
+            }
         }
         self.p.snap.send_modify(|s| {
             s.dns.clear();
