@@ -649,5 +649,5 @@ async fn main() -> anyhow::Result<()> {
             ms(*t.last().expect("runs"))
         );
     }
-    Ok(())
+    uplink_section(runs).await
 }
