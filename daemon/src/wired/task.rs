@@ -237,7 +237,9 @@ impl Task {
         if prof.ipv6.method.is("manual") {
             fams.push(static_ip(&prof.ipv6, Family::V6));
         }
-        let plan = base_plan(self.p.link.index, None, &fams);
+        let mut plan = base_plan(self.p.link.index, None, &fams);
+        // The link is up already (above).
+        plan.links.clear();
         self.apply(plan).await?;
         self.publish_ip(&fams);
         let ready = if fams.iter().any(|f| f.family == Family::V4) {
@@ -348,11 +350,9 @@ impl Task {
             .await
         {
             Ok(j) => {
+                // The write-ahead journal on disk already has both transactions (it appends).
                 let mut all = self.journal.take().unwrap_or_default();
                 all.items.extend(j.items);
-                if let Err(e) = crate::netlink::save_journal(&self.journal_path(), &all) {
-                    tracing::warn!("cannot journal the connection's config: {e}");
-                }
                 self.journal = Some(all);
                 Ok(())
             }
