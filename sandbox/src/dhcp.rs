@@ -19,6 +19,19 @@ pub const LEASE_DNS: &str = "10.99.0.53";
 /// The domain it hands out.
 pub const LEASE_DOMAIN: &str = "uplink.test";
 
+/// The ifindex of link `name`, or an error naming it.
+async fn index_of(h: &rtnetlink::Handle, name: &str) -> Result<u32, std::io::Error> {
+    h.link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await
+        .map_err(std::io::Error::other)?
+        .map(|l| l.header.index)
+        .ok_or_else(|| std::io::Error::other(format!("no link {name}")))
+}
+
 impl Netns {
     /// Adds an unconfigured link `veth0` here (down, no address: tinynmd's to configure) whose
     /// peer `veth1` is 10.99.0.1/24 in a new namespace, which is returned.
@@ -33,17 +46,10 @@ impl Netns {
                 .add(rtnetlink::LinkVeth::new("veth0", "veth1").build())
                 .execute()
                 .await?;
-            let l = h
-                .link()
-                .get()
-                .match_name("veth1".to_string())
-                .execute()
-                .try_next()
-                .await?
-                .ok_or_else(|| std::io::Error::other("veth1"))?;
+            let i = index_of(&h, "veth1").await?;
             h.link()
                 .set(
-                    rtnetlink::LinkUnspec::new_with_index(l.header.index)
+                    rtnetlink::LinkUnspec::new_with_index(i)
                         .setns_by_fd(fd)
                         .build(),
                 )
@@ -57,16 +63,9 @@ impl Netns {
             .run(|| async {
                 let (c, h, _) = rtnetlink::new_connection()?;
                 tokio::spawn(c);
-                let l = h
-                    .link()
-                    .get()
-                    .match_name("veth1".to_string())
-                    .execute()
-                    .try_next()
-                    .await?
-                    .ok_or_else(|| std::io::Error::other("veth1"))?;
+                let i = index_of(&h, "veth1").await?;
                 h.address()
-                    .add(l.header.index, "10.99.0.1".parse()?, 24)
+                    .add(i, "10.99.0.1".parse()?, 24)
                     .execute()
                     .await?;
                 Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
@@ -81,15 +80,7 @@ impl Netns {
         self.run(|| async move {
             let (c, h, _) = rtnetlink::new_connection()?;
             tokio::spawn(c);
-            let l = h
-                .link()
-                .get()
-                .match_name(name.clone())
-                .execute()
-                .try_next()
-                .await?
-                .ok_or_else(|| std::io::Error::other(name))?;
-            let b = rtnetlink::LinkUnspec::new_with_index(l.header.index);
+            let b = rtnetlink::LinkUnspec::new_with_index(index_of(&h, &name).await?);
             let b = if up { b.up() } else { b.down() };
             h.link().set(b.build()).execute().await?;
             Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())

@@ -51,6 +51,33 @@ fn in_order(seq: &[(u32, u32)], want: &[u32]) -> bool {
     want.iter().all(|w| it.any(|s| s == *w))
 }
 
+/// A world whose static uplink (`ipv4`, keyfile lines) has the test-bench VPN as its
+/// secondary, both up: (world, the uplink device's path, the VPN's active connection).
+async fn up_with_vpn(dir: &Path, ipv4: &str) -> (World, String, String) {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let v = vpn();
+    let opts = options(dir, uplink_keyfile(ipv4, &v.connection.uuid), &v);
+    let mut w = World::with_uplink(opts, |_| {}).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let ac = vpn_ac(&w).expect("the VPN up before the uplink's ACTIVATED");
+    (w, dev, ac)
+}
+
+/// A world whose DHCP uplink has the test-bench VPN as its secondary, with the router's
+/// dnsmasq (`o`) started before tinynmd.
+async fn dhcp_world(dir: &Path, o: &DhcpOptions) -> (World, Dnsmasq) {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let v = vpn();
+    let opts = options(dir, uplink_keyfile("method=auto", &v.connection.uuid), &v);
+    let mut dnsmasq = None;
+    let w = World::with_uplink(opts, |router| {
+        dnsmasq = Some(Dnsmasq::start(router, dir, o).unwrap());
+    })
+    .await;
+    (w, dnsmasq.expect("dnsmasq started"))
+}
+
 fn vpn_ac(w: &World) -> Option<String> {
     w.seen.iter().rev().find_map(|s| match s {
         Signal::Vpn(p, 5, _) => Some(p.clone()),
@@ -60,20 +87,8 @@ fn vpn_ac(w: &World) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dhcp_uplink_comes_up_at_start_then_its_secondary_vpn_and_goes_down_with_a_release() {
-    tinynm_sandbox::require_root("the uplink tests").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let v = vpn();
-    let opts = options(
-        tmp.path(),
-        uplink_keyfile("method=auto", &v.connection.uuid),
-        &v,
-    );
-    let mut dnsmasq = None;
-    let mut w = World::with_uplink(opts, |router| {
-        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &DhcpOptions::default()).unwrap());
-    })
-    .await;
-    let mut dnsmasq = dnsmasq.unwrap();
+    let (mut w, mut dnsmasq) = dhcp_world(tmp.path(), &DhcpOptions::default()).await;
     let dev = w.devices(&["veth0"]).await["veth0"].to_string();
     assert_eq!(w.wait_device(&dev, 100).await, 0);
     let states = w.device_states(&dev);
@@ -146,21 +161,12 @@ async fn a_dhcp_uplink_comes_up_at_start_then_its_secondary_vpn_and_goes_down_wi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_uplink_goes_down_6_s_after_its_carrier_and_comes_back_with_its_vpn() {
-    tinynm_sandbox::require_root("the uplink tests").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let v = vpn();
-    let opts = options(
+    let (mut w, dev, first_vpn) = up_with_vpn(
         tmp.path(),
-        uplink_keyfile(
-            "address1=10.99.0.10/24,10.99.0.1\ndns=10.99.0.53;\ndns-search=static.test;\nmethod=manual",
-            &v.connection.uuid,
-        ),
-        &v,
-    );
-    let mut w = World::with_uplink(opts, |_| {}).await;
-    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
-    w.wait_device(&dev, 100).await;
-    let first_vpn = vpn_ac(&w).expect("VPN up");
+        "address1=10.99.0.10/24,10.99.0.1\ndns=10.99.0.53;\ndns-search=static.test;\nmethod=manual",
+    )
+    .await;
     let k = w.kernel();
     assert!(
         k.addresses.contains(&"10.99.0.10/24 dev veth0".to_string()),
@@ -200,21 +206,12 @@ async fn a_static_uplink_goes_down_6_s_after_its_carrier_and_comes_back_with_its
 /// leaves it down), after its first backoff delay, over the same uplink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secondary_vpn_whose_plugin_dies_is_brought_back_over_its_uplink() {
-    tinynm_sandbox::require_root("the uplink tests").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let v = vpn();
-    let opts = options(
+    let (mut w, dev, first) = up_with_vpn(
         tmp.path(),
-        uplink_keyfile(
-            "address1=10.99.0.10/24,10.99.0.1\nmethod=manual",
-            &v.connection.uuid,
-        ),
-        &v,
-    );
-    let mut w = World::with_uplink(opts, |_| {}).await;
-    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
-    w.wait_device(&dev, 100).await;
-    let first = vpn_ac(&w).expect("VPN up");
+        "address1=10.99.0.10/24,10.99.0.1\nmethod=manual",
+    )
+    .await;
     let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
     assert_eq!(pids.len(), 1, "one plugin: {pids:?}");
     w.forget_signals();
@@ -466,20 +463,8 @@ async fn a_renewal_at_t1_keeps_the_lease_and_changes_no_state() {
 /// resolv.conf.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_gone_the_lease_expires_and_takes_the_address_and_the_vpn_down() {
-    tinynm_sandbox::require_root("the uplink tests").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let v = vpn();
-    let opts = options(
-        tmp.path(),
-        uplink_keyfile("method=auto", &v.connection.uuid),
-        &v,
-    );
-    let mut dnsmasq = None;
-    let mut w = World::with_uplink(opts, |router| {
-        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &short_lease()).unwrap());
-    })
-    .await;
-    let mut dnsmasq = dnsmasq.unwrap();
+    let (mut w, mut dnsmasq) = dhcp_world(tmp.path(), &short_lease()).await;
     let dev = w.devices(&["veth0"]).await["veth0"].to_string();
     w.wait_device(&dev, 100).await;
     let vpn_path = vpn_ac(&w).expect("VPN up");

@@ -2,10 +2,10 @@
 //! and the order in which VPNs over other connections go down.
 
 use tinynm_config::nm::{AcState, Reason};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use zbus::{OwnedObjectPath, Variant};
 
-use super::{ActiveEntry, Core};
+use super::Core;
 use crate::auth::visible;
 use crate::bus::active::{ActiveView, VpnView};
 use crate::bus::objects::Iface;
@@ -108,16 +108,7 @@ impl Core {
         // Both interfaces in one InterfacesAdded: libnm types the object from the first one.
         let ifaces = [Iface::Active, Iface::Vpn];
         bus.announce(path.as_str(), &ifaces).await?;
-        let (cmd_tx, cmd_rx) = mpsc::channel(8);
-        self.actives.insert(
-            n,
-            ActiveEntry {
-                profile: pn,
-                uid,
-                cmd: cmd_tx,
-                snap: snap_rx,
-            },
-        );
+        let cmd_rx = self.track(n, pn, uid, snap_rx);
         // As NM: StateChanged(ACTIVATING), then the Manager's list, then the reply.
         let e = self.h.bus.emitter(path.as_str())?;
         ActiveView::emit_state_changed(&e, AcState::Activating as u32, Reason::None as u32).await?;

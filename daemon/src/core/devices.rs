@@ -302,26 +302,10 @@ impl Core {
         let n = self.next_ac;
         self.next_ac = n.next();
         let path = n.path();
-        let (tx, rx) = watch::channel(AcSnapshot {
-            connection: ppath.clone(),
-            specific_object: root(),
-            id,
-            uuid,
-            state: AcState::Activated as u32,
-            vpn_state: 0,
-            banner: String::new(),
-            default4: false,
-            default6: false,
-            kind,
-            vpn: false,
-            devices: vec![dev_path.clone()],
-            state_flags: EXTERNAL_FLAGS,
-            controller: root(),
-            ip4_config: ip4,
-            ip6_config: ip6,
-            dns: Vec::new(),
-            reason: 0,
-        });
+        let mut ac = AcSnapshot::device(ppath.clone(), id, uuid, kind, dev_path.clone(), ip4, ip6);
+        ac.state = AcState::Activated as u32;
+        ac.state_flags = EXTERNAL_FLAGS;
+        let (tx, rx) = watch::channel(ac);
         let bus = &self.h.bus;
         bus.serve(path.as_str(), ActiveView { snap: rx }).await?;
         bus.announce(path.as_str(), &[Iface::Active]).await?;

@@ -120,6 +120,28 @@ impl Core {
         }
     }
 
+    /// Starts tracking active connection `n` of profile `pn`, activated by `uid`; returns the
+    /// end its task takes commands from.
+    fn track(
+        &mut self,
+        n: AcId,
+        pn: ProfileId,
+        uid: u32,
+        snap: watch::Receiver<AcSnapshot>,
+    ) -> mpsc::Receiver<AcCommand> {
+        let (cmd, rx) = mpsc::channel(8);
+        self.actives.insert(
+            n,
+            ActiveEntry {
+                profile: pn,
+                uid,
+                cmd,
+                snap,
+            },
+        );
+        rx
+    }
+
     /// Serves commands until shut down.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         self.settle_startup().await;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tinynm_config::Profile;
 use tinynm_config::nm::{AcState, Reason};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use zbus::{OwnedObjectPath, Variant};
 
-use super::{ActiveEntry, Core};
+use super::Core;
 use crate::bus::active::ActiveView;
 use crate::bus::objects::Iface;
 use crate::netlink::links::{Link, LinkKind};
@@ -118,26 +118,15 @@ impl Core {
                 s.ip6.clone(),
             )
         };
-        let (snap_tx, snap_rx) = watch::channel(AcSnapshot {
+        let (snap_tx, snap_rx) = watch::channel(AcSnapshot::device(
             connection,
-            specific_object: root(),
-            id: id.clone(),
-            uuid: profile.connection.uuid.clone(),
-            state: AcState::Activating as u32,
-            vpn_state: 0,
-            banner: String::new(),
-            default4: false,
-            default6: false,
-            kind: profile.connection.kind.clone(),
-            vpn: false,
-            devices: vec![dev_path],
-            state_flags: 0x40,
-            controller: root(),
-            ip4_config: ip4,
-            ip6_config: ip6,
-            dns: Vec::new(),
-            reason: 0,
-        });
+            id.clone(),
+            profile.connection.uuid.clone(),
+            profile.connection.kind.clone(),
+            dev_path,
+            ip4,
+            ip6,
+        ));
         let bus = &self.h.bus;
         bus.serve(
             path.as_str(),
@@ -147,16 +136,7 @@ impl Core {
         )
         .await?;
         bus.announce(path.as_str(), &[Iface::Active]).await?;
-        let (cmd_tx, cmd_rx) = mpsc::channel(8);
-        self.actives.insert(
-            n,
-            ActiveEntry {
-                profile: pn,
-                uid,
-                cmd: cmd_tx,
-                snap: snap_rx,
-            },
-        );
+        let cmd_rx = self.track(n, pn, uid, snap_rx);
         if let Some(e) = self.devices.get_mut(&index) {
             e.managed = Some(n);
             e.snap.send_modify(|s| s.active = path.clone());
@@ -467,36 +447,32 @@ impl Core {
                 "This device is not active".into(),
             ));
         };
-        d.snap.send_modify(|s| s.autoconnect = false);
         let p = d.path.clone();
-        self.h
-            .bus
-            .changed_or_log(
-                p.as_str(),
-                Iface::Device,
-                vec![("Autoconnect", Variant::from(false))],
-            )
-            .await;
+        self.set_autoconnect(&p, false).await;
         self.take_down(n, Reason::UserDisconnected).await;
         Ok(())
     }
 
     /// An explicit activation on `device` lets it autoconnect again.
     pub(super) async fn allow_autoconnect(&mut self, device: &OwnedObjectPath) {
+        self.set_autoconnect(device, true).await;
+    }
+
+    /// A device's `Autoconnect`, shown when it changes.
+    async fn set_autoconnect(&self, device: &OwnedObjectPath, on: bool) {
         let Some(d) = self.devices.values().find(|d| &d.path == device) else {
             return;
         };
-        if d.snap.borrow().autoconnect {
+        if d.snap.borrow().autoconnect == on {
             return;
         }
-        d.snap.send_modify(|s| s.autoconnect = true);
-        let p = d.path.clone();
+        d.snap.send_modify(|s| s.autoconnect = on);
         self.h
             .bus
             .changed_or_log(
-                p.as_str(),
+                device.as_str(),
                 Iface::Device,
-                vec![("Autoconnect", Variant::from(true))],
+                vec![("Autoconnect", Variant::from(on))],
             )
             .await;
     }

@@ -75,6 +75,41 @@ impl AcSnapshot {
     }
 }
 
+impl AcSnapshot {
+    /// A new activation of a device's own connection (wired, or external), ACTIVATING, with
+    /// NM's LIFETIME_BOUND_TO_PROFILE_VISIBILITY flag.
+    pub fn device(
+        connection: OwnedObjectPath,
+        id: String,
+        uuid: String,
+        kind: String,
+        device: OwnedObjectPath,
+        ip4_config: OwnedObjectPath,
+        ip6_config: OwnedObjectPath,
+    ) -> Self {
+        AcSnapshot {
+            connection,
+            specific_object: root(),
+            id,
+            uuid,
+            state: tinynm_config::nm::AcState::Activating as u32,
+            vpn_state: 0,
+            banner: String::new(),
+            default4: false,
+            default6: false,
+            kind,
+            vpn: false,
+            devices: vec![device],
+            state_flags: 0x40,
+            controller: root(),
+            ip4_config,
+            ip6_config,
+            dns: Vec::new(),
+            reason: 0,
+        }
+    }
+}
+
 /// The empty object reference.
 pub fn root() -> OwnedObjectPath {
     OwnedObjectPath::try_from("/").expect("valid path")
