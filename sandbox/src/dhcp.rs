@@ -14,6 +14,8 @@ use crate::{Netns, SandboxError, require_tool, terminate};
 
 /// The router's address on the uplink.
 pub const ROUTER: &str = "10.99.0.1";
+/// The router's IPv6 address; it advertises fd00:99::/64 for SLAAC when asked to.
+pub const ROUTER6: &str = "fd00:99::1";
 /// The name server the DHCP server hands out.
 pub const LEASE_DNS: &str = "10.99.0.53";
 /// The domain it hands out.
@@ -68,6 +70,8 @@ impl Netns {
                     .add(i, "10.99.0.1".parse()?, 24)
                     .execute()
                     .await?;
+                // The prefix the router advertises when asked to (`DhcpOptions::ra`).
+                h.address().add(i, ROUTER6.parse()?, 64).execute().await?;
                 Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
             })
             .map_err(|e| SandboxError::Setup(format!("router side: {e}")))?;
@@ -98,6 +102,8 @@ pub struct DhcpOptions {
     pub t1: Option<u32>,
     /// Rebinding time (option 59).
     pub t2: Option<u32>,
+    /// Router advertisements of fd00:99::/64 (SLAAC only, no DHCPv6).
+    pub ra: bool,
 }
 
 impl Default for DhcpOptions {
@@ -106,6 +112,7 @@ impl Default for DhcpOptions {
             lease_secs: 3600,
             t1: None,
             t2: None,
+            ra: false,
         }
     }
 }
@@ -167,6 +174,12 @@ impl Dnsmasq {
         }
         if let Some(t2) = o.t2 {
             cmd.arg(format!("--dhcp-option=option:T2,{t2}"));
+        }
+        if o.ra {
+            cmd.args([
+                "--enable-ra",
+                "--dhcp-range=::,constructor:veth1,ra-only,64",
+            ]);
         }
         cmd.process_group(0)
             .stdin(Stdio::null())

@@ -409,6 +409,7 @@ fn short_lease() -> DhcpOptions {
         lease_secs: 120,
         t1: Some(60),
         t2: Some(100),
+        ra: false,
     }
 }
 
@@ -495,4 +496,70 @@ async fn the_server_gone_the_lease_expires_and_takes_the_address_and_the_vpn_dow
     assert!(k.routes_on("veth0").is_empty(), "{k}");
     let resolv = std::fs::read_to_string(tmp.path().join("resolv.conf")).unwrap_or_default();
     assert!(!resolv.contains(LEASE_DNS), "{resolv}");
+}
+
+/// A static IPv4 uplink with `ipv6.method=auto`: the kernel's SLAAC takes the router's
+/// advertised prefix (dnsmasq's router advertisements), and the device's IP6Config shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_auto_takes_the_routers_advertised_prefix_by_slaac() {
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vpn();
+    let keyfile = uplink_keyfile(
+        "address1=10.99.0.10/24,10.99.0.1\nmethod=manual",
+        &v.connection.uuid,
+    )
+    .replace("method=ignore", "method=auto");
+    let ra = DhcpOptions {
+        ra: true,
+        ..DhcpOptions::default()
+    };
+    let mut dnsmasq = None;
+    let mut w = World::with_uplink(options(tmp.path(), keyfile, &v), |router| {
+        dnsmasq = Some(Dnsmasq::start(router, tmp.path(), &ra).unwrap());
+    })
+    .await;
+    let devs = w.devices(&["veth0"]).await;
+    w.wait_device(devs["veth0"].as_str(), 100).await;
+    let k = w
+        .until("a SLAAC address from fd00:99::/64 on veth0", || async {
+            let k = w.kernel();
+            k.addresses
+                .iter()
+                .any(|a| a.starts_with("fd00:99::") && a.ends_with("/64 dev veth0"))
+                .then_some(k)
+        })
+        .await;
+    assert!(
+        k.addresses.contains(&"10.99.0.10/24 dev veth0".to_string()),
+        "{k}"
+    );
+    let dev = zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        devs["veth0"].clone(),
+        "org.freedesktop.NetworkManager.Device",
+    )
+    .await
+    .unwrap();
+    let ip6: zbus::OwnedObjectPath = dev.get_property("Ip6Config").await.unwrap();
+    let cfg = zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        ip6,
+        "org.freedesktop.NetworkManager.IP6Config",
+    )
+    .await
+    .unwrap();
+    type Data = Vec<std::collections::HashMap<String, zbus::OwnedVariant>>;
+    let shown = w
+        .until("the SLAAC address in the device's IP6Config", || async {
+            let d: Data = cfg.get_property("AddressData").await.ok()?;
+            d.iter()
+                .filter_map(|a| String::try_from(a.get("address")?.try_clone().ok()?).ok())
+                .find(|a| a.starts_with("fd00:99::"))
+        })
+        .await;
+    assert!(shown.starts_with("fd00:99::"));
+    drop(dnsmasq);
 }
