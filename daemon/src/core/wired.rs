@@ -268,13 +268,13 @@ impl Core {
             return;
         }
         let profiles = self.wired_profiles();
-        let mut changes = Vec::new();
-        let mut to_up = Vec::new();
+        // (link, state, reason) to show; (link, activation) whose carrier just went.
+        let (mut states, mut lost, mut to_up) = (Vec::new(), Vec::new(), Vec::new());
         for (i, d) in &self.devices {
             let s = d.snap.borrow();
             if let Some(n) = d.managed {
                 if !s.link.lower_up && !self.carrier_wait.contains_key(i) {
-                    changes.push((*i, None, Some(n)));
+                    lost.push((*i, n));
                 }
                 continue;
             }
@@ -298,7 +298,7 @@ impl Core {
                 } else {
                     dev_reason::CARRIER
                 };
-                changes.push((*i, Some((want, reason)), None));
+                states.push((*i, want, reason));
             }
         }
         for i in to_up {
@@ -306,23 +306,21 @@ impl Core {
                 tracing::warn!("{e}");
             }
         }
-        for (i, st, carrier_lost) in changes {
-            if let Some((want, reason)) = st {
-                self.device_state(i, want, reason).await;
-            }
-            if let Some(n) = carrier_lost {
-                tracing::info!(
-                    "{}: carrier lost; the connection goes down in {} s unless it returns",
-                    self.devices[&i].snap.borrow().link.name,
-                    CARRIER_WAIT.as_secs()
-                );
-                let tx = self.tx.clone();
-                let h = tokio::spawn(async move {
-                    tokio::time::sleep(CARRIER_WAIT).await;
-                    let _ = tx.send(Command::CarrierWait { index: i, n }).await;
-                });
-                self.carrier_wait.insert(i, h);
-            }
+        for (i, want, reason) in states {
+            self.device_state(i, want, reason).await;
+        }
+        for (i, n) in lost {
+            tracing::info!(
+                "{}: carrier lost; the connection goes down in {} s unless it returns",
+                self.devices[&i].snap.borrow().link.name,
+                CARRIER_WAIT.as_secs()
+            );
+            let tx = self.tx.clone();
+            let h = tokio::spawn(async move {
+                tokio::time::sleep(CARRIER_WAIT).await;
+                let _ = tx.send(Command::CarrierWait { index: i, n }).await;
+            });
+            self.carrier_wait.insert(i, h);
         }
         // A carrier that came back in time cancels the wait.
         let back: Vec<u32> = self

@@ -37,6 +37,13 @@ pub struct BaseIp {
     pub dhcp: bool,
 }
 
+impl BaseIp {
+    /// Whether this family gives the link a default route.
+    pub fn takes_default(&self) -> bool {
+        self.gateway.is_some() && !self.never_default
+    }
+}
+
 /// An address message for a base connection's address.
 pub fn base_address(ifindex: u32, a: IpAddr, prefix: u8, lifetime: Option<u32>) -> AddressMessage {
     let mut m = AddressMessage::default();
@@ -117,7 +124,7 @@ pub fn base_plan(ifindex: u32, mtu: Option<u32>, fams: &[BaseIp]) -> Plan {
                 pref_src: None,
             });
         }
-        if let Some(g) = b.gateway.filter(|_| !b.never_default) {
+        if let Some(g) = b.gateway.filter(|_| b.takes_default()) {
             let any = match b.family {
                 Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),

@@ -39,6 +39,8 @@ pub mod dev_reason {
     pub const NONE: u32 = 0;
     /// The device is now managed.
     pub const NOW_MANAGED: u32 = 2;
+    /// The configuration could not be applied (the kernel refused it).
+    pub const CONFIG_FAILED: u32 = 5;
     /// The IP configuration could not be had (DHCP timed out).
     pub const IP_CONFIG_UNAVAILABLE: u32 = 17;
     /// The IP configuration expired (the DHCP lease ran out).

@@ -105,13 +105,13 @@ impl Dhcp {
     pub async fn start(
         index: u32,
         name: &str,
-        mac: &[u8],
+        mac: &str,
         leases: Leases,
         key: LeaseKey,
     ) -> Result<Dhcp, String> {
         let mut cfg = DhcpV4Config::new(name);
         cfg.set_iface_index(index);
-        cfg.set_iface_mac_raw(mac)
+        cfg.set_iface_mac(mac)
             .map_err(|e| format!("DHCP on {name}: {e}"))?;
         if let Ok(h) = nix::unistd::gethostname()
             && let Some(h) = h.to_str().filter(|h| !h.is_empty())

@@ -105,7 +105,6 @@ impl End {
 struct Task {
     p: WiredParams,
     path: OwnedObjectPath,
-    device_state: u32,
     journal: Option<Journal>,
     dhcp: Option<Dhcp>,
     lease: Option<Lease>,
@@ -118,7 +117,6 @@ pub async fn run(p: WiredParams) {
     let mut t = Task {
         path: p.n.path(),
         p,
-        device_state: dev_state::DISCONNECTED,
         journal: None,
         dhcp: None,
         lease: None,
@@ -152,7 +150,6 @@ impl Task {
     }
 
     async fn device(&mut self, state: u32, reason: u32) {
-        self.device_state = state;
         let _ = self
             .p
             .core
@@ -242,15 +239,13 @@ impl Task {
         plan.links.clear();
         self.apply(plan).await?;
         self.publish_ip(&fams);
-        let ready = if fams.iter().any(|f| f.family == Family::V4) {
-            IP4_READY
-        } else {
-            0
-        } | if fams.iter().any(|f| f.family == Family::V6) {
-            IP6_READY
-        } else {
-            0
-        };
+        let ready = fams
+            .iter()
+            .map(|f| match f.family {
+                Family::V4 => IP4_READY,
+                Family::V6 => IP6_READY,
+            })
+            .fold(0, |a, b| a | b);
         self.flags(ready).await;
         let _ = self.p.core.send(Command::Changed).await;
         self.device(dev_state::IP_CHECK, dev_reason::NONE).await;
@@ -283,12 +278,11 @@ impl Task {
     }
 
     async fn first_lease(&mut self) -> Result<Lease, End> {
-        let mac = mac_bytes(&self.p.link.hw_address);
         let key = (self.p.profile.connection.uuid.clone(), self.p.link.index);
         let mut d = Dhcp::start(
             self.p.link.index,
             &self.p.link.name,
-            &mac,
+            &self.p.link.hw_address,
             self.p.leases.clone(),
             key,
         )
@@ -317,7 +311,7 @@ impl Task {
                 Ok(l)
             }
             DhcpEvent::Lost(why) => {
-                tracing::error!("DHCPv4: {why}");
+                tracing::error!("DHCPv4: no lease: {why}");
                 Err(End::failed(dev_reason::IP_CONFIG_UNAVAILABLE))
             }
             DhcpEvent::Failed(why) => {
@@ -358,7 +352,7 @@ impl Task {
             }
             Err(e) => {
                 tracing::error!("cannot configure {}: {e}", self.p.link.name);
-                Err(End::failed(5))
+                Err(End::failed(dev_reason::CONFIG_FAILED))
             }
         }
     }
@@ -398,7 +392,7 @@ impl Task {
             entries.push(DnsEntry {
                 iface: self.p.link.name.clone(),
                 ifindex: self.p.link.index,
-                default_route: f.gateway.is_some() && !f.never_default,
+                default_route: f.takes_default(),
                 servers,
                 domains,
                 priority: if s.dns_priority != 0 {
@@ -411,10 +405,10 @@ impl Task {
         }
         let d4 = fams
             .iter()
-            .any(|f| f.family == Family::V4 && f.gateway.is_some() && !f.never_default);
+            .any(|f| f.family == Family::V4 && f.takes_default());
         let d6 = fams
             .iter()
-            .any(|f| f.family == Family::V6 && f.gateway.is_some() && !f.never_default);
+            .any(|f| f.family == Family::V6 && f.takes_default());
         self.p.snap.send_modify(|s| {
             s.dns = entries;
             s.default4 = d4;
@@ -562,10 +556,4 @@ fn static_ip(s: &IpSection, family: Family) -> BaseIp {
         lifetime: None,
         dhcp: false,
     }
-}
-
-fn mac_bytes(hw: &str) -> Vec<u8> {
-    hw.split(':')
-        .filter_map(|p| u8::from_str_radix(p, 16).ok())
-        .collect()
 }
