@@ -239,24 +239,52 @@ async fn monitor_prints_the_vpn_taking_the_default_route() {
             }
         }
     });
-    let expect = |want: &str| {
+    // Every line up to `want`, which must come within the limit.
+    let until = |want: &str| {
         let deadline = std::time::Instant::now() + common::LIMIT;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(l) if l == want => return,
-                Ok(_) => continue,
-                Err(_) => panic!("nmcli monitor never printed {want:?}"),
+                Ok(l) if l == want => return seen,
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("nmcli monitor never printed {want:?} (printed {seen:#?})"),
             }
         }
     };
-    expect("NetworkManager is running");
+    until("NetworkManager is running");
     let ac = w.activate(&p).await.unwrap();
     assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
-    expect("'watched' is now the primary connection");
+    // The tunnel's device walks NM's states for an assumed link, in NM's order.
+    let seen = until("tbmon: connected (externally)");
+    let tun: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("tbmon: ") && !l.contains("profile"))
+        .collect();
+    let mut want = vec![
+        "tbmon: device created",
+        "tbmon: unavailable",
+        "tbmon: disconnected",
+        "tbmon: using connection 'tbmon'",
+    ];
+    want.extend(["tbmon: connecting (externally)"; 5]);
+    assert_eq!(tun, want, "{seen:#?}");
+    if !seen
+        .iter()
+        .any(|l| l == "'watched' is now the primary connection")
+    {
+        until("'watched' is now the primary connection");
+    }
     w.manager().await.deactivate_connection(&ac).await.unwrap();
-    // The uplink is primary again (tinynmd assumes it as NM does: connected externally).
-    expect("'veth0' is now the primary connection");
+    // The tunnel goes; the uplink is primary again (assumed as NM does: connected externally).
+    let seen = until("tbmon: device removed");
+    if !seen
+        .iter()
+        .any(|l| l == "'veth0' is now the primary connection")
+    {
+        until("'veth0' is now the primary connection");
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

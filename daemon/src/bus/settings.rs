@@ -355,6 +355,9 @@ impl ConnectionView {
     ) -> Result<SettingsDict, SettingsError> {
         let uid = caller_uid(conn, &hdr).await?;
         let s = self.snap.borrow().clone();
+        if let Some(g) = &s.generated {
+            g.fetched.notify_one();
+        }
         if !crate::auth::visible(&s.profile, uid) {
             return Err(SettingsError::PermissionDenied(
                 "the connection is not visible to this user (connection.permissions)".into(),

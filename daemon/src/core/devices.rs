@@ -17,13 +17,35 @@ use crate::netlink::Lookup;
 use crate::netlink::links::{Link, LinkKind};
 use crate::state::paths::NM_PATH;
 use crate::state::{
-    AcId, AcSnapshot, DeviceSnapshot, Generated, IpData, NmError, ProfileId, STATE_ACTIVATED,
-    STATE_UNMANAGED, root,
+    AcId, AcSnapshot, Command, DeviceSnapshot, Generated, IpData, NmError, ProfileId,
+    STATE_ACTIVATED, STATE_UNMANAGED, root,
 };
 
 /// NM_ACTIVATION_STATE_FLAG_* of an external connection: EXTERNAL | IP6_READY | IP4_READY |
 /// LAYER2_READY | IS_CONTROLLER… as NM shows them (220).
 const EXTERNAL_FLAGS: u32 = 0x80 | 0x40 | 0x10 | 0x08 | 0x04;
+
+/// NM's way through the states for a link it assumes: UNAVAILABLE and DISCONNECTED
+/// (CONNECTION_ASSUMED), then, once the external connection is exported and a client has had
+/// the time to read it, PREPARE … ACTIVATED: `nmcli monitor` prints "connecting (externally)"
+/// and "connected (externally)" as it does with NM.
+const ASSUME_STEPS: [(u32, u32); 8] = {
+    use crate::state::{dev_reason as r, dev_state as s};
+    [
+        (s::UNAVAILABLE, r::CONNECTION_ASSUMED),
+        (s::DISCONNECTED, r::CONNECTION_ASSUMED),
+        (s::PREPARE, r::NONE),
+        (s::CONFIG, r::NONE),
+        (s::IP_CONFIG, r::NONE),
+        (s::IP_CHECK, r::NONE),
+        (s::SECONDARIES, r::NONE),
+        (STATE_ACTIVATED, r::NONE),
+    ]
+};
+
+/// How long an assumed device waits in DISCONNECTED for a client to read its generated
+/// profile (NM takes about 13 ms between the two).
+const ASSUME_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One exported device.
 pub struct DeviceEntry {
@@ -151,6 +173,9 @@ impl Core {
                 managed: None,
             },
         );
+        // Clients learn of a device from the Manager's `Devices`: it lists the device (at
+        // UNMANAGED) before the device moves, as NM's does.
+        self.publish_manager().await?;
         if configured {
             self.add_external(index).await?;
         }
@@ -203,7 +228,7 @@ impl Core {
         }
         // A link tinynmd configures itself is never anyone else's.
         let managed =
-            entry.managed.is_some() || old.state != STATE_UNMANAGED && old.state != STATE_ACTIVATED;
+            entry.managed.is_some() || entry.external.is_none() && old.state != STATE_UNMANAGED;
         match (was, now) {
             _ if managed => {}
             (true, false) => self.remove_external(index).await?,
@@ -291,9 +316,11 @@ impl Core {
         p.connection.kind = link.kind.connection_type().to_string();
         let kind = p.connection.kind.clone();
         let (id, uuid) = (p.connection.id.clone(), p.connection.uuid.clone());
+        let fetched = std::sync::Arc::new(tokio::sync::Notify::new());
         let generated = Generated {
             iface: link.name.clone(),
             addrs: link.addrs.clone(),
+            fetched: fetched.clone(),
         };
         let ppath = self
             .insert_profile(p, None, None, Some(generated), true)
@@ -321,12 +348,50 @@ impl Core {
         };
         entry.external = Some((pn, n));
         entry.snap.send_modify(|s| {
-            s.state = STATE_ACTIVATED;
             s.active = path.clone();
             s.available = vec![ppath.clone()];
         });
-        self.announce_device_state(index, STATE_UNMANAGED).await?;
+        // Before the name is owned nobody is watching: straight to ACTIVATED.
+        if self.startup_deadline.is_none() {
+            self.walk(index, &ASSUME_STEPS).await?;
+        } else {
+            self.walk(index, &ASSUME_STEPS[..2]).await?;
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(ASSUME_WAIT, fetched.notified()).await;
+                let _ = tx.send(Command::Assumed { index, ac: n }).await;
+            });
+        }
         self.publish_manager().await
+    }
+
+    /// The rest of the walk of a device whose external connection is `ac`, if it still is.
+    pub(super) async fn assumed(&mut self, index: u32, ac: AcId) -> zbus::Result<()> {
+        let Some(entry) = self.devices.get(&index) else {
+            return Ok(());
+        };
+        if entry.external.map(|(_, n)| n) != Some(ac) {
+            return Ok(());
+        }
+        self.walk(index, &ASSUME_STEPS[2..]).await?;
+        self.publish_manager().await
+    }
+
+    /// Takes a device through `steps`, each announced on its own.
+    async fn walk(&self, index: u32, steps: &[(u32, u32)]) -> zbus::Result<()> {
+        let Some(entry) = self.devices.get(&index) else {
+            return Ok(());
+        };
+        let mut old = entry.snap.borrow().state;
+        for &(state, reason) in steps {
+            entry.snap.send_modify(|d| {
+                d.state = state;
+                d.reason = reason;
+            });
+            self.announce_device_state(index, old).await?;
+            old = state;
+        }
+        Ok(())
     }
 
     /// Announces a device's new state (from `old`), with the properties that follow it, as
@@ -372,13 +437,14 @@ impl Core {
         let Some((pn, n)) = entry.external.take() else {
             return Ok(());
         };
+        let was = entry.snap.borrow().state;
         entry.snap.send_modify(|s| {
             s.state = STATE_UNMANAGED;
             s.reason = 0;
             s.active = root();
             s.available = Vec::new();
         });
-        self.announce_device_state(index, STATE_ACTIVATED).await?;
+        self.announce_device_state(index, was).await?;
         let path = n.path();
         // The VPNs over it lose their base: down, as NM's parent-device rule says.
         for d in self.dependents(n) {

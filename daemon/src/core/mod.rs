@@ -283,6 +283,11 @@ impl Core {
                 let _ = reply.send(r);
             }
             Command::CarrierWait { index, n } => self.carrier_gone(index, n).await,
+            Command::Assumed { index, ac } => {
+                if let Err(e) = self.assumed(index, ac).await {
+                    tracing::warn!("cannot announce an external connection: {e}");
+                }
+            }
             Command::DisconnectDevice { index, reply } => {
                 let _ = reply.send(self.disconnect_device(index).await);
             }

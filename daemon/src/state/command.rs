@@ -9,6 +9,14 @@ use crate::netlink::links::Link;
 
 /// What the views ask of the core.
 pub enum Command {
+    /// The external connection of the device at this ifindex may be shown ACTIVATED: a
+    /// client has read its profile, or the wait for one is over.
+    Assumed {
+        /// The device's ifindex.
+        index: u32,
+        /// Its external active connection.
+        ac: AcId,
+    },
     /// `ActivateConnection`
     Activate {
         /// Caller's uid.

@@ -49,6 +49,8 @@ pub mod dev_reason {
     pub const USER_REQUESTED: u32 = 39;
     /// Carrier changed.
     pub const CARRIER: u32 = 40;
+    /// The device's existing configuration was assumed as an external connection.
+    pub const CONNECTION_ASSUMED: u32 = 41;
     /// A secondary connection failed.
     pub const SECONDARY_CONNECTION_FAILED: u32 = 54;
 }

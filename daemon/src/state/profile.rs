@@ -27,6 +27,9 @@ pub struct Generated {
     pub iface: String,
     /// Its addresses then.
     pub addrs: Vec<crate::netlink::links::LinkAddr>,
+    /// Told when a client first reads the profile (`GetSettings`): libnm shows the external
+    /// connection only once it has, so the device's walk to ACTIVATED waits for it (bounded).
+    pub fetched: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Where an updated profile is kept (`Update`, `UpdateUnsaved`, `Update2`'s flags).
