@@ -206,6 +206,14 @@ fn ip_to_dict(s: &IpSection, fam: Family) -> Setting {
     d
 }
 
+/// The profile as a VPN plugin is given it (`Connect`, `NeedSecrets`, `NewSecrets`): with
+/// its secrets, without tinynm's own options in `vpn.data`.
+pub fn to_plugin_dict(p: &Profile) -> SettingsDict {
+    let mut q = p.clone();
+    q.vpn.data = p.vpn.plugin_data();
+    to_dict(&q, true)
+}
+
 /// The profile as NM's `a{sa{sv}}`. `with_secrets` adds `vpn.secrets` (what the plugin gets);
 /// `GetSettings` never carries secrets.
 pub fn to_dict(p: &Profile, with_secrets: bool) -> SettingsDict {

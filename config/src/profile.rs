@@ -75,6 +75,33 @@ pub struct VpnSection {
     pub timeout: u32,
 }
 
+/// `vpn.data` keys starting with this are tinynm's own options, never handed to the plugin
+/// (NM's plugins refuse keys they do not know).
+pub const TINYNM_PREFIX: &str = "tinynm-";
+
+/// `vpn.data tinynm-autoconnect=yes`: the VPN comes up by itself once there is a primary
+/// connection (and again whenever there is one after it went down without the user asking).
+pub const TINYNM_AUTOCONNECT: &str = "tinynm-autoconnect";
+
+/// The tinynm options `vpn.data` may hold, each `yes` or `no`.
+pub const TINYNM_OPTIONS: &[&str] = &[TINYNM_AUTOCONNECT];
+
+impl VpnSection {
+    /// Whether tinynm's option `key` (one of [`TINYNM_OPTIONS`]) is `yes`.
+    pub fn option(&self, key: &str) -> bool {
+        self.data.get(key).is_some_and(|v| v == "yes")
+    }
+
+    /// `data` without tinynm's own options: what the plugin is given.
+    pub fn plugin_data(&self) -> BTreeMap<String, String> {
+        self.data
+            .iter()
+            .filter(|(k, _)| !k.starts_with(TINYNM_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
 /// The `802-3-ethernet` setting.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EthernetSection {
@@ -501,6 +528,30 @@ impl Profile {
                 return Err(ProfileError::key("vpn", "data", "keys must not be empty"));
             }
         }
+        for (k, v) in self
+            .vpn
+            .data
+            .iter()
+            .filter(|(k, _)| k.starts_with(TINYNM_PREFIX))
+        {
+            if !TINYNM_OPTIONS.contains(&k.as_str()) {
+                return Err(ProfileError::key(
+                    "vpn",
+                    "data",
+                    format!(
+                        "'{k}' is not a tinynm option (known: {})",
+                        TINYNM_OPTIONS.join(", ")
+                    ),
+                ));
+            }
+            if v != "yes" && v != "no" {
+                return Err(ProfileError::key(
+                    "vpn",
+                    "data",
+                    format!("'{k}={v}': expected 'yes' or 'no'"),
+                ));
+            }
+        }
         for (fam, s) in [(Family::V4, &self.ipv4), (Family::V6, &self.ipv6)] {
             s.validate(fam)?;
         }
@@ -621,6 +672,57 @@ mod rule_tests {
         assert_eq!(
             RoutingRule::parse("priority 5 from 10.0.0.0/33 table 1").unwrap_err(),
             "'10.0.0.0/33' is not ADDRESS/LEN"
+        );
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    fn vpn(data: &[(&str, &str)]) -> Profile {
+        let mut p = Profile::new_vpn(
+            "v",
+            "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            "org.freedesktop.NetworkManager.openvpn",
+        );
+        for (k, v) in data {
+            p.vpn.data.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
+
+    #[test]
+    fn tinynm_options_are_checked_and_never_reach_the_plugin() {
+        let p = vpn(&[("remote", "vpn.example"), (TINYNM_AUTOCONNECT, "yes")]);
+        p.validate().unwrap();
+        assert!(p.vpn.option(TINYNM_AUTOCONNECT));
+        assert_eq!(
+            p.vpn.plugin_data().keys().collect::<Vec<_>>(),
+            ["remote"],
+            "the plugin gets its own keys only"
+        );
+        let d = crate::dbus::to_plugin_dict(&p);
+        let data = d["vpn"]["data"].to_string();
+        assert!(!data.contains("tinynm"), "{data}");
+        assert!(
+            !vpn(&[(TINYNM_AUTOCONNECT, "no")])
+                .vpn
+                .option(TINYNM_AUTOCONNECT)
+        );
+        assert_eq!(
+            vpn(&[(TINYNM_AUTOCONNECT, "true")])
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "[vpn] data: 'tinynm-autoconnect=true': expected 'yes' or 'no'"
+        );
+        assert_eq!(
+            vpn(&[("tinynm-autoconnct", "yes")])
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "[vpn] data: 'tinynm-autoconnct' is not a tinynm option (known: tinynm-autoconnect)"
         );
     }
 }

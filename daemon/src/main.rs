@@ -150,6 +150,7 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (manager_tx, manager_rx) = watch::channel(state::ManagerSnapshot::new());
     let (settings_tx, settings_rx) = watch::channel(Vec::new());
+    let (keepup_tx, keepup_rx) = watch::channel(state::KeepUpSnapshot::default());
     let (objects_tx, objects_rx) = watch::channel(bus::objects::Objects::from([
         (
             state::paths::NM_PATH.to_string(),
@@ -197,6 +198,10 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
             bus::dns::DnsStatusView { snap: dns_rx },
         )
         .serve_at(
+            state::paths::SETTINGS_PATH,
+            bus::keepup::KeepUpView { snap: keepup_rx },
+        )
+        .serve_at(
             state::paths::AGENT_PATH,
             bus::agent::AgentManagerView {
                 agents: agents.clone(),
@@ -225,6 +230,7 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         manager: manager_tx,
         settings: settings_tx,
         dns: dns_tx,
+        keepup: keepup_tx,
     };
     let mut core = core::Core::new(handles, authority, cmd_tx.clone(), published, dns);
     core.load_profiles()

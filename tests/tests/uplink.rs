@@ -10,6 +10,7 @@ use common::{LIMIT, Signal, TESTBENCH, World};
 use tinynm_config::toml_profile::to_toml_string;
 use tinynm_sandbox::DaemonOptions;
 use tinynm_sandbox::dhcp::{DhcpOptions, Dnsmasq, LEASE_DNS, LEASE_DOMAIN};
+use zbus::OwnedObjectPath;
 
 const UPLINK_UUID: &str = "9d6b0f0e-0909-4a09-9009-b0a9c0d0e001";
 
@@ -562,4 +563,143 @@ async fn ipv6_auto_takes_the_routers_advertised_prefix_by_slaac() {
         .await;
     assert!(shown.starts_with("fd00:99::"));
     drop(dnsmasq);
+}
+
+/// tinynm's `org.tinynm.Settings` property `name`, as a PropertiesChanged signal carries it,
+/// once `f` accepts it.
+async fn keepup_change<T>(
+    changes: &mut zbus::fdo::PropertiesChangedStream,
+    name: &str,
+    f: impl Fn(&zbus::Variant<'_>) -> Option<T>,
+) -> T {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let s = tokio::time::timeout_at(deadline, changes.next())
+            .await
+            .unwrap_or_else(|_| panic!("no org.tinynm.Settings {name} change within {LIMIT:?}"))
+            .expect("the signal stream");
+        let args = s.args().unwrap();
+        if args.interface_name.as_str() != "org.tinynm.Settings" {
+            continue;
+        }
+        if let Some(v) = args.changed_properties.get(name).and_then(&f) {
+            return v;
+        }
+    }
+}
+
+/// A VPN with `tinynm-autoconnect=yes` (tinynm's own; no secondaries): it waits for a
+/// primary connection, comes up over the uplink by itself, is brought back when its plugin
+/// dies (shown on D-Bus), and comes back with the uplink's carrier; taken down by the user it
+/// stays down (shown on D-Bus) until activated by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_starting_vpn_follows_the_primary_connection_and_stays_down_for_the_user() {
+    use std::collections::HashMap;
+    tinynm_sandbox::require_root("the uplink tests").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v = vpn();
+    v.vpn.data.insert("tinynm-autoconnect".into(), "yes".into());
+    let keyfile = format!(
+        "[connection]\nid=uplink\nuuid={UPLINK_UUID}\ntype=ethernet\ninterface-name=veth0\n\n\
+         [ipv4]\naddress1=10.99.0.10/24,10.99.0.1\nmethod=manual\n\n[ipv6]\nmethod=ignore\n"
+    );
+    let mut w = World::with_uplink(options(tmp.path(), keyfile, &v), |_| {}).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    let first = w.wait_vpn_other(&[]).await;
+    w.wait_vpn(&first, &[5]).await;
+    // It waited for the primary connection: the uplink had its IP before the VPN started.
+    let ip_at = w
+        .seen
+        .iter()
+        .position(|s| matches!(s, Signal::Dev(p, 70, _, _) if *p == dev))
+        .expect("the uplink through IP_CONFIG");
+    let vpn_at = w
+        .seen
+        .iter()
+        .position(|s| matches!(s, Signal::Vpn(p, _, _) if *p == first))
+        .expect("the VPN's states");
+    assert!(ip_at < vpn_at, "{:?}", w.seen);
+    // The plugin dies: the VPN waits for its next try, shown on D-Bus, and comes back.
+    let props = zbus::fdo::PropertiesProxy::builder(&w.conn)
+        .destination("org.freedesktop.NetworkManager")
+        .path("/org/freedesktop/NetworkManager/Settings")
+        .build()
+        .await
+        .unwrap();
+    let mut changes = props.receive_properties_changed().await.unwrap();
+    let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
+    assert_eq!(pids.len(), 1, "one plugin: {pids:?}");
+    w.forget_signals();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let uuid = v.connection.uuid.clone();
+    let pending = keepup_change(&mut changes, "Reconnects", |val| {
+        let m = HashMap::<String, (u32, u64, String)>::try_from(val.try_clone().ok()?).ok()?;
+        m.get(&uuid).cloned()
+    })
+    .await;
+    assert_eq!(pending.0, 1, "{pending:?}");
+    assert_eq!(
+        pending.2, "The VPN service stopped unexpectedly",
+        "{pending:?}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    assert!(
+        pending.1 > now - 2_000_000 && pending.1 < now + 2_000_000,
+        "{pending:?}"
+    );
+    let second = w.wait_ac(|p, st, _| st == 2 && p != first).await;
+    w.wait_vpn(&second, &[5]).await;
+    keepup_change(&mut changes, "Reconnects", |val| {
+        let m = HashMap::<String, (u32, u64, String)>::try_from(val.try_clone().ok()?).ok()?;
+        m.is_empty().then_some(())
+    })
+    .await;
+    // The carrier goes: both go down after 6 s; it returns: the VPN comes back by itself.
+    let router = w.server.take().unwrap();
+    w.forget_signals();
+    router.set_link("veth1", false).unwrap();
+    assert_eq!(w.wait_device(&dev, 20).await, 40);
+    w.wait_vpn(&second, &[7]).await;
+    router.set_link("veth1", true).unwrap();
+    w.wait_device(&dev, 100).await;
+    let third = w.wait_vpn_other(&[&first, &second]).await;
+    w.wait_vpn(&third, &[5]).await;
+    w.server = Some(router);
+    // The user takes it down: it stays down, held on D-Bus, even as tinynmd looks again
+    // (a new profile makes it look for links and VPNs to start).
+    w.manager()
+        .await
+        .deactivate_connection(&OwnedObjectPath::try_from(third.as_str()).unwrap())
+        .await
+        .unwrap();
+    let blocked = keepup_change(&mut changes, "AutoconnectBlocked", |val| {
+        Vec::<String>::try_from(val.try_clone().ok()?).ok()
+    })
+    .await;
+    assert_eq!(blocked, [uuid]);
+    w.wait_removed(&third).await;
+    w.add("another", &[]).await;
+    assert!(w.vpn_actives().await.is_empty(), "the VPN came back");
+    // Activated by hand, it is no longer held.
+    let profile = w
+        .settings()
+        .await
+        .get_connection_by_uuid(&v.connection.uuid)
+        .await
+        .unwrap();
+    let fourth = w.activate(&profile).await.unwrap();
+    w.wait_vpn(fourth.as_str(), &[5]).await;
+    let blocked = keepup_change(&mut changes, "AutoconnectBlocked", |val| {
+        Vec::<String>::try_from(val.try_clone().ok()?).ok()
+    })
+    .await;
+    assert!(blocked.is_empty(), "{blocked:?}");
 }

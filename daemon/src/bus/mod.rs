@@ -6,6 +6,7 @@ pub mod device;
 pub mod dns;
 pub mod export;
 pub mod ipconfig;
+pub mod keepup;
 pub mod manager;
 pub mod objects;
 pub mod settings;

@@ -18,6 +18,7 @@ use super::device::{
 };
 use super::dns::{DnsManagerView, DnsStatusView};
 use super::ipconfig::{Ip4ConfigView, Ip6ConfigView, PropValue, ip_props};
+use super::keepup::KeepUpView;
 use super::manager::Manager;
 use super::settings::{ConnectionView, SettingsView};
 
@@ -41,6 +42,8 @@ pub enum Iface {
     Dns,
     /// `org.tinynm.DnsManager` (tinynm's own, beside it)
     DnsStatus,
+    /// `org.tinynm.Settings` (tinynm's own, beside NM's Settings)
+    KeepUp,
     /// `org.freedesktop.NetworkManager.AgentManager`
     Agent,
     /// `org.freedesktop.NetworkManager.Device`
@@ -74,6 +77,7 @@ impl Iface {
             Iface::Vpn => VpnView::name(),
             Iface::Dns => DnsManagerView::name(),
             Iface::DnsStatus => DnsStatusView::name(),
+            Iface::KeepUp => KeepUpView::name(),
             Iface::Agent => AgentManagerView::name(),
             Iface::Device => DeviceView::name(),
             Iface::Statistics => StatisticsView::name(),
@@ -131,6 +135,7 @@ pub async fn interfaces_of(
             Iface::Vpn => props_of::<VpnView>(server, conn, path).await?,
             Iface::Dns => props_of::<DnsManagerView>(server, conn, path).await?,
             Iface::DnsStatus => props_of::<DnsStatusView>(server, conn, path).await?,
+            Iface::KeepUp => props_of::<KeepUpView>(server, conn, path).await?,
             // NM lists the AgentManager with no properties.
             Iface::Agent => Props::new(),
             Iface::Device => props_of::<DeviceView>(server, conn, path).await?,

@@ -159,6 +159,7 @@ impl Core {
         if self.devices.values().any(|d| d.managed == Some(n)) {
             self.retries.insert(pn, i32::MAX);
         }
+        self.user_took_down(pn);
         self.take_down(n, Reason::UserDisconnected).await;
         Ok(())
     }

@@ -48,6 +48,8 @@ pub struct Published {
     pub settings: watch::Sender<Vec<OwnedObjectPath>>,
     /// The DnsManager's snapshot.
     pub dns: watch::Sender<DnsSnapshot>,
+    /// `org.tinynm.Settings`' snapshot: VPNs being kept up.
+    pub keepup: watch::Sender<crate::state::KeepUpSnapshot>,
 }
 
 /// The core actor's state.
@@ -186,9 +188,14 @@ impl Core {
                 specific_object,
                 reply,
             } => {
+                let pn = ProfileId::of_path(connection.as_str());
                 let r = self
                     .activate(uid, connection, device, specific_object)
                     .await;
+                if let (Ok(_), Some(pn)) = (&r, pn) {
+                    self.user_brought_up(pn);
+                    self.publish_keepup().await;
+                }
                 let _ = reply.send(r);
             }
             Command::Deactivate { uid, active, reply } => {
@@ -219,6 +226,7 @@ impl Core {
             Command::Ended { n } => {
                 self.wired_ended(n).await;
                 self.maybe_reconnect(n);
+                self.publish_keepup().await;
                 if self.actives.remove(&n).is_some() {
                     let path = n.path();
                     // The Manager stops listing the object before the object goes (as Settings
@@ -310,6 +318,7 @@ impl Core {
                     tracing::warn!("cannot publish the manager's state: {e}");
                 }
                 self.update_dns().await;
+                self.autoconnect_vpns().await;
             }
             Command::Shutdown { reply } => {
                 if self.actives.is_empty() {

@@ -1,17 +1,28 @@
-//! Keeping VPNs up (tinynm's own; NM leaves a failed VPN down): a VPN with `vpn.persistent`,
-//! or started as a base connection's secondary while that base stays up, is activated again
-//! after it fails for a reason that another try can change (its plugin stopped or could not
-//! start, the connection timed out), after 1 s, then 2, 4… up to 64 s; reaching ACTIVATED
-//! resets the delay. Refused credentials, a bad config, the user or a base that went are not
-//! retried (the base's return brings its secondaries back).
+//! Keeping VPNs up (tinynm's own; NM leaves a failed VPN down, and never starts a VPN by
+//! itself but as a secondary):
+//! - a VPN with `vpn.data tinynm-autoconnect=yes` is activated over the primary connection as
+//!   soon as there is one (at start-up, when a profile is added, when the uplink comes back);
+//!   taken down by the user, or failed for a reason another try cannot change (refused
+//!   credentials, a bad config), it is held down until activated by hand;
+//! - such a VPN, one with `vpn.persistent`, or one started as a base connection's secondary
+//!   while that base stays up, is activated again after it fails for a reason that another try
+//!   can change (its plugin stopped or could not start, the connection timed out), after 1 s,
+//!   then 2, 4… up to 64 s; reaching ACTIVATED resets the delay. A base that went is not
+//!   retried: its return brings its secondaries back.
+//!
+//! Both show on `org.tinynm.Settings` (`Reconnects`, `AutoconnectBlocked`) and in the log.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
 
 use tinynm_config::nm::{AcState, Reason};
+use tinynm_config::profile::TINYNM_AUTOCONNECT;
+use zbus::Variant;
 
 use super::Core;
-use crate::state::{AcId, Command, ProfileId};
+use crate::bus::objects::Iface;
+use crate::state::paths::SETTINGS_PATH;
+use crate::state::{AcId, Command, KeepUpSnapshot, PendingTry, ProfileId, root};
 
 /// The longest wait between two tries.
 pub const MAX_DELAY: Duration = Duration::from_secs(64);
@@ -25,6 +36,10 @@ struct Pending {
     base: Option<AcId>,
     /// Who activated it.
     uid: u32,
+    /// When the next try starts.
+    at: SystemTime,
+    /// Why the last activation ended (`NMActiveConnectionStateReason`).
+    reason: u32,
     /// The timer of the next try.
     timer: Option<tokio::task::JoinHandle<()>>,
 }
@@ -33,6 +48,8 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct Reconnects {
     pending: BTreeMap<ProfileId, Pending>,
+    /// `tinynm-autoconnect` VPNs held down until activated by hand.
+    blocked: BTreeSet<ProfileId>,
 }
 
 /// The wait before try number `tries` (0: the first): 1 s, doubling, at most [`MAX_DELAY`].
@@ -66,16 +83,28 @@ impl Core {
         let Some(p) = self.profiles.get(&a.profile) else {
             return;
         };
-        let (persistent, id) = {
+        let (persistent, auto, id) = {
             let s = p.snap.borrow();
-            (s.profile.vpn.persistent, s.profile.connection.id.clone())
+            let v = &s.profile.vpn;
+            (
+                v.persistent,
+                v.option(TINYNM_AUTOCONNECT),
+                s.profile.connection.id.clone(),
+            )
         };
         let base_up = base.is_some_and(|b| {
             self.actives
                 .get(&b)
                 .is_some_and(|x| x.snap.borrow().state <= AcState::Activated as u32)
         });
-        if !vpn || !(persistent || base_up) || !worth_retrying(reason) {
+        if vpn && auto && !worth_retrying(reason) && reason != Reason::DeviceDisconnected as u32 {
+            tracing::warn!(
+                "VPN '{id}' ended ({}): it does not come up by itself again until activated",
+                Reason::from_u32(reason).nmcli_text()
+            );
+            self.reconnects.blocked.insert(a.profile);
+        }
+        if !vpn || !(persistent || auto || base_up) || !worth_retrying(reason) {
             self.reconnects.pending.remove(&a.profile);
             return;
         }
@@ -85,11 +114,15 @@ impl Core {
             tries: 0,
             base: None,
             uid,
+            at: SystemTime::now(),
+            reason,
             timer: None,
         });
         e.base = base.filter(|_| base_up);
         let wait = delay(e.tries);
         e.tries += 1;
+        e.at = SystemTime::now() + wait;
+        e.reason = reason;
         tracing::warn!(
             "VPN '{id}' ended ({}): trying again in {} s (try {})",
             Reason::from_u32(reason).nmcli_text(),
@@ -132,9 +165,116 @@ impl Core {
                 }
             }
             Err(e) => {
+                // No primary connection now, say: its return brings a self-starting VPN back.
                 tracing::warn!("trying the VPN again: {e}");
+                self.reconnects.pending.remove(&pn);
             }
         }
+        self.publish_keepup().await;
+    }
+
+    /// Starts each `tinynm-autoconnect` VPN that is not up, not held down and not waiting
+    /// for its next try, over the primary connection, once there is one (not a VPN).
+    pub(super) async fn autoconnect_vpns(&mut self) {
+        if self.startup_deadline.is_none() || self.shutdown.is_some() {
+            return;
+        }
+        let primary = self.out.manager.borrow().primary.clone();
+        let Some(pa) = AcId::of_path(primary.as_str()) else {
+            return;
+        };
+        if self.actives.get(&pa).is_some_and(|a| a.snap.borrow().vpn) {
+            return;
+        }
+        let todo: Vec<(ProfileId, String)> = self
+            .profiles
+            .iter()
+            .filter(|(pn, p)| {
+                let s = p.snap.borrow();
+                s.profile.is_vpn()
+                    && s.profile.vpn.option(TINYNM_AUTOCONNECT)
+                    && !self.reconnects.blocked.contains(pn)
+                    && !self.reconnects.pending.contains_key(pn)
+                    && !self.actives.values().any(|a| a.profile == **pn)
+            })
+            .map(|(pn, p)| (*pn, p.snap.borrow().profile.connection.id.clone()))
+            .collect();
+        for (pn, id) in todo {
+            tracing::info!("VPN '{id}': autoconnect over {primary}");
+            if let Err(e) = Box::pin(self.activate(0, pn.path(), root(), root())).await {
+                tracing::warn!("autoconnect VPN '{id}': {e}; held down until activated");
+                self.reconnects.blocked.insert(pn);
+            }
+        }
+        self.publish_keepup().await;
+    }
+
+    /// The user took VPN profile `pn` down: a self-starting one stays down.
+    pub(super) fn user_took_down(&mut self, pn: ProfileId) {
+        let auto = self
+            .profiles
+            .get(&pn)
+            .is_some_and(|p| p.snap.borrow().profile.vpn.option(TINYNM_AUTOCONNECT));
+        if auto {
+            self.reconnects.blocked.insert(pn);
+        }
+    }
+
+    /// The user activated profile `pn`: it may start by itself again.
+    pub(super) fn user_brought_up(&mut self, pn: ProfileId) {
+        self.reconnects.blocked.remove(&pn);
+    }
+
+    /// Publishes `org.tinynm.Settings` when what it shows changed.
+    pub(super) async fn publish_keepup(&self) {
+        let uuid = |pn: &ProfileId| {
+            self.profiles
+                .get(pn)
+                .map(|p| p.snap.borrow().profile.connection.uuid.clone())
+        };
+        let usec = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0)
+        };
+        let new = KeepUpSnapshot {
+            reconnects: self
+                .reconnects
+                .pending
+                .iter()
+                .filter_map(|(pn, p)| {
+                    Some((
+                        uuid(pn)?,
+                        PendingTry {
+                            tries: p.tries,
+                            at_usec: usec(p.at),
+                            reason: Reason::from_u32(p.reason).nmcli_text().to_string(),
+                        },
+                    ))
+                })
+                .collect(),
+            blocked: self.reconnects.blocked.iter().filter_map(uuid).collect(),
+        };
+        if *self.out.keepup.borrow() == new {
+            return;
+        }
+        self.out.keepup.send_replace(new.clone());
+        let reconnects: std::collections::HashMap<String, (u32, u64, String)> = new
+            .reconnects
+            .into_iter()
+            .map(|(u, p)| (u, (p.tries, p.at_usec, p.reason)))
+            .collect();
+        self.h
+            .bus
+            .changed_or_log(
+                SETTINGS_PATH,
+                Iface::KeepUp,
+                vec![
+                    ("Reconnects", Variant::from(reconnects)),
+                    ("AutoconnectBlocked", Variant::from(new.blocked)),
+                ],
+            )
+            .await;
     }
 
     /// A kept-up VPN that reached ACTIVATED starts its backoff from the beginning.

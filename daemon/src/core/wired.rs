@@ -343,6 +343,7 @@ impl Core {
             }
         }
         self.autoconnect().await;
+        self.autoconnect_vpns().await;
     }
 
     /// The carrier wait ran out: the activation on link `index` goes down.

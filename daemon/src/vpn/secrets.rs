@@ -83,7 +83,7 @@ impl Task {
     /// `NeedSecrets`: the setting that still lacks secrets, if any; the machine's event when
     /// the call failed.
     async fn need_secrets(&self, proxy: &VpnPluginProxy<'static>) -> Result<Option<String>, Event> {
-        let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
+        let dict = tinynm_config::dbus::to_plugin_dict(&self.p.profile);
         let need = tokio::time::timeout(secs(self.t().plugin_call), proxy.need_secrets(dict)).await;
         match need {
             Ok(Ok(s)) if s.is_empty() => Ok(None),
@@ -166,7 +166,7 @@ impl Task {
         let Some(proxy) = self.link.proxy() else {
             return Event::ConnectFailed;
         };
-        let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
+        let dict = tinynm_config::dbus::to_plugin_dict(&self.p.profile);
         let call = secs(self.t().plugin_call);
         let interactive = self
             .p
@@ -237,7 +237,7 @@ impl Task {
         let Some(proxy) = self.link.proxy() else {
             return Event::NewSecretsDone(false);
         };
-        let dict = tinynm_config::dbus::to_dict(&self.p.profile, true);
+        let dict = tinynm_config::dbus::to_plugin_dict(&self.p.profile);
         match tokio::time::timeout(secs(self.t().plugin_call), proxy.new_secrets(dict)).await {
             Ok(Ok(())) => Event::NewSecretsDone(true),
             Ok(Err(e)) => {

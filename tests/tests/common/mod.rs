@@ -309,6 +309,16 @@ impl World {
         .await
     }
 
+    /// Waits (bounded) for a VPN state change of an active connection not in `except`;
+    /// returns that active connection.
+    pub async fn wait_vpn_other(&mut self, except: &[&str]) -> String {
+        self.wait(|s| match s {
+            Signal::Vpn(p, _, _) if !except.contains(&p.as_str()) => Some(p.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits (bounded) for the active connection object to be removed.
     pub async fn wait_removed(&mut self, ac: &str) {
         let ac = ac.to_string();

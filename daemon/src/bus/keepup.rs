@@ -1,0 +1,34 @@
+//! `org.tinynm.Settings`: tinynm's own interface beside NM's Settings (NM has no such
+//! properties): the VPNs tinynmd is bringing back, and the self-starting VPNs it holds down.
+
+use std::collections::HashMap;
+
+use crate::state::KeepUpSnapshot;
+
+/// The Settings object's tinynm interface.
+pub struct KeepUpView {
+    /// The core's snapshot.
+    pub snap: tokio::sync::watch::Receiver<KeepUpSnapshot>,
+}
+
+#[zbus::interface(name = "org.tinynm.Settings")]
+impl KeepUpView {
+    /// Profile UUID → (tries so far, when the next starts in µs since the epoch, why the last
+    /// ended) of each VPN waiting to be activated again.
+    #[zbus(property)]
+    fn reconnects(&self) -> HashMap<String, (u32, u64, String)> {
+        self.snap
+            .borrow()
+            .reconnects
+            .iter()
+            .map(|(u, p)| (u.clone(), (p.tries, p.at_usec, p.reason.clone())))
+            .collect()
+    }
+
+    /// UUIDs of the `tinynm-autoconnect` VPNs that will not come up by themselves until
+    /// activated by hand.
+    #[zbus(property)]
+    fn autoconnect_blocked(&self) -> Vec<String> {
+        self.snap.borrow().blocked.clone()
+    }
+}
