@@ -703,3 +703,69 @@ async fn a_self_starting_vpn_follows_the_primary_connection_and_stays_down_for_t
     .await;
     assert!(blocked.is_empty(), "{blocked:?}");
 }
+
+/// The address in dnsmasq's `DHCPACK(veth1) ADDRESS …` line.
+fn acked(line: &str) -> String {
+    line.split_whitespace()
+        .skip_while(|w| *w != "DHCPACK(veth1)")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The network is renumbered while the carrier is away (a new server that knows nothing of
+/// the old lease): on the carrier's return tinynmd asks for its last address (INIT-REBOOT),
+/// the server refuses it with a DHCPNAK, and tinynmd starts over and takes the new network's
+/// address; the old one is gone from the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nak_for_the_last_address_after_a_renumbering_gets_a_new_lease() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, mut dnsmasq) = dhcp_world(tmp.path(), &DhcpOptions::default()).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let old = acked(
+        &dnsmasq
+            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+            .unwrap(),
+    );
+    assert!(old.starts_with("10.99.0.1"), "{old}");
+    let router = w.server.take().unwrap();
+    w.forget_signals();
+    router.set_link("veth1", false).unwrap();
+    assert_eq!(w.wait_device(&dev, 20).await, 40, "CARRIER");
+    // Renumbered: a new server, its leases forgotten, handing out .200–.250 only.
+    dnsmasq.stop();
+    std::fs::remove_file(&dnsmasq.leases).unwrap();
+    let mut renumbered = Dnsmasq::start_range(
+        &router,
+        tmp.path(),
+        &DhcpOptions::default(),
+        "10.99.0.200,10.99.0.250",
+    )
+    .unwrap();
+    router.set_link("veth1", true).unwrap();
+    w.wait_device(&dev, 100).await;
+    let nak = renumbered
+        .expect("DHCPNAK(veth1)", std::time::Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        nak.contains(&old),
+        "the NAK was for the last address: {nak}"
+    );
+    let new = acked(
+        &renumbered
+            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+            .unwrap(),
+    );
+    assert!(new.starts_with("10.99.0.2"), "{new}");
+    w.wait_log("DHCPNAK", LIMIT).await;
+    let k = w.kernel();
+    assert!(k.addresses.contains(&format!("{new}/24 dev veth0")), "{k}");
+    assert!(
+        !k.addresses
+            .iter()
+            .any(|a| a.starts_with(&format!("{old}/"))),
+        "{k}"
+    );
+    w.server = Some(router);
+}
