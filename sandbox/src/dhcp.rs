@@ -78,6 +78,34 @@ impl Netns {
         Ok(router)
     }
 
+    /// What a reboot leaves of this namespace's uplink: `veth0` down with no address, and no
+    /// tunnel links (the daemon that made them is gone). Disks and the DHCP server remember.
+    pub fn reset_uplink(&self) -> Result<(), SandboxError> {
+        let ip = |args: &[&str]| -> Result<String, SandboxError> {
+            let mut c = Command::new(require_tool("ip", "iproute2")?);
+            c.args(args);
+            self.prepare(&mut c);
+            let o = c.output().map_err(|e| SandboxError::Sys("ip", e))?;
+            if !o.status.success() {
+                return Err(SandboxError::Setup(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stderr)
+                )));
+            }
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        ip(&["addr", "flush", "dev", "veth0"])?;
+        ip(&["link", "set", "veth0", "down"])?;
+        for line in ip(&["-o", "link", "show", "type", "tun"])?.lines() {
+            // `7: tun0: <…>`
+            if let Some(name) = line.split(": ").nth(1) {
+                ip(&["link", "del", name])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sets link `name` up or down (the far end of an uplink: the carrier of the near end).
     pub fn set_link(&self, name: &str, up: bool) -> Result<(), SandboxError> {
         let name = name.to_string();
@@ -104,6 +132,9 @@ pub struct DhcpOptions {
     pub t2: Option<u32>,
     /// Router advertisements of fd00:99::/64 (SLAAC only, no DHCPv6).
     pub ra: bool,
+    /// `--dhcp-authoritative`: refuse (DHCPNAK) a request for an address it does not know;
+    /// without it, such a request gets no answer at all.
+    pub authoritative: bool,
 }
 
 impl Default for DhcpOptions {
@@ -113,6 +144,7 @@ impl Default for DhcpOptions {
             t1: None,
             t2: None,
             ra: false,
+            authoritative: true,
         }
     }
 }
@@ -155,7 +187,6 @@ impl Dnsmasq {
             "--group=root",
             "--interface=veth1",
             "--bind-interfaces",
-            "--dhcp-authoritative",
             // No ICMP check of a new address before offering it (3 s of waiting for an echo
             // that no one in these namespaces sends): the figures are the daemons', not that.
             "--no-ping",
@@ -169,6 +200,9 @@ impl Dnsmasq {
         .arg(format!("--dhcp-option=option:domain-name,{LEASE_DOMAIN}"))
         .arg(format!("--dhcp-leasefile={}", leases.display()))
         .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()));
+        if o.authoritative {
+            cmd.arg("--dhcp-authoritative");
+        }
         if let Some(t1) = o.t1 {
             cmd.arg(format!("--dhcp-option=option:T1,{t1}"));
         }

@@ -28,7 +28,7 @@ impl NetworkManager {
         keyfiles: &[(String, String)],
         vpn_names: &[(String, String)],
     ) -> Result<NetworkManager, SandboxError> {
-        let nm = require_tool("NetworkManager", "network-manager")?;
+        require_tool("NetworkManager", "network-manager")?;
         let dir = tempfile::Builder::new()
             .prefix("tinynm-nm")
             .tempdir()
@@ -66,7 +66,37 @@ impl NetworkManager {
             ),
         )
         .map_err(sys)?;
-        let log = std::fs::File::create(dir.path().join("NetworkManager.log")).map_err(sys)?;
+        let child = Self::launch(ns, bus, dir.path())?;
+        Ok(NetworkManager { child, dir })
+    }
+
+    /// Stops it (SIGTERM), runs `between`, and starts it again on the same files: its state,
+    /// its DHCP leases.
+    pub fn restart_stopped(
+        &mut self,
+        ns: &Netns,
+        bus: &Bus,
+        between: impl FnOnce() -> Result<(), SandboxError>,
+    ) -> Result<(), SandboxError> {
+        terminate(&mut self.child);
+        between()?;
+        self.child = Self::launch(ns, bus, self.dir.path())?;
+        Ok(())
+    }
+
+    /// Runs NetworkManager on the files in `dir`.
+    fn launch(ns: &Netns, bus: &Bus, dir: &Path) -> Result<Child, SandboxError> {
+        let nm = require_tool("NetworkManager", "network-manager")?;
+        let sys = |e| SandboxError::Sys("NetworkManager's files", e);
+        let conf = dir.join("NetworkManager.conf");
+        let confd = dir.join("conf.d");
+        let lib = dir.join("lib");
+        let vdir = dir.join("VPN");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("NetworkManager.log"))
+            .map_err(sys)?;
         let mut cmd = Command::new(nm);
         cmd.process_group(0)
             .arg("--debug")
@@ -122,10 +152,8 @@ impl NetworkManager {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| SandboxError::Sys("spawn NetworkManager", e))?;
-        Ok(NetworkManager { child, dir })
+        cmd.spawn()
+            .map_err(|e| SandboxError::Sys("spawn NetworkManager", e))
     }
 
     /// Its pid.

@@ -52,6 +52,9 @@ pub struct Run {
     pub boot: Duration,
     /// Carrier back → the VPN's ACTIVATED again.
     pub carrier: Duration,
+    /// A reboot (the daemon stopped, the links' state gone, its files and the DHCP server's
+    /// lease kept): start → the VPN's ACTIVATED.
+    pub reboot: Duration,
     /// The daemon's RSS with the uplink and the VPN up, KiB.
     pub rss_kib: u64,
 }
@@ -152,12 +155,31 @@ pub async fn run(which: Which, bin: &std::path::Path) -> anyhow::Result<Run> {
     let t1 = Instant::now();
     router.set_link("veth1", true)?;
     let again = vpn_state(&mut s, 5, &d).await?;
+    // A reboot: each daemon stops as a service manager stops it, the kernel forgets the links'
+    // state; the daemon's files (its kept DHCP lease) and the DHCP server remember.
+    let t2;
+    let d = match d {
+        Running::Tinynm(mut x) => {
+            x.stop();
+            ns.reset_uplink()?;
+            t2 = Instant::now();
+            x.restart(&ns, &bus).await?;
+            Running::Tinynm(x)
+        }
+        Running::Nm(mut x) => {
+            x.restart_stopped(&ns, &bus, || ns.reset_uplink())?;
+            t2 = Instant::now();
+            Running::Nm(x)
+        }
+    };
+    let rebooted = vpn_state(&mut s, 5, &d).await?;
     if std::env::var_os("TINYNM_BENCH_LOG").is_some() {
         eprintln!("{}\n--- dnsmasq ---\n{}", d.log(), dhcp.log_text());
     }
     Ok(Run {
         boot,
         carrier: again - t1,
+        reboot: rebooted - t2,
         rss_kib,
     })
 }

@@ -410,7 +410,7 @@ fn short_lease() -> DhcpOptions {
         lease_secs: 120,
         t1: Some(60),
         t2: Some(100),
-        ra: false,
+        ..DhcpOptions::default()
     }
 }
 
@@ -768,4 +768,72 @@ async fn a_nak_for_the_last_address_after_a_renumbering_gets_a_new_lease() {
         "{k}"
     );
     w.server = Some(router);
+}
+
+/// tinynmd stops with the uplink up: it gives no DHCPRELEASE (as NM) and keeps the lease on
+/// disk; started again it asks for the same address (INIT-REBOOT: no DISCOVER) and has it.
+/// A server that knows nothing of it and is not authoritative stays silent: after 2 s tinynmd
+/// starts over with DISCOVER and has a lease all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_asks_for_the_kept_lease_and_starts_over_when_no_one_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut w, mut dnsmasq) = dhcp_world(tmp.path(), &DhcpOptions::default()).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let first = acked(
+        &dnsmasq
+            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+            .unwrap(),
+    );
+    w.forget_signals();
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    w.wait_log(&format!("asking for {first} again (INIT-REBOOT)"), LIMIT)
+        .await;
+    let again = acked(
+        &dnsmasq
+            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+            .unwrap(),
+    );
+    assert_eq!(again, first);
+    let log = dnsmasq.log_text();
+    assert!(!log.contains("DHCPRELEASE"), "released at the stop:\n{log}");
+    assert_eq!(
+        log.matches("DHCPDISCOVER(veth1)").count(),
+        1,
+        "only the first start discovers:\n{log}"
+    );
+    // A new server that forgot every lease and does not answer for others' addresses.
+    dnsmasq.stop();
+    std::fs::remove_file(&dnsmasq.leases).unwrap();
+    let router = w.server.take().unwrap();
+    let quiet = DhcpOptions {
+        authoritative: false,
+        ..DhcpOptions::default()
+    };
+    let mut quiet_server = Dnsmasq::start(&router, tmp.path(), &quiet).unwrap();
+    w.server = Some(router);
+    w.forget_signals();
+    w.daemon.restart(&w.ns, &w.bus).await.unwrap();
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    w.wait_log(
+        "no answer for the last address within 2 s: asking anew (DISCOVER)",
+        LIMIT,
+    )
+    .await;
+    quiet_server
+        .expect("DHCPDISCOVER(veth1)", std::time::Duration::from_secs(5))
+        .unwrap();
+    let leased = acked(
+        &quiet_server
+            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+            .unwrap(),
+    );
+    let k = w.kernel();
+    assert!(
+        k.addresses.contains(&format!("{leased}/24 dev veth0")),
+        "{k}"
+    );
 }

@@ -97,6 +97,7 @@ impl Core {
         out: Published,
         dns: crate::dns::Dns,
     ) -> Self {
+        let leases = crate::wired::Leases::in_dir(&h.cfg.state_dir.join("leases"));
         Core {
             h,
             auth,
@@ -118,7 +119,7 @@ impl Core {
             startup_deadline: None,
             reconnects: reconnect::Reconnects::default(),
             secondary_of: BTreeMap::new(),
-            leases: crate::wired::Leases::default(),
+            leases,
         }
     }
 
@@ -326,10 +327,7 @@ impl Core {
                     return true;
                 }
                 for a in self.actives.values() {
-                    let _ = a
-                        .cmd
-                        .send(AcCommand::Deactivate(Reason::UserDisconnected))
-                        .await;
+                    let _ = a.cmd.send(AcCommand::Shutdown).await;
                 }
                 self.shutdown = Some(reply);
             }

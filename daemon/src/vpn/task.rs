@@ -32,6 +32,9 @@ pub enum AcCommand {
     /// (A wired connection) its link's carrier has been gone for NM's wait: down, the device
     /// UNAVAILABLE.
     CarrierLost,
+    /// tinynmd is stopping: down as the user would take it, but a wired connection keeps its
+    /// DHCP lease (no DHCPRELEASE, as NM), to ask for it again at the next start.
+    Shutdown,
 }
 
 /// What the core and each connection's task work with.
@@ -364,6 +367,7 @@ pub(super) fn deactivation(cmd: Option<AcCommand>) -> Event {
     match cmd {
         Some(AcCommand::Deactivate(r)) => Event::Deactivate(r),
         Some(AcCommand::CarrierLost) => Event::Deactivate(Reason::DeviceDisconnected),
+        Some(AcCommand::Shutdown) => Event::Deactivate(Reason::UserDisconnected),
         None => Event::Deactivate(Reason::UserDisconnected),
     }
 }

@@ -4,10 +4,17 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, SystemTime};
 
 use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
+use serde::{Deserialize, Serialize};
+
+/// How long an INIT-REBOOT request for the last address waits for an answer before the client
+/// starts over with DISCOVER (a server that does not know the lease and is not authoritative
+/// stays silent; mozim alone would try four times, about a minute).
+const REBOOT_WAIT: Duration = Duration::from_secs(2);
 
 /// A lease, as the connection uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,28 +60,110 @@ impl Lease {
     }
 }
 
-/// The last lease of each profile on each link (profile UUID, ifindex), with when it was
-/// had: a new activation asks for the same address again (RFC 2131's INIT-REBOOT, as NM does),
-/// which skips DISCOVER and its random start delay.
+/// The last lease of each profile on each link (profile UUID, interface name), with when it
+/// was had, in memory and on disk (as NM keeps `internal-<uuid>-<iface>.lease`): a new
+/// activation, also after a restart or a reboot, asks for the same address again (RFC 2131's
+/// INIT-REBOOT, as NM does), which skips DISCOVER and its random start delay.
 #[derive(Clone, Default)]
-pub struct Leases(Arc<Mutex<HashMap<LeaseKey, (DhcpV4Lease, Instant)>>>);
+pub struct Leases {
+    known: Arc<Mutex<HashMap<LeaseKey, (DhcpV4Lease, SystemTime)>>>,
+    /// Where they are kept across restarts (none: only in memory).
+    dir: Option<PathBuf>,
+}
 
-/// A profile's UUID and a link's ifindex.
-pub type LeaseKey = (String, u32);
+/// A profile's UUID and a link's name.
+pub type LeaseKey = (String, String);
+
+/// A lease on disk: what INIT-REBOOT asks for again.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedLease {
+    address: Ipv4Addr,
+    netmask: Ipv4Addr,
+    server: Ipv4Addr,
+    lease_time: u32,
+    /// When it was had, seconds since the epoch.
+    obtained: u64,
+}
 
 impl Leases {
+    /// Leases kept in `dir` (created when the first is written) as well as in memory.
+    pub fn in_dir(dir: &Path) -> Leases {
+        Leases {
+            known: Arc::default(),
+            dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    fn file(&self, (uuid, iface): &LeaseKey) -> Option<PathBuf> {
+        // A UUID and an interface name hold no '/' (both are checked when read).
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{uuid}-{iface}.lease")))
+    }
+
     /// The lease to ask for again, while it has not run out.
     pub fn get(&self, key: &LeaseKey) -> Option<DhcpV4Lease> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(key)
-            .filter(|(l, at)| at.elapsed().as_secs() < u64::from(l.lease_time_sec))
-            .map(|(l, _)| l.clone())
+        let live = |(l, at): &(DhcpV4Lease, SystemTime)| {
+            at.elapsed()
+                .is_ok_and(|e| e.as_secs() < u64::from(l.lease_time_sec))
+        };
+        {
+            let m = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(x) = m.get(key) {
+                return live(x).then(|| x.0.clone());
+            }
+        }
+        let path = self.file(key)?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        let saved: SavedLease = match toml::from_str(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("{}: not a lease, ignored: {e}", path.display());
+                return None;
+            }
+        };
+        let mut l = DhcpV4Lease::default();
+        l.yiaddr = saved.address;
+        l.subnet_mask = saved.netmask;
+        l.srv_id = saved.server;
+        l.lease_time_sec = saved.lease_time;
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(saved.obtained);
+        let x = (l, at);
+        live(&x).then_some(x.0)
     }
 
     fn set(&self, key: LeaseKey, l: Option<DhcpV4Lease>) {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = SystemTime::now();
+        if let Some(path) = self.file(&key) {
+            let r = match &l {
+                Some(l) => {
+                    let saved = SavedLease {
+                        address: l.yiaddr,
+                        netmask: l.subnet_mask,
+                        server: l.srv_id,
+                        lease_time: l.lease_time_sec,
+                        obtained: now
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0),
+                    };
+                    let text = toml::to_string(&saved).expect("a lease serializes");
+                    path.parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|_| crate::store::write_atomic(&path, text.as_bytes(), 0o600))
+                }
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                },
+            };
+            if let Err(e) = r {
+                tracing::warn!("{}: {e}", path.display());
+            }
+        }
+        let mut m = self.known.lock().unwrap_or_else(|e| e.into_inner());
         match l {
-            Some(l) => m.insert(key, (l, Instant::now())),
+            Some(l) => m.insert(key, (l, now)),
             None => m.remove(&key),
         };
     }
@@ -94,7 +183,10 @@ pub enum DhcpEvent {
 /// One link's DHCPv4 client.
 pub struct Dhcp {
     client: DhcpV4Client,
+    cfg: DhcpV4Config,
     lease: Option<DhcpV4Lease>,
+    /// Asking for the last address again (INIT-REBOOT), not answered yet.
+    rebooting: bool,
     leases: Leases,
     key: LeaseKey,
 }
@@ -124,21 +216,51 @@ impl Dhcp {
         if let Some(l) = &previous {
             tracing::info!("DHCPv4: asking for {} again (INIT-REBOOT)", l.yiaddr);
         }
-        let client = DhcpV4Client::init(cfg, previous)
+        let rebooting = previous.is_some();
+        let client = DhcpV4Client::init(cfg.clone(), previous)
             .await
             .map_err(|e| format!("DHCP on {name}: {e}"))?;
         Ok(Dhcp {
             client,
+            cfg,
             lease: None,
+            rebooting,
             leases,
             key,
         })
     }
 
+    /// The client's next state; an INIT-REBOOT no one answers within [`REBOOT_WAIT`] starts
+    /// over with DISCOVER.
+    async fn run(&mut self) -> Result<DhcpV4State, mozim::DhcpError> {
+        if !self.rebooting {
+            return self.client.run().await;
+        }
+        match tokio::time::timeout(REBOOT_WAIT, self.client.run()).await {
+            Ok(r) => {
+                if matches!(r, Ok(DhcpV4State::Done(_))) {
+                    self.rebooting = false;
+                }
+                r
+            }
+            Err(_) => {
+                tracing::info!(
+                    "DHCPv4: no answer for the last address within {} s: asking anew (DISCOVER)",
+                    REBOOT_WAIT.as_secs()
+                );
+                self.rebooting = false;
+                self.leases.set(self.key.clone(), None);
+                self.client.clean_up();
+                self.client = DhcpV4Client::init(self.cfg.clone(), None).await?;
+                Ok(DhcpV4State::InitReboot)
+            }
+        }
+    }
+
     /// The next thing that matters: a lease, its loss, or a failure.
     pub async fn next(&mut self) -> DhcpEvent {
         loop {
-            match self.client.run().await {
+            match self.run().await {
                 Ok(DhcpV4State::Done(l)) => {
                     self.lease = Some((*l).clone());
                     self.leases.set(self.key.clone(), Some((*l).clone()));
@@ -171,5 +293,49 @@ impl Dhcp {
         {
             tracing::warn!("DHCP release: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(addr: [u8; 4], secs: u32) -> DhcpV4Lease {
+        let mut l = DhcpV4Lease::default();
+        l.yiaddr = Ipv4Addr::from(addr);
+        l.subnet_mask = Ipv4Addr::new(255, 255, 255, 0);
+        l.srv_id = Ipv4Addr::new(10, 99, 0, 1);
+        l.lease_time_sec = secs;
+        l
+    }
+
+    #[test]
+    fn leases_outlive_a_restart_until_they_run_out_or_are_given_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key: LeaseKey = ("9d6b0f0e-0909-4a09-9009-b0a9c0d0e001".into(), "eth0".into());
+        let a = Leases::in_dir(tmp.path());
+        a.set(key.clone(), Some(lease([10, 99, 0, 120], 3600)));
+        // Another tinynmd (a restart) reads it from disk.
+        let b = Leases::in_dir(tmp.path());
+        let got = b.get(&key).expect("the lease from disk");
+        assert_eq!(got.yiaddr, Ipv4Addr::new(10, 99, 0, 120));
+        assert_eq!(got.srv_id, Ipv4Addr::new(10, 99, 0, 1));
+        assert_eq!(got.subnet_mask, Ipv4Addr::new(255, 255, 255, 0));
+        // Given back: gone from memory and disk.
+        b.set(key.clone(), None);
+        assert!(b.get(&key).is_none());
+        assert!(Leases::in_dir(tmp.path()).get(&key).is_none());
+        // Run out: not asked for.
+        let file = tmp.path().join(format!("{}-{}.lease", key.0, key.1));
+        std::fs::write(
+            &file,
+            "address = \"10.99.0.120\"\nnetmask = \"255.255.255.0\"\nserver = \"10.99.0.1\"\n\
+             lease_time = 60\nobtained = 1000\n",
+        )
+        .unwrap();
+        assert!(Leases::in_dir(tmp.path()).get(&key).is_none());
+        // Not a lease: ignored.
+        std::fs::write(&file, "address = 7\n").unwrap();
+        assert!(Leases::in_dir(tmp.path()).get(&key).is_none());
     }
 }

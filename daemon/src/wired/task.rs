@@ -59,6 +59,9 @@ struct End {
     failed: bool,
     /// The carrier went: straight to UNAVAILABLE, as NM.
     carrier: bool,
+    /// The lease is kept for the next activation (no DHCPRELEASE): no carrier to send it, or
+    /// tinynmd is stopping.
+    keep_lease: bool,
     /// NMDeviceStateReason.
     device_reason: u32,
     /// NMActiveConnectionStateReason.
@@ -72,8 +75,13 @@ impl End {
             Some(AcCommand::CarrierLost) => End {
                 failed: false,
                 carrier: true,
+                keep_lease: true,
                 device_reason: dev_reason::CARRIER,
                 reason: Reason::DeviceDisconnected,
+            },
+            Some(AcCommand::Shutdown) => End {
+                keep_lease: true,
+                ..End::user(Reason::UserDisconnected)
             },
             None => End::user(Reason::UserDisconnected),
         }
@@ -83,6 +91,7 @@ impl End {
         End {
             failed: false,
             carrier: false,
+            keep_lease: false,
             device_reason: dev_reason::USER_REQUESTED,
             reason: if r == Reason::UserDisconnected {
                 Reason::DeviceDisconnected
@@ -96,6 +105,7 @@ impl End {
         End {
             failed: true,
             carrier: false,
+            keep_lease: false,
             device_reason,
             reason: Reason::DeviceDisconnected,
         }
@@ -278,7 +288,10 @@ impl Task {
     }
 
     async fn first_lease(&mut self) -> Result<Lease, End> {
-        let key = (self.p.profile.connection.uuid.clone(), self.p.link.index);
+        let key = (
+            self.p.profile.connection.uuid.clone(),
+            self.p.link.name.clone(),
+        );
         let mut d = Dhcp::start(
             self.p.link.index,
             &self.p.link.name,
@@ -519,9 +532,9 @@ impl Task {
         }
         let _ = std::fs::remove_file(self.journal_path());
         if let Some(d) = self.dhcp.take() {
-            if end.carrier {
-                // Nothing can be sent without a carrier; the lease is asked for again when it
-                // returns.
+            if end.keep_lease {
+                // Nothing can be sent without a carrier, and a stopping tinynmd keeps the lease
+                // as NM does: it is asked for again when the link or tinynmd is back.
                 drop(d);
             } else {
                 // Bounded: a release is one datagram, never waited on for long.
