@@ -133,8 +133,55 @@ async fn a_dhcp_uplink_comes_up_at_start_then_its_secondary_vpn_and_goes_down_wi
     let lease_at = text.find(&format!("nameserver {LEASE_DNS}")).expect(&text);
     assert!(vpn_at < lease_at, "{text}");
     assert!(text.contains(LEASE_DOMAIN), "{text}");
-    // Down by the user: the VPN goes, the lease is given back, nothing of either stays.
+    // NM's DHCP4Config: the device's, and once ACTIVATED the connection's, with the lease's
+    // options as NM's internal client names them; nmcli shows them.
     let uplink_ac = w.wait_ac(|p, st, _| st == 2 && p != vpn_path).await;
+    let dhcp4 = object(get(&w, &dev, "Device", "Dhcp4Config").await);
+    assert!(
+        dhcp4
+            .as_str()
+            .starts_with("/org/freedesktop/NetworkManager/DHCP4Config/")
+    );
+    assert_eq!(
+        object(get(&w, &uplink_ac, "Connection.Active", "Dhcp4Config").await),
+        dhcp4
+    );
+    let opts = dhcp_options(get(&w, dhcp4.as_str(), "DHCP4Config", "Options").await);
+    let mac = String::try_from(get(&w, &dev, "Device", "HwAddress").await)
+        .unwrap()
+        .to_lowercase();
+    for (k, v) in [
+        ("ip_address", leased.as_str()),
+        ("subnet_mask", "255.255.255.0"),
+        ("routers", "10.99.0.1"),
+        ("domain_name_servers", LEASE_DNS),
+        ("domain_name", LEASE_DOMAIN),
+        ("dhcp_lease_time", "3600"),
+        ("dhcp_server_identifier", "10.99.0.1"),
+        ("dhcp_client_identifier", &format!("01:{mac}")),
+        ("requested_subnet_mask", "1"),
+        ("requested_rfc3442_classless_static_routes", "1"),
+    ] {
+        assert_eq!(opts.get(k).map(String::as_str), Some(v), "{k}: {opts:#?}");
+    }
+    let expiry: u64 = opts["expiry"].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 3500..=now + 3600).contains(&expiry),
+        "{expiry} vs {now}"
+    );
+    let (ok, text) = nmcli(&w, &["-t", "-f", "DHCP4", "device", "show", "veth0"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("DHCP4.OPTION[")
+                && l.ends_with(&format!("ip_address = {leased}"))),
+        "{text}"
+    );
+    // Down by the user: the VPN goes, the lease is given back, nothing of either stays.
     w.forget_signals();
     w.manager()
         .await
@@ -158,6 +205,11 @@ async fn a_dhcp_uplink_comes_up_at_start_then_its_secondary_vpn_and_goes_down_wi
         })
         .await;
     assert!(!k.addresses.iter().any(|a| a.contains("veth0")), "{k}");
+    w.wait_removed(dhcp4.as_str()).await;
+    assert_eq!(
+        object(get(&w, &dev, "Device", "Dhcp4Config").await).as_str(),
+        "/"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +286,33 @@ async fn a_secondary_vpn_whose_plugin_dies_is_brought_back_over_its_uplink() {
         "{:?}",
         w.device_states(&dev)
     );
+}
+
+/// A property of one of tinynmd's objects (`iface` under `org.freedesktop.NetworkManager.`).
+async fn get(w: &World, path: &str, iface: &str, name: &str) -> zbus::OwnedVariant {
+    let p = zbus::fdo::PropertiesProxy::builder(&w.conn)
+        .destination("org.freedesktop.NetworkManager")
+        .path(path.to_string())
+        .build()
+        .await
+        .unwrap();
+    let iface = format!("org.freedesktop.NetworkManager.{iface}");
+    p.get(iface.as_str().try_into().unwrap(), name)
+        .await
+        .unwrap_or_else(|e| panic!("{path} {iface}.{name}: {e}"))
+}
+
+fn object(v: zbus::OwnedVariant) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(v).unwrap()
+}
+
+/// A DHCP4Config's `Options`: every value a string, as NM's.
+fn dhcp_options(v: zbus::OwnedVariant) -> std::collections::BTreeMap<String, String> {
+    std::collections::HashMap::<String, zbus::OwnedVariant>::try_from(v)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, String::try_from(v).expect("a string value")))
+        .collect()
 }
 
 fn nmcli(w: &World, args: &[&str]) -> (bool, String) {
@@ -435,6 +514,10 @@ async fn a_renewal_at_t1_keeps_the_lease_and_changes_no_state() {
     let dev = w.devices(&["veth0"]).await["veth0"].to_string();
     w.wait_device(&dev, 100).await;
     let first = dnsmasq.expect("DHCPACK(veth1)", PAST_T1).unwrap();
+    let dhcp4 = object(get(&w, &dev, "Device", "Dhcp4Config").await);
+    let expiry =
+        |o: &std::collections::BTreeMap<String, String>| -> u64 { o["expiry"].parse().unwrap() };
+    let before = dhcp_options(get(&w, dhcp4.as_str(), "DHCP4Config", "Options").await);
     w.forget_signals();
     dnsmasq.expect("DHCPREQUEST(veth1)", PAST_T1).unwrap();
     let again = dnsmasq.expect("DHCPACK(veth1)", PAST_T1).unwrap();
@@ -453,6 +536,19 @@ async fn a_renewal_at_t1_keeps_the_lease_and_changes_no_state() {
         "{k}"
     );
     w.wait_log("DHCPv4: lease renewed", LIMIT).await;
+    // The same DHCP4Config, its options renewed: only `expiry` moves (as NM's).
+    assert_eq!(object(get(&w, &dev, "Device", "Dhcp4Config").await), dhcp4);
+    let after = dhcp_options(get(&w, dhcp4.as_str(), "DHCP4Config", "Options").await);
+    assert!(
+        expiry(&after) >= expiry(&before) + 50,
+        "{before:?} → {after:?}"
+    );
+    let rest = |o: &std::collections::BTreeMap<String, String>| {
+        let mut o = o.clone();
+        o.remove("expiry");
+        o
+    };
+    assert_eq!(rest(&after), rest(&before));
     assert!(
         w.device_states(&dev).is_empty(),
         "{:?}",

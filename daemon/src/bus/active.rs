@@ -56,7 +56,7 @@ impl ActiveView {
     }
     #[zbus(property)]
     fn dhcp4_config(&self) -> OwnedObjectPath {
-        root()
+        self.snap.borrow().dhcp4_config.clone()
     }
     #[zbus(property)]
     fn default6(&self) -> bool {

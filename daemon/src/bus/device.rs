@@ -115,7 +115,7 @@ impl DeviceView {
     }
     #[zbus(property)]
     fn dhcp4_config(&self) -> OwnedObjectPath {
-        root()
+        self.snap.borrow().dhcp4.clone()
     }
     #[zbus(property)]
     fn ip6_config(&self) -> OwnedObjectPath {

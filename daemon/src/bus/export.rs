@@ -22,6 +22,8 @@ pub struct Exporter {
     objects: Arc<watch::Sender<Objects>>,
     /// The next IP4Config and IP6Config numbers (never reused).
     ip_numbers: Arc<[AtomicU64; 2]>,
+    /// The next DHCP4Config number (never reused).
+    pub(super) dhcp4_numbers: Arc<AtomicU64>,
 }
 
 /// An exported IP4Config or IP6Config object; dropped by [`Exporter::unexport_ip`].
@@ -45,6 +47,7 @@ impl Exporter {
             conn,
             objects: Arc::new(objects),
             ip_numbers: Arc::new([AtomicU64::new(1), AtomicU64::new(1)]),
+            dhcp4_numbers: Arc::new(AtomicU64::new(1)),
         }
     }
 

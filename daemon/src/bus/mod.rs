@@ -3,6 +3,7 @@
 pub mod active;
 pub mod agent;
 pub mod device;
+pub mod dhcp4;
 pub mod dns;
 pub mod export;
 pub mod ipconfig;

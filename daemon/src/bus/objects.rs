@@ -16,6 +16,7 @@ use super::agent::AgentManagerView;
 use super::device::{
     DeviceView, GenericView, LoopbackView, StatisticsView, TunView, VethView, WiredView,
 };
+use super::dhcp4::Dhcp4ConfigView;
 use super::dns::{DnsManagerView, DnsStatusView};
 use super::ipconfig::{Ip4ConfigView, Ip6ConfigView, PropValue, ip_props};
 use super::keepup::KeepUpView;
@@ -64,6 +65,8 @@ pub enum Iface {
     Ip4,
     /// `org.freedesktop.NetworkManager.IP6Config`
     Ip6,
+    /// `org.freedesktop.NetworkManager.DHCP4Config`
+    Dhcp4,
 }
 
 impl Iface {
@@ -88,6 +91,7 @@ impl Iface {
             Iface::Generic => GenericView::name(),
             Iface::Ip4 => Ip4ConfigView::name(),
             Iface::Ip6 => Ip6ConfigView::name(),
+            Iface::Dhcp4 => Dhcp4ConfigView::name(),
         }
         .to_string()
     }
@@ -162,6 +166,7 @@ pub async fn interfaces_of(
                 let d = r.get().await.data.borrow().clone();
                 ip_props(&d, true)
             }
+            Iface::Dhcp4 => props_of::<Dhcp4ConfigView>(server, conn, path).await?,
         };
         out.insert(i.name(), props);
     }

@@ -150,6 +150,7 @@ impl Core {
             available: Vec::new(),
             ip4: ip4.path.clone(),
             ip6: ip6.path.clone(),
+            dhcp4: root(),
             peer: root(),
         });
         let p = path.as_str();

@@ -292,6 +292,7 @@ impl Core {
                 let _ = reply.send(r);
             }
             Command::CarrierWait { index, n } => self.carrier_gone(index, n).await,
+            Command::DeviceDhcp4 { index, path } => self.device_dhcp4(index, path).await,
             Command::Assumed { index, ac } => {
                 if let Err(e) = self.assumed(index, ac).await {
                     tracing::warn!("cannot announce an external connection: {e}");

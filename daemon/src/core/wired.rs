@@ -346,6 +346,22 @@ impl Core {
         self.autoconnect_vpns().await;
     }
 
+    /// The device's `Dhcp4Config` (NM points it at the activation's object at IP_CONFIG).
+    pub(super) async fn device_dhcp4(&mut self, index: u32, path: OwnedObjectPath) {
+        let Some(d) = self.devices.get(&index) else {
+            return;
+        };
+        d.snap.send_modify(|s| s.dhcp4 = path.clone());
+        self.h
+            .bus
+            .changed_or_log(
+                d.path.as_str(),
+                Iface::Device,
+                vec![("Dhcp4Config", zbus::Variant::from(path))],
+            )
+            .await;
+    }
+
     /// The carrier wait ran out: the activation on link `index` goes down.
     pub(super) async fn carrier_gone(&mut self, index: u32, n: AcId) {
         self.carrier_wait.remove(&index);

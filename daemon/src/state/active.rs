@@ -37,6 +37,8 @@ pub struct AcSnapshot {
     pub ip4_config: OwnedObjectPath,
     /// IP6Config object, or `/`.
     pub ip6_config: OwnedObjectPath,
+    /// DHCP4Config object (a DHCP uplink's, once ACTIVATED), or `/`.
+    pub dhcp4_config: OwnedObjectPath,
     /// Its DNS, once up.
     pub dns: Vec<crate::dns::DnsEntry>,
     /// `NMActiveConnectionStateReason` of its last state change (why it ended, at the end).
@@ -69,6 +71,7 @@ impl AcSnapshot {
             controller: parent.unwrap_or_else(root),
             ip4_config: root(),
             ip6_config: root(),
+            dhcp4_config: root(),
             dns: Vec::new(),
             reason: 0,
         }
@@ -104,6 +107,7 @@ impl AcSnapshot {
             controller: root(),
             ip4_config,
             ip6_config,
+            dhcp4_config: root(),
             dns: Vec::new(),
             reason: 0,
         }

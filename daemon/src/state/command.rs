@@ -88,6 +88,13 @@ pub enum Command {
         /// `NMDeviceStateReason`
         reason: u32,
     },
+    /// The DHCP4Config object of the activation on link `index` (`/`: none any more).
+    DeviceDhcp4 {
+        /// The link.
+        index: u32,
+        /// The object.
+        path: zbus::OwnedObjectPath,
+    },
     /// `Device.Disconnect` on link `index`.
     DisconnectDevice {
         /// The link.

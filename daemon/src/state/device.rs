@@ -75,6 +75,8 @@ pub struct DeviceSnapshot {
     pub ip4: OwnedObjectPath,
     /// IP6Config object.
     pub ip6: OwnedObjectPath,
+    /// DHCP4Config object of its DHCP activation, or `/`.
+    pub dhcp4: OwnedObjectPath,
     /// The veth peer's device, or `/`.
     pub peer: OwnedObjectPath,
     /// The kernel routes the default through it.

@@ -14,6 +14,8 @@ pub const DEVICE_PREFIX: &str = "/org/freedesktop/NetworkManager/Devices";
 pub const IP4_PREFIX: &str = "/org/freedesktop/NetworkManager/IP4Config";
 /// Where IPv6 configs live.
 pub const IP6_PREFIX: &str = "/org/freedesktop/NetworkManager/IP6Config";
+/// DHCP4Config objects: `<prefix>/<n>`, one per DHCP activation, never reused.
+pub const DHCP4_PREFIX: &str = "/org/freedesktop/NetworkManager/DHCP4Config";
 /// Where active connections live.
 pub const AC_PREFIX: &str = "/org/freedesktop/NetworkManager/ActiveConnection";
 /// Where the AgentManager is served.

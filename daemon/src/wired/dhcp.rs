@@ -33,10 +33,89 @@ pub struct Lease {
     pub lease_time: u32,
     /// The server that gave it.
     pub server: Ipv4Addr,
+    /// As NM's DHCP4Config shows it.
+    pub options: crate::bus::dhcp4::Options,
+}
+
+/// The options NM's internal client asks for, shown as `requested_<name> = 1`.
+const REQUESTED: [&str; 17] = [
+    "broadcast_address",
+    "domain_name",
+    "domain_name_servers",
+    "domain_search",
+    "host_name",
+    "interface_mtu",
+    "ms_classless_static_routes",
+    "nis_domain",
+    "nis_servers",
+    "ntp_servers",
+    "rfc3442_classless_static_routes",
+    "root_path",
+    "routers",
+    "static_routes",
+    "subnet_mask",
+    "time_offset",
+    "wpad",
+];
+
+/// A lease's DHCP4Config `Options`, with NM's names and forms (addresses space-separated,
+/// `expiry` the lease's end in seconds since the epoch).
+fn nm_options(l: &DhcpV4Lease, client_id: &str) -> crate::bus::dhcp4::Options {
+    let join = |v: &[Ipv4Addr]| {
+        v.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut o = crate::bus::dhcp4::Options::new();
+    let mut put = |k: &str, v: String| {
+        o.insert(k.to_string(), v);
+    };
+    put("ip_address", l.yiaddr.to_string());
+    put("subnet_mask", l.subnet_mask.to_string());
+    put("dhcp_lease_time", l.lease_time_sec.to_string());
+    put("dhcp_server_identifier", l.srv_id.to_string());
+    put("dhcp_client_identifier", client_id.to_string());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    put("expiry", (now + u64::from(l.lease_time_sec)).to_string());
+    if let Some(b) = l.broadcast_addr {
+        put("broadcast_address", b.to_string());
+    }
+    if !l.siaddr.is_unspecified() {
+        put("next_server", l.siaddr.to_string());
+    }
+    if let Some(g) = l.gateways.as_deref().filter(|g| !g.is_empty()) {
+        put("routers", join(g));
+    }
+    if let Some(d) = l.dns_srvs.as_deref().filter(|d| !d.is_empty()) {
+        put("domain_name_servers", join(d));
+    }
+    if let Some(n) = l.ntp_srvs.as_deref().filter(|n| !n.is_empty()) {
+        put("ntp_servers", join(n));
+    }
+    if let Some(d) = &l.domain_name {
+        put("domain_name", d.clone());
+    }
+    if let Some(s) = l.domain_search.as_ref().filter(|s| !s.is_empty()) {
+        put("domain_search", s.join(" "));
+    }
+    if let Some(h) = &l.host_name {
+        put("host_name", h.clone());
+    }
+    if let Some(m) = l.mtu {
+        put("interface_mtu", m.to_string());
+    }
+    for r in REQUESTED {
+        put(&format!("requested_{r}"), "1".into());
+    }
+    o
 }
 
 impl Lease {
-    fn of(l: &DhcpV4Lease) -> Lease {
+    fn of(l: &DhcpV4Lease, client_id: &str) -> Lease {
         let mut domains: Vec<String> = l.domain_name.iter().cloned().collect();
         for d in l.domain_search.iter().flatten() {
             if !domains.contains(d) {
@@ -56,6 +135,7 @@ impl Lease {
             domains,
             lease_time: l.lease_time_sec,
             server: l.srv_id,
+            options: nm_options(l, client_id),
         }
     }
 }
@@ -187,6 +267,8 @@ pub struct Dhcp {
     lease: Option<DhcpV4Lease>,
     /// Asking for the last address again (INIT-REBOOT), not answered yet.
     rebooting: bool,
+    /// The client identifier sent, `01:<mac>`.
+    client_id: String,
     leases: Leases,
     key: LeaseKey,
 }
@@ -225,6 +307,7 @@ impl Dhcp {
             cfg,
             lease: None,
             rebooting,
+            client_id: format!("01:{}", mac.to_ascii_lowercase()),
             leases,
             key,
         })
@@ -264,7 +347,7 @@ impl Dhcp {
                 Ok(DhcpV4State::Done(l)) => {
                     self.lease = Some((*l).clone());
                     self.leases.set(self.key.clone(), Some((*l).clone()));
-                    return DhcpEvent::Lease(Lease::of(&l));
+                    return DhcpEvent::Lease(Lease::of(&l, &self.client_id));
                 }
                 Ok(DhcpV4State::InitReboot) if self.lease.is_some() => {
                     self.lease = None;

@@ -14,6 +14,7 @@ use zbus::{OwnedObjectPath, Variant};
 
 use super::dhcp::{Dhcp, DhcpEvent, Lease};
 use crate::bus::active::ActiveView;
+use crate::bus::dhcp4::Dhcp4Object;
 use crate::bus::objects::Iface;
 use crate::dns::DnsEntry;
 use crate::netlink::Journal;
@@ -21,6 +22,8 @@ use crate::netlink::base::{BaseIp, base_address, base_plan};
 use crate::netlink::links::Link;
 use crate::state::{AcId, AcSnapshot, Command, dev_reason, dev_state};
 use crate::vpn::{AcCommand, Handles};
+
+mod lease;
 
 /// NM's route metric of an ethernet connection.
 const ETHERNET_METRIC: u32 = 100;
@@ -118,6 +121,8 @@ struct Task {
     journal: Option<Journal>,
     dhcp: Option<Dhcp>,
     lease: Option<Lease>,
+    /// The DHCP4Config object of a DHCP activation.
+    dhcp4: Option<Dhcp4Object>,
 }
 
 /// Runs the activation to its end, then tells the core.
@@ -130,6 +135,7 @@ pub async fn run(p: WiredParams) {
         journal: None,
         dhcp: None,
         lease: None,
+        dhcp4: None,
     };
     async move {
         let end = match Box::pin(t.activate()).await {
@@ -235,7 +241,9 @@ impl Task {
         self.ipv6_sysctls();
         let mut fams = Vec::new();
         if prof.ipv4.method.is("auto") {
+            self.export_dhcp4().await;
             let lease = self.first_lease().await?;
+            self.show_lease(&lease).await;
             fams.push(self.ipv4_of(Some(&lease)));
             self.lease = Some(lease);
         } else if prof.ipv4.method.is("manual") {
@@ -262,6 +270,7 @@ impl Task {
         self.device(dev_state::SECONDARIES, dev_reason::NONE).await;
         self.secondaries().await?;
         self.device(dev_state::ACTIVATED, dev_reason::NONE).await;
+        self.dhcp4_on_ac().await;
         self.ac_state(AcState::Activated, Reason::Unknown).await;
         Ok(())
     }
@@ -284,53 +293,6 @@ impl Task {
         } else if m.is("manual") {
             set("disable_ipv6", "0");
             set("accept_ra", "0");
-        }
-    }
-
-    async fn first_lease(&mut self) -> Result<Lease, End> {
-        let key = (
-            self.p.profile.connection.uuid.clone(),
-            self.p.link.name.clone(),
-        );
-        let mut d = Dhcp::start(
-            self.p.link.index,
-            &self.p.link.name,
-            &self.p.link.hw_address,
-            self.p.leases.clone(),
-            key,
-        )
-        .await
-        .map_err(|e| {
-            tracing::error!("{e}");
-            End::failed(dev_reason::IP_CONFIG_UNAVAILABLE)
-        })?;
-        tracing::info!("DHCPv4: beginning transaction (timeout in {DHCP_TIMEOUT} seconds)");
-        let limit = Duration::from_secs(DHCP_TIMEOUT.into());
-        let ev = match self.or_cmd(tokio::time::timeout(limit, d.next())).await? {
-            Ok(ev) => ev,
-            Err(_) => DhcpEvent::Failed(format!("no lease within {DHCP_TIMEOUT} s")),
-        };
-        self.dhcp = Some(d);
-        match ev {
-            DhcpEvent::Lease(l) => {
-                tracing::info!(
-                    "DHCPv4: lease {}/{} via {:?} from {} for {} s",
-                    l.address,
-                    l.prefix,
-                    l.gateway,
-                    l.server,
-                    l.lease_time
-                );
-                Ok(l)
-            }
-            DhcpEvent::Lost(why) => {
-                tracing::error!("DHCPv4: no lease: {why}");
-                Err(End::failed(dev_reason::IP_CONFIG_UNAVAILABLE))
-            }
-            DhcpEvent::Failed(why) => {
-                tracing::error!("DHCPv4: no lease: {why}");
-                Err(End::failed(dev_reason::IP_CONFIG_UNAVAILABLE))
-            }
         }
     }
 
@@ -486,7 +448,6 @@ impl Task {
                 DhcpEvent::Lease(l)
                     if Some(&l.address) == self.lease.as_ref().map(|o| &o.address) =>
                 {
-                    tracing::info!("DHCPv4: lease renewed ({} s)", l.lease_time);
                     let msg = base_address(
                         self.p.link.index,
                         IpAddr::V4(l.address),
@@ -496,6 +457,9 @@ impl Task {
                     if let Err(e) = self.p.h.netlink.refresh_addresses(&[msg]).await {
                         tracing::warn!("{e}");
                     }
+                    self.show_lease(&l).await;
+                    // After the DHCP4Config shows it: what follows the log sees it.
+                    tracing::info!("DHCPv4: lease renewed ({} s)", l.lease_time);
                     self.lease = Some(l);
                 }
                 DhcpEvent::Lease(l) => {
@@ -541,6 +505,7 @@ impl Task {
                 let _ = tokio::time::timeout(Duration::from_secs(2), d.release()).await;
             }
         }
+        self.drop_dhcp4().await;
         self.p.snap.send_modify(|s| {
             s.dns.clear();
             s.default4 = false;
