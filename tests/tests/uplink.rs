@@ -99,13 +99,7 @@ async fn a_dhcp_uplink_comes_up_at_start_then_its_secondary_vpn_and_goes_down_wi
     let ack = dnsmasq
         .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
         .unwrap();
-    // `dnsmasq-dhcp[PID]: XID DHCPACK(veth1) ADDRESS MAC HOST`
-    let leased = ack
-        .split_whitespace()
-        .skip_while(|w| *w != "DHCPACK(veth1)")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
+    let leased = acked(&ack);
     assert!(leased.starts_with("10.99.0."), "{ack}");
     let k = w.kernel();
     assert!(
@@ -521,13 +515,7 @@ async fn a_renewal_at_t1_keeps_the_lease_and_changes_no_state() {
     w.forget_signals();
     dnsmasq.expect("DHCPREQUEST(veth1)", PAST_T1).unwrap();
     let again = dnsmasq.expect("DHCPACK(veth1)", PAST_T1).unwrap();
-    let addr = |l: &str| {
-        l.split_whitespace()
-            .skip_while(|w| *w != "DHCPACK(veth1)")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let addr = acked;
     assert_eq!(addr(&first), addr(&again));
     let k = w.kernel();
     assert!(
@@ -800,7 +788,21 @@ async fn a_self_starting_vpn_follows_the_primary_connection_and_stays_down_for_t
     assert!(blocked.is_empty(), "{blocked:?}");
 }
 
-/// The address in dnsmasq's `DHCPACK(veth1) ADDRESS …` line.
+/// A DHCP world whose uplink is ACTIVATED: (world, dnsmasq, the uplink device, its lease's
+/// address).
+async fn dhcp_up(dir: &Path) -> (World, Dnsmasq, String, String) {
+    let (mut w, mut dnsmasq) = dhcp_world(dir, &DhcpOptions::default()).await;
+    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
+    w.wait_device(&dev, 100).await;
+    let leased = acked(
+        &dnsmasq
+            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
+            .unwrap(),
+    );
+    (w, dnsmasq, dev, leased)
+}
+
+/// The address in dnsmasq's `dnsmasq-dhcp[PID]: XID DHCPACK(veth1) ADDRESS MAC HOST` line.
 fn acked(line: &str) -> String {
     line.split_whitespace()
         .skip_while(|w| *w != "DHCPACK(veth1)")
@@ -816,14 +818,7 @@ fn acked(line: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nak_for_the_last_address_after_a_renumbering_gets_a_new_lease() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut w, mut dnsmasq) = dhcp_world(tmp.path(), &DhcpOptions::default()).await;
-    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
-    w.wait_device(&dev, 100).await;
-    let old = acked(
-        &dnsmasq
-            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
-            .unwrap(),
-    );
+    let (mut w, mut dnsmasq, dev, old) = dhcp_up(tmp.path()).await;
     assert!(old.starts_with("10.99.0.1"), "{old}");
     let router = w.server.take().unwrap();
     w.forget_signals();
@@ -873,14 +868,7 @@ async fn a_nak_for_the_last_address_after_a_renumbering_gets_a_new_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_asks_for_the_kept_lease_and_starts_over_when_no_one_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut w, mut dnsmasq) = dhcp_world(tmp.path(), &DhcpOptions::default()).await;
-    let dev = w.devices(&["veth0"]).await["veth0"].to_string();
-    w.wait_device(&dev, 100).await;
-    let first = acked(
-        &dnsmasq
-            .expect("DHCPACK(veth1)", std::time::Duration::from_secs(5))
-            .unwrap(),
-    );
+    let (mut w, mut dnsmasq, _, first) = dhcp_up(tmp.path()).await;
     w.forget_signals();
     w.daemon.restart(&w.ns, &w.bus).await.unwrap();
     let dev = w.devices(&["veth0"]).await["veth0"].to_string();
