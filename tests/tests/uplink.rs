@@ -79,6 +79,18 @@ async fn dhcp_world(dir: &Path, o: &DhcpOptions) -> (World, Dnsmasq) {
     (w, dnsmasq.expect("dnsmasq started"))
 }
 
+/// SIGKILLs the one test-bench plugin tinynmd runs, the signals seen so far forgotten.
+fn kill_the_plugin(w: &mut World) {
+    let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
+    assert_eq!(pids.len(), 1, "one plugin: {pids:?}");
+    w.forget_signals();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
 fn vpn_ac(w: &World) -> Option<String> {
     w.seen.iter().rev().find_map(|s| match s {
         Signal::Vpn(p, 5, _) => Some(p.clone()),
@@ -259,14 +271,7 @@ async fn a_secondary_vpn_whose_plugin_dies_is_brought_back_over_its_uplink() {
         "address1=10.99.0.10/24,10.99.0.1\nmethod=manual",
     )
     .await;
-    let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
-    assert_eq!(pids.len(), 1, "one plugin: {pids:?}");
-    w.forget_signals();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pids[0] as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_the_plugin(&mut w);
     let (st, reason) = w.wait_vpn(&first, &[6, 7]).await;
     assert_eq!((st, reason), (7, 4), "DISCONNECTED, SERVICE_STOPPED");
     // A new activation of the same profile, over the uplink's connection, comes up.
@@ -712,14 +717,7 @@ async fn a_self_starting_vpn_follows_the_primary_connection_and_stays_down_for_t
         .await
         .unwrap();
     let mut changes = props.receive_properties_changed().await.unwrap();
-    let pids = common::children_named(w.daemon.pid(), "tinynm-testbenc");
-    assert_eq!(pids.len(), 1, "one plugin: {pids:?}");
-    w.forget_signals();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pids[0] as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_the_plugin(&mut w);
     let uuid = v.connection.uuid.clone();
     let pending = keepup_change(&mut changes, "Reconnects", |val| {
         let m = HashMap::<String, (u32, u64, String)>::try_from(val.try_clone().ok()?).ok()?;
