@@ -11,11 +11,17 @@ pub const NM_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/NetworkManager/VPN", "/etc/Netw
 /// The log levels `log-level` takes.
 pub const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
+/// Where the embedded bus listens unless told otherwise: the system bus's own path, which
+/// programs that know no other (nm-openvpn-service's helper) find.
+pub const EMBEDDED_BUS_PATH: &str = "/run/dbus/system_bus_socket";
+
 /// The daemon's settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DaemonConfig {
-    /// `system` (honours `DBUS_SYSTEM_BUS_ADDRESS`) or a D-Bus address.
+    /// `system` (honours `DBUS_SYSTEM_BUS_ADDRESS`), a D-Bus address, or `embedded[:PATH]`: a
+    /// bus of tinynmd's own, in its process, listening at PATH ([`EMBEDDED_BUS_PATH`] by
+    /// default).
     pub bus: String,
     /// Where TOML profiles live.
     pub profile_dir: PathBuf,
@@ -145,6 +151,22 @@ pub enum DaemonConfigError {
 }
 
 impl DaemonConfig {
+    /// The socket of the embedded bus, when `bus` asks for one.
+    pub fn embedded_bus(&self) -> Option<PathBuf> {
+        match self.bus.as_str() {
+            "embedded" => Some(PathBuf::from(EMBEDDED_BUS_PATH)),
+            b => b.strip_prefix("embedded:").map(PathBuf::from),
+        }
+    }
+
+    /// The address tinynmd and its plugins reach the bus at; `None`: the system bus.
+    pub fn bus_address(&self) -> Option<String> {
+        if let Some(p) = self.embedded_bus() {
+            return Some(format!("unix:path={}", p.display()));
+        }
+        (self.bus != "system").then(|| self.bus.clone())
+    }
+
     /// Parses `daemon.toml` text.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, DaemonConfigError> {
         let c: DaemonConfig = toml::from_str(text).map_err(|e| DaemonConfigError::Invalid {
@@ -158,6 +180,17 @@ impl DaemonConfig {
                     "log-level: '{}' is not one of {}",
                     c.log_level,
                     LOG_LEVELS.join(", ")
+                ),
+            });
+        }
+        if let Some(rest) = c.bus.strip_prefix("embedded:")
+            && !Path::new(rest).is_absolute()
+        {
+            return Err(DaemonConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "bus: '{}': the embedded bus's socket must be an absolute path",
+                    c.bus
                 ),
             });
         }

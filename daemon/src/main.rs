@@ -2,6 +2,7 @@
 //! bus it is given and speaks NM's D-Bus API, so NM's VPN plugins and clients work with it.
 
 mod auth;
+mod broker;
 mod bus;
 mod core;
 mod dns;
@@ -31,8 +32,9 @@ struct Args {
     /// daemon.toml (default: /etc/tinynm/daemon.toml when it exists).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// `system` (honours DBUS_SYSTEM_BUS_ADDRESS) or a D-Bus address.
-    #[arg(long, value_name = "system|ADDRESS")]
+    /// `system` (honours DBUS_SYSTEM_BUS_ADDRESS), a D-Bus address, or `embedded[:PATH]`: a bus
+    /// of tinynmd's own at PATH (default /run/dbus/system_bus_socket), no dbus-daemon needed.
+    #[arg(long, value_name = "system|ADDRESS|embedded[:PATH]")]
     bus: Option<String>,
     /// A D-Bus address to serve on (same as --bus ADDRESS).
     #[arg(long, value_name = "ADDRESS", conflicts_with = "bus")]
@@ -104,6 +106,10 @@ fn main() -> anyhow::Result<()> {
         .with(filter)
         .init();
     tracing::debug!("starting with {cfg:?}");
+    // The embedded bus first: it runs on a thread of its own, tinynmd connects to it below.
+    if let Some(path) = cfg.embedded_bus() {
+        broker::start(&path)?;
+    }
     // One thread: the daemon's work is I/O-bound, and a small footprint is the point.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -113,10 +119,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Builder<'static>> {
-    let b = if cfg.bus == "system" {
-        zbus::connection::Builder::system()
-    } else {
-        zbus::connection::Builder::address(cfg.bus.as_str())
+    let b = match cfg.bus_address() {
+        None => zbus::connection::Builder::system(),
+        Some(a) => zbus::connection::Builder::address(a.as_str()),
     };
     // No call of tinynmd's waits for ever (polkit, the bus, resolved…): the calls with a timer
     // of their own (plugins, agents) get theirs first.

@@ -242,7 +242,8 @@ impl Task {
             }
             Action::StartPlugin => {
                 let cfg = self.p.h.cfg.clone();
-                let bus = (cfg.bus != "system").then_some(cfg.bus.as_str());
+                let bus = cfg.bus_address();
+                let bus = bus.as_deref();
                 let run = crate::state::paths::runtime_dir(&cfg.state_dir);
                 Box::pin(self.link.start(&self.p.plugin, bus, &run)).await
             }
