@@ -34,6 +34,10 @@ pub struct DaemonConfig {
     pub nm_plugin_dirs: bool,
     /// Where tinynmd journals what it put in the kernel, to undo it after a crash.
     pub state_dir: PathBuf,
+    /// Where the last DHCP lease of each wired profile on each link is kept, to ask for it
+    /// again after a restart or a reboot (NM keeps its in /var/lib/NetworkManager): a
+    /// directory that outlives a reboot.
+    pub lease_dir: PathBuf,
     /// `off`, `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
     /// Timers.
@@ -119,6 +123,7 @@ impl Default for DaemonConfig {
             plugin_dirs: Vec::new(),
             nm_plugin_dirs: true,
             state_dir: "/run/tinynm".into(),
+            lease_dir: "/var/lib/tinynm/leases".into(),
             log_level: "info".into(),
             timeouts: Timeouts::default(),
             secrets_file: None,

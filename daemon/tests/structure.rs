@@ -138,6 +138,7 @@ fn layers_import_only_below_them() {
     may("netlink", &[]);
     may("store", &[]);
     may("memory", &[]);
+    may("broker", &[]);
     may("auth", &[]);
     may("dns", &["store"]);
     may("secrets", &["auth"]);

@@ -516,13 +516,14 @@ impl Daemon {
         std::fs::write(
             &conf,
             format!(
-                "bus = \"{}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = [\"{}\"]\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = {}\nstate-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
+                "bus = \"{}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = [\"{}\"]\nplugin-dirs = [\"{}\"]\nnm-plugin-dirs = {}\nstate-dir = \"{}\"\nlease-dir = \"{}\"\nlog-level = \"{}\"\n{}\n",
                 bus.address,
                 profile_dir.display(),
                 keyfile_dir.display(),
                 plugin_dir.display(),
                 opts.nm_plugin_dirs,
                 dir.path().join("state").display(),
+                dir.path().join("leases").display(),
                 opts.log_level,
                 if opts.config.contains("[dns]") {
                     opts.config.clone()

@@ -11,6 +11,7 @@ use common::{LIMIT, TESTBENCH};
 use futures::StreamExt;
 use tinynm_sandbox::Netns;
 use tinynm_sandbox::nm::{ManagerProxy, SettingsProxy};
+use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
 use zbus::{MatchRule, MessageStream, OwnedObjectPath};
 
 /// tinynmd in `ns` on an embedded bus at `sock`; its files in `dir`. Ended on drop.
@@ -26,19 +27,31 @@ impl Drop for Embedded {
 }
 
 impl Embedded {
-    fn start(ns: &Netns, dir: &std::path::Path, sock: &std::path::Path) -> Embedded {
+    /// Starts it with its bus at `sock`, or (`None`) at the default path,
+    /// /run/dbus/system_bus_socket, in a mount namespace of its own with a tmpfs over /run
+    /// (the test reaches that socket through `/proc/PID/root`). `nm_plugins`: NM's plugin
+    /// directories are searched (Debian's nm-openvpn-service).
+    fn start(
+        ns: &Netns,
+        dir: &std::path::Path,
+        sock: Option<&std::path::Path>,
+        nm_plugins: bool,
+    ) -> Embedded {
         let tinynmd = tinynm_sandbox::binary("tinynmd").unwrap();
         let testbench = tinynm_sandbox::binary("tinynm-testbench").unwrap();
         let plugins = dir.join("vpn");
         tinynm_sandbox::write_testbench_plugins(&plugins, &testbench).unwrap();
         std::fs::create_dir_all(dir.join("connections")).unwrap();
+        let bus = match sock {
+            Some(s) => format!("embedded:{}", s.display()),
+            None => "embedded".to_string(),
+        };
         let conf = dir.join("daemon.toml");
         std::fs::write(
             &conf,
             format!(
-                "bus = \"embedded:{}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = []\nplugin-dirs = [\"{}\"]\n\
-                 nm-plugin-dirs = false\nstate-dir = \"{}\"\nlog-level = \"debug\"\n[dns]\nbackend = \"none\"\n",
-                sock.display(),
+                "bus = \"{bus}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = []\nplugin-dirs = [\"{}\"]\n\
+                 nm-plugin-dirs = {nm_plugins}\nstate-dir = \"{}\"\nlog-level = \"debug\"\n[dns]\nbackend = \"none\"\n",
                 dir.join("connections").display(),
                 plugins.display(),
                 dir.join("state").display(),
@@ -56,9 +69,106 @@ impl Embedded {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         ns.prepare(&mut cmd);
+        if sock.is_none() {
+            // SAFETY: between fork and exec, only raw syscalls on static C strings.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let (root, run, tmpfs) = (c"/", c"/run", c"tmpfs");
+                    if libc::unshare(libc::CLONE_NEWNS) != 0
+                        || libc::mount(
+                            std::ptr::null(),
+                            root.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_REC | libc::MS_PRIVATE,
+                            std::ptr::null(),
+                        ) != 0
+                        || libc::mount(
+                            tmpfs.as_ptr(),
+                            run.as_ptr(),
+                            tmpfs.as_ptr(),
+                            0,
+                            std::ptr::null(),
+                        ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         Embedded {
             child: cmd.spawn().unwrap(),
             log,
+        }
+    }
+
+    /// The bus's socket as the test reaches it.
+    fn socket(&self, sock: Option<&std::path::Path>) -> std::path::PathBuf {
+        match sock {
+            Some(s) => s.to_path_buf(),
+            None => std::path::PathBuf::from(format!(
+                "/proc/{}/root/run/dbus/system_bus_socket",
+                self.child.id()
+            )),
+        }
+    }
+
+    /// Waits for the socket and for tinynmd's name on it; a connection and the address.
+    async fn connect(&self, sock: &std::path::Path) -> (zbus::Connection, String) {
+        let deadline = std::time::Instant::now() + LIMIT;
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no socket at {}: {}",
+                sock.display(),
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let address = format!("unix:path={}", sock.display());
+        let conn = zbus::connection::Builder::address(address.as_str())
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("connect to the embedded bus: {e}\n{}", self.log_text()));
+        tinynm_sandbox::wait_for_name(&conn, "org.freedesktop.NetworkManager", LIMIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_text()));
+        (conn, address)
+    }
+
+    /// Activates `profile`; waits for the VPN's ACTIVATED (bounded), any other end fails.
+    async fn activate(
+        &self,
+        conn: &zbus::Connection,
+        profile: &OwnedObjectPath,
+    ) -> OwnedObjectPath {
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .member("VpnStateChanged")
+            .build()
+            .unwrap();
+        let mut states = MessageStream::for_match_rule(rule, conn, None)
+            .await
+            .unwrap();
+        let root = OwnedObjectPath::try_from("/").unwrap();
+        let ac = ManagerProxy::new(conn)
+            .await
+            .unwrap()
+            .activate_connection(profile, &root, &root)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let m = tokio::time::timeout_at(deadline, states.next())
+                .await
+                .unwrap_or_else(|_| panic!("no VPN ACTIVATED: {}", self.log_text()))
+                .unwrap()
+                .unwrap();
+            let (state, _): (u32, u32) = m.body().deserialize().unwrap();
+            if state == 5 {
+                return ac;
+            }
+            assert!(state < 6, "the VPN failed ({state}): {}", self.log_text());
         }
     }
 
@@ -97,26 +207,8 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
     ns.add_parent().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("run/dbus/system_bus_socket");
-    let d = Embedded::start(&ns, tmp.path(), &sock);
-    let address = format!("unix:path={}", sock.display());
-    // The socket appears once the broker listens; the name once tinynmd owns it.
-    let deadline = std::time::Instant::now() + LIMIT;
-    while !sock.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no socket at {}: {}",
-            sock.display(),
-            d.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let conn = zbus::connection::Builder::address(address.as_str())
-        .build()
-        .await
-        .unwrap_or_else(|e| panic!("connect to the embedded bus: {e}\n{}", d.log_text()));
-    tinynm_sandbox::wait_for_name(&conn, "org.freedesktop.NetworkManager", LIMIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    let d = Embedded::start(&ns, tmp.path(), Some(&sock), false);
+    let (conn, address) = d.connect(&sock).await;
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
@@ -141,14 +233,6 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
         ],
     );
     assert!(ok, "{text}\n{}", d.log_text());
-    let rule = MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .member("VpnStateChanged")
-        .build()
-        .unwrap();
-    let mut states = MessageStream::for_match_rule(rule, &conn, None)
-        .await
-        .unwrap();
     // `Connection 'inside' (UUID) successfully added.`
     let uuid = text
         .split(['(', ')'])
@@ -156,26 +240,7 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
         .unwrap_or_else(|| panic!("{text}"));
     let settings = SettingsProxy::new(&conn).await.unwrap();
     let profile = settings.get_connection_by_uuid(uuid).await.unwrap();
-    let root = OwnedObjectPath::try_from("/").unwrap();
-    let ac = ManagerProxy::new(&conn)
-        .await
-        .unwrap()
-        .activate_connection(&profile, &root, &root)
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        let m = tokio::time::timeout_at(deadline, states.next())
-            .await
-            .unwrap_or_else(|_| panic!("no VPN ACTIVATED: {}", d.log_text()))
-            .unwrap()
-            .unwrap();
-        let (state, _): (u32, u32) = m.body().deserialize().unwrap();
-        if state == 5 {
-            break;
-        }
-        assert!(state < 6, "the VPN failed ({state}): {}", d.log_text());
-    }
+    let ac = d.activate(&conn, &profile).await;
     let k = ns.snapshot().unwrap();
     assert!(k.link("tbemb").is_some_and(|l| l.up), "{k}");
     // nmcli sees it active, and takes it down.
@@ -199,5 +264,54 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
         d.log_text().contains("embedded bus (busd) listening at"),
         "{}",
         d.log_text()
+    );
+}
+
+/// Debian's nm-openvpn-service, unmodified, on the embedded bus at its default path: its
+/// helper (`nm-openvpn-service-openvpn-helper`, run by openvpn) knows no other socket and hands
+/// the pushed config back through it; packets cross the tunnel to the network behind the
+/// sandbox's real openvpn server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debians_openvpn_plugin_and_its_helper_find_the_embedded_bus_at_the_default_path() {
+    tinynm_sandbox::require_root("the embedded bus test").unwrap();
+    assert!(
+        std::path::Path::new("/usr/lib/NetworkManager/VPN/nm-openvpn-service.name").exists(),
+        "needs Debian's network-manager-openvpn (apt-get install -y network-manager-openvpn)"
+    );
+    let ns = Netns::new().unwrap();
+    let server_ns = ns.add_server().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
+    let d = Embedded::start(&ns, tmp.path(), None, true);
+    let sock = d.socket(None);
+    let (conn, _) = d.connect(&sock).await;
+    let (data, secrets) = Auth::Tls.client_data(&pki);
+    let mut p = common::profile("embedded-ovpn", OPENVPN, &[]);
+    p.vpn.data = data;
+    p.vpn.secrets = secrets;
+    let profile = SettingsProxy::new(&conn)
+        .await
+        .unwrap()
+        .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+        .await
+        .unwrap();
+    let _ac = d.activate(&conn, &profile).await;
+    let k = ns.snapshot().unwrap();
+    assert!(
+        k.routes
+            .iter()
+            .any(|r| r.starts_with("10.200.0.0/24") && r.contains(" dev tun")),
+        "no pushed route through the tunnel\n{k}"
+    );
+    let ping = tinynm_sandbox::require_tool("ping", "iputils-ping").unwrap();
+    let mut cmd = Command::new(ping);
+    cmd.args(["-c", "1", "-W", "5", "10.200.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    ns.prepare(&mut cmd);
+    assert!(
+        cmd.status().unwrap().success(),
+        "no answer through the tunnel"
     );
 }

@@ -97,7 +97,7 @@ impl Core {
         out: Published,
         dns: crate::dns::Dns,
     ) -> Self {
-        let leases = crate::wired::Leases::in_dir(&h.cfg.state_dir.join("leases"));
+        let leases = crate::wired::Leases::in_dir(&h.cfg.lease_dir);
         Core {
             h,
             auth,

@@ -66,6 +66,7 @@ impl Core {
         for (what, changed) in [
             ("bus", new.bus != old.bus),
             ("state-dir", new.state_dir != old.state_dir),
+            ("lease-dir", new.lease_dir != old.lease_dir),
             ("[dns]", new.dns != old.dns),
             ("log-level", new.log_level != old.log_level),
         ] {
@@ -75,6 +76,7 @@ impl Core {
         }
         new.bus = old.bus.clone();
         new.state_dir = old.state_dir.clone();
+        new.lease_dir = old.lease_dir.clone();
         new.dns = old.dns.clone();
         new.log_level = old.log_level.clone();
         self.auth.set_rules(new.authorization.clone());
