@@ -110,7 +110,9 @@ fn timed_out(e: &anyhow::Error) -> bool {
 async fn connect(address: Option<&str>, timeout: Duration) -> anyhow::Result<zbus::Connection> {
     let b = match address {
         Some(a) => zbus::connection::Builder::address(a),
-        None => zbus::connection::Builder::system(),
+        None => zbus::connection::Builder::address(
+            tinynm_config::daemon_config::system_bus_address().as_str(),
+        ),
     };
     let connecting = b.method_timeout(timeout).build();
     tokio::time::timeout(timeout, connecting)

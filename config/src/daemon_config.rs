@@ -15,6 +15,20 @@ pub const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "tra
 /// programs that know no other (nm-openvpn-service's helper) find.
 pub const EMBEDDED_BUS_PATH: &str = "/run/dbus/system_bus_socket";
 
+/// The system bus's address for tinynm's own programs (plugins, helper, CLI):
+/// `DBUS_SYSTEM_BUS_ADDRESS` when set, else the socket at `/run/dbus/system_bus_socket`, which
+/// exists in a container's root file system without the `/var/run` link that the D-Bus
+/// specification's default path needs (zbus's default).
+pub fn system_bus_address() -> String {
+    system_bus_address_from(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
+}
+
+/// [`system_bus_address`] given the variable's value.
+pub fn system_bus_address_from(var: Option<String>) -> String {
+    var.filter(|a| !a.is_empty())
+        .unwrap_or_else(|| format!("unix:path={EMBEDDED_BUS_PATH}"))
+}
+
 /// The daemon's settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -282,6 +296,17 @@ pub fn secrets_for(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_system_bus_is_found_without_var_run() {
+        use super::system_bus_address_from as addr;
+        assert_eq!(addr(None), "unix:path=/run/dbus/system_bus_socket");
+        assert_eq!(
+            addr(Some(String::new())),
+            "unix:path=/run/dbus/system_bus_socket"
+        );
+        assert_eq!(addr(Some("unix:path=/x".into())), "unix:path=/x");
+    }
+
     use super::*;
 
     #[test]

@@ -120,7 +120,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Builder<'static>> {
     let b = match cfg.bus_address() {
-        None => zbus::connection::Builder::system(),
+        None => zbus::connection::Builder::address(
+            tinynm_config::daemon_config::system_bus_address().as_str(),
+        ),
         Some(a) => zbus::connection::Builder::address(a.as_str()),
     };
     // No call of tinynmd's waits for ever (polkit, the bus, resolved…): the calls with a timer

@@ -202,8 +202,7 @@ impl OpenVpn {
         let helper = std::env::current_exe()
             .map(|p| p.with_file_name("tinynm-openvpn-helper"))
             .unwrap_or_else(|_| PathBuf::from("tinynm-openvpn-helper"));
-        let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-            .unwrap_or_else(|_| "unix:path=/var/run/dbus/system_bus_socket".into());
+        let address = tinynm_config::daemon_config::system_bus_address();
         let up = format!(
             "{} --bus-address {address} --bus-name {}",
             helper.display(),

@@ -594,7 +594,10 @@ pub async fn run_or_exit<S: VpnService>(service: S, args: PluginArgs, program: &
 /// `args.bus_name` until it has stopped, its daemon left, it was idle too long, or it got
 /// SIGTERM/SIGINT.
 pub async fn run<S: VpnService>(service: S, args: PluginArgs) -> Result<(), zbus::Error> {
-    let conn = zbus::connection::Builder::system().build().await?;
+    let address = tinynm_config::daemon_config::system_bus_address();
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .build()
+        .await?;
     let (exit_tx, mut exit_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
         conn: conn.clone(),
