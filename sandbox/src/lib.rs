@@ -3,6 +3,7 @@
 //! integration tests and the benches all run in these. Everything is removed on drop.
 
 pub mod dhcp;
+pub mod embedded;
 pub mod netns;
 pub mod openvpn;
 pub mod polkit;
@@ -103,6 +104,11 @@ const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bu
 "#;
 
 impl Bus {
+    /// dbus-daemon's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the bus and waits until it listens.
     pub fn start() -> Result<Bus, SandboxError> {
         let prog = require_tool("dbus-daemon", "dbus")?;

@@ -6,6 +6,7 @@
 //! from the `DeactivateConnection` call to `VpnStateChanged(DISCONNECTED)`, which tinynmd sends
 //! only once every route is gone from the kernel.
 
+mod embedded;
 mod soak;
 mod uplink;
 
@@ -450,6 +451,57 @@ async fn uplink_section(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn embedded_section(runs: usize) -> anyhow::Result<()> {
+    let bin = release_dir()?;
+    println!("\n## The embedded bus beside dbus-daemon\n");
+    let size = std::fs::metadata(bin.join("tinynmd"))?.len();
+    println!(
+        "A namespace with a parent network; tinynmd (release, static: {:.2} MB) with a test-bench \
+         VPN profile. Start: from nothing running to tinynmd owning its name (with dbus-daemon: \
+         its start included); VPN: ActivateConnection → ACTIVATED; RSS 0.5 s after. {runs} runs \
+         each, alternating, median.\n",
+        size as f64 / 1e6
+    );
+    let mut res: Vec<(bool, Vec<embedded::Run>)> = vec![(true, Vec::new()), (false, Vec::new())];
+    for _ in 0..runs {
+        for (e, v) in res.iter_mut() {
+            v.push(embedded::run(*e, &bin).await?);
+        }
+    }
+    println!(
+        "| bus | start → name owned | VPN activation | RSS: tinynmd | RSS: dbus-daemon | RSS: all |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (e, v) in &res {
+        let mut start: Vec<Duration> = v.iter().map(|r| r.start).collect();
+        let mut vpn: Vec<Duration> = v.iter().map(|r| r.vpn).collect();
+        let mut own: Vec<u64> = v.iter().map(|r| r.rss_kib.0).collect();
+        let mut bus: Vec<u64> = v.iter().map(|r| r.rss_kib.1).collect();
+        let mut all: Vec<u64> = v.iter().map(|r| r.rss_kib.0 + r.rss_kib.1).collect();
+        for x in [&mut own, &mut bus, &mut all] {
+            x.sort();
+        }
+        let name = if *e {
+            "embedded (busd in tinynmd)"
+        } else {
+            "dbus-daemon 1.14"
+        };
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            ms(median(&mut start)),
+            ms(median(&mut vpn)),
+            mib(own[own.len() / 2]),
+            if *e {
+                "–".to_string()
+            } else {
+                mib(bus[bus.len() / 2])
+            },
+            mib(all[all.len() / 2])
+        );
+    }
+    Ok(())
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -468,6 +520,9 @@ async fn main() -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     if args.iter().any(|a| a == "--uplink") {
         return uplink_section(if quick { 1 } else { 3 }).await;
+    }
+    if args.iter().any(|a| a == "--embedded") {
+        return embedded_section(if quick { 1 } else { 5 }).await;
     }
     let runs = if quick { 1 } else { 3 };
     let mut b = Bench::new().await?;
@@ -657,5 +712,6 @@ async fn main() -> anyhow::Result<()> {
             ms(*t.last().expect("runs"))
         );
     }
-    uplink_section(runs).await
+    uplink_section(runs).await?;
+    embedded_section(runs).await
 }

@@ -10,174 +10,46 @@ use std::time::Duration;
 use common::{LIMIT, TESTBENCH};
 use futures::StreamExt;
 use tinynm_sandbox::Netns;
+use tinynm_sandbox::embedded::EmbeddedDaemon;
 use tinynm_sandbox::nm::{ManagerProxy, SettingsProxy};
 use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
 use zbus::{MatchRule, MessageStream, OwnedObjectPath};
 
-/// tinynmd in `ns` on an embedded bus at `sock`; its files in `dir`. Ended on drop.
-struct Embedded {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Embedded {
-    fn drop(&mut self) {
-        tinynm_sandbox::terminate(&mut self.child);
-    }
-}
-
-impl Embedded {
-    /// Starts it with its bus at `sock`, or (`None`) at the default path,
-    /// /run/dbus/system_bus_socket, in a mount namespace of its own with a tmpfs over /run
-    /// (the test reaches that socket through `/proc/PID/root`). `nm_plugins`: NM's plugin
-    /// directories are searched (Debian's nm-openvpn-service).
-    fn start(
-        ns: &Netns,
-        dir: &std::path::Path,
-        sock: Option<&std::path::Path>,
-        nm_plugins: bool,
-    ) -> Embedded {
-        let tinynmd = tinynm_sandbox::binary("tinynmd").unwrap();
-        let testbench = tinynm_sandbox::binary("tinynm-testbench").unwrap();
-        let plugins = dir.join("vpn");
-        tinynm_sandbox::write_testbench_plugins(&plugins, &testbench).unwrap();
-        std::fs::create_dir_all(dir.join("connections")).unwrap();
-        let bus = match sock {
-            Some(s) => format!("embedded:{}", s.display()),
-            None => "embedded".to_string(),
-        };
-        let conf = dir.join("daemon.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "bus = \"{bus}\"\nprofile-dir = \"{}\"\nkeyfile-dirs = []\nplugin-dirs = [\"{}\"]\n\
-                 nm-plugin-dirs = {nm_plugins}\nstate-dir = \"{}\"\nlog-level = \"debug\"\n[dns]\nbackend = \"none\"\n",
-                dir.join("connections").display(),
-                plugins.display(),
-                dir.join("state").display(),
-            ),
-        )
+/// Activates `profile`; waits for the VPN's ACTIVATED (bounded), any other end fails.
+async fn activate(
+    d: &EmbeddedDaemon,
+    conn: &zbus::Connection,
+    profile: &OwnedObjectPath,
+) -> OwnedObjectPath {
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .member("VpnStateChanged")
+        .build()
         .unwrap();
-        let log = dir.join("tinynmd.log");
-        let mut cmd = Command::new(tinynmd);
-        cmd.arg("--config")
-            .arg(&conf)
-            // No bus of anyone else's to fall back on.
-            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        ns.prepare(&mut cmd);
-        if sock.is_none() {
-            // SAFETY: between fork and exec, only raw syscalls on static C strings.
-            unsafe {
-                cmd.pre_exec(|| {
-                    let (root, run, tmpfs) = (c"/", c"/run", c"tmpfs");
-                    if libc::unshare(libc::CLONE_NEWNS) != 0
-                        || libc::mount(
-                            std::ptr::null(),
-                            root.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_REC | libc::MS_PRIVATE,
-                            std::ptr::null(),
-                        ) != 0
-                        || libc::mount(
-                            tmpfs.as_ptr(),
-                            run.as_ptr(),
-                            tmpfs.as_ptr(),
-                            0,
-                            std::ptr::null(),
-                        ) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        Embedded {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
-    }
-
-    /// The bus's socket as the test reaches it.
-    fn socket(&self, sock: Option<&std::path::Path>) -> std::path::PathBuf {
-        match sock {
-            Some(s) => s.to_path_buf(),
-            None => std::path::PathBuf::from(format!(
-                "/proc/{}/root/run/dbus/system_bus_socket",
-                self.child.id()
-            )),
-        }
-    }
-
-    /// Waits for the socket and for tinynmd's name on it; a connection and the address.
-    async fn connect(&self, sock: &std::path::Path) -> (zbus::Connection, String) {
-        let deadline = std::time::Instant::now() + LIMIT;
-        while !sock.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no socket at {}: {}",
-                sock.display(),
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let address = format!("unix:path={}", sock.display());
-        let conn = zbus::connection::Builder::address(address.as_str())
-            .build()
+    let mut states = MessageStream::for_match_rule(rule, conn, None)
+        .await
+        .unwrap();
+    let root = OwnedObjectPath::try_from("/").unwrap();
+    let ac = ManagerProxy::new(conn)
+        .await
+        .unwrap()
+        .activate_connection(profile, &root, &root)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let m = tokio::time::timeout_at(deadline, states.next())
             .await
-            .unwrap_or_else(|e| panic!("connect to the embedded bus: {e}\n{}", self.log_text()));
-        tinynm_sandbox::wait_for_name(&conn, "org.freedesktop.NetworkManager", LIMIT)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_text()));
-        (conn, address)
-    }
-
-    /// Activates `profile`; waits for the VPN's ACTIVATED (bounded), any other end fails.
-    async fn activate(
-        &self,
-        conn: &zbus::Connection,
-        profile: &OwnedObjectPath,
-    ) -> OwnedObjectPath {
-        let rule = MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .member("VpnStateChanged")
-            .build()
-            .unwrap();
-        let mut states = MessageStream::for_match_rule(rule, conn, None)
-            .await
-            .unwrap();
-        let root = OwnedObjectPath::try_from("/").unwrap();
-        let ac = ManagerProxy::new(conn)
-            .await
+            .unwrap_or_else(|_| panic!("no VPN ACTIVATED: {}", d.log_text()))
             .unwrap()
-            .activate_connection(profile, &root, &root)
-            .await
             .unwrap();
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            let m = tokio::time::timeout_at(deadline, states.next())
-                .await
-                .unwrap_or_else(|_| panic!("no VPN ACTIVATED: {}", self.log_text()))
-                .unwrap()
-                .unwrap();
-            let (state, _): (u32, u32) = m.body().deserialize().unwrap();
-            if state == 5 {
-                return ac;
-            }
-            assert!(state < 6, "the VPN failed ({state}): {}", self.log_text());
+        let (state, _): (u32, u32) = m.body().deserialize().unwrap();
+        if state == 5 {
+            return ac;
         }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        assert!(state < 6, "the VPN failed ({state}): {}", d.log_text());
     }
 }
-
-use std::os::unix::process::CommandExt;
 
 fn nmcli(address: &str, args: &[&str]) -> (bool, String) {
     let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
@@ -207,8 +79,11 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
     ns.add_parent().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("run/dbus/system_bus_socket");
-    let d = Embedded::start(&ns, tmp.path(), Some(&sock), false);
-    let (conn, address) = d.connect(&sock).await;
+    let d = EmbeddedDaemon::start(&ns, tmp.path(), Some(&sock), false, None)
+        .await
+        .unwrap();
+    let conn = d.connect().await.unwrap();
+    let address = d.address.clone();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
@@ -240,7 +115,7 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
         .unwrap_or_else(|| panic!("{text}"));
     let settings = SettingsProxy::new(&conn).await.unwrap();
     let profile = settings.get_connection_by_uuid(uuid).await.unwrap();
-    let ac = d.activate(&conn, &profile).await;
+    let ac = activate(&d, &conn, &profile).await;
     let k = ns.snapshot().unwrap();
     assert!(k.link("tbemb").is_some_and(|l| l.up), "{k}");
     // nmcli sees it active, and takes it down.
@@ -283,9 +158,10 @@ async fn debians_openvpn_plugin_and_its_helper_find_the_embedded_bus_at_the_defa
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::generate(tmp.path()).unwrap();
     let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
-    let d = Embedded::start(&ns, tmp.path(), None, true);
-    let sock = d.socket(None);
-    let (conn, _) = d.connect(&sock).await;
+    let d = EmbeddedDaemon::start(&ns, tmp.path(), None, true, None)
+        .await
+        .unwrap();
+    let conn = d.connect().await.unwrap();
     let (data, secrets) = Auth::Tls.client_data(&pki);
     let mut p = common::profile("embedded-ovpn", OPENVPN, &[]);
     p.vpn.data = data;
@@ -296,7 +172,7 @@ async fn debians_openvpn_plugin_and_its_helper_find_the_embedded_bus_at_the_defa
         .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
         .await
         .unwrap();
-    let _ac = d.activate(&conn, &profile).await;
+    let _ac = activate(&d, &conn, &profile).await;
     let k = ns.snapshot().unwrap();
     assert!(
         k.routes
