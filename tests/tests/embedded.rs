@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{LIMIT, TESTBENCH};
+use common::LIMIT;
 use futures::StreamExt;
 use tinynm_sandbox::Netns;
 use tinynm_sandbox::embedded::EmbeddedDaemon;
@@ -52,16 +52,7 @@ async fn activate(
 }
 
 fn nmcli(address: &str, args: &[&str]) -> (bool, String) {
-    let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
-    let o = Command::new(bin)
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", address)
-        .env("LIBNM_CLIENT_DEBUG", "warning,error")
-        .env("G_DEBUG", "fatal-warnings")
-        .env("LANG", "C")
-        .env_remove("LC_ALL")
-        .output()
-        .expect("run nmcli");
+    let o = common::nmcli_on(address, args);
     (
         o.status.success(),
         format!(
@@ -94,18 +85,7 @@ async fn tinynmd_serves_nm_on_a_bus_of_its_own_to_its_plugin_and_nmcli() {
     // tinynmd, found the embedded bus and brought the tunnel up.
     let (ok, text) = nmcli(
         &address,
-        &[
-            "connection",
-            "add",
-            "type",
-            "vpn",
-            "vpn-type",
-            TESTBENCH,
-            "con-name",
-            "inside",
-            "vpn.data",
-            "tundev=tbemb",
-        ],
+        &common::nmcli_add_vpn_args("inside", "tundev=tbemb"),
     );
     assert!(ok, "{text}\n{}", d.log_text());
     // `Connection 'inside' (UUID) successfully added.`

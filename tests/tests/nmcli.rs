@@ -10,35 +10,12 @@ use std::process::Output;
 use common::{TESTBENCH, World};
 
 fn nmcli(w: &World, args: &[&str]) -> Output {
-    let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
-    std::process::Command::new(bin)
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
-        .env("LIBNM_CLIENT_DEBUG", "warning,error")
-        .env("G_DEBUG", "fatal-warnings")
-        .env("LANG", "C")
-        .env_remove("LC_ALL")
-        .output()
-        .expect("run nmcli")
+    common::nmcli_on(&w.bus.address, args)
 }
 
 /// `nmcli connection add type vpn` of a test-bench profile.
 fn nmcli_add_vpn(w: &World, name: &str, data: &str) -> Output {
-    nmcli(
-        w,
-        &[
-            "connection",
-            "add",
-            "type",
-            "vpn",
-            "vpn-type",
-            TESTBENCH,
-            "con-name",
-            name,
-            "vpn.data",
-            data,
-        ],
-    )
+    nmcli(w, &common::nmcli_add_vpn_args(name, data))
 }
 
 /// nmcli in a blocking thread, for commands that wait on tinynmd while the test runs on.

@@ -704,3 +704,34 @@ pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Debian's `nmcli` on the bus at `address`, in the C locale, with libnm's protocol checks
+/// fatal (`LIBNM_CLIENT_DEBUG=warning,error G_DEBUG=fatal-warnings`).
+pub fn nmcli_on(address: &str, args: &[&str]) -> std::process::Output {
+    let bin = tinynm_sandbox::require_tool("nmcli", "network-manager").expect("nmcli");
+    std::process::Command::new(bin)
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", address)
+        .env("LIBNM_CLIENT_DEBUG", "warning,error")
+        .env("G_DEBUG", "fatal-warnings")
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .output()
+        .expect("run nmcli")
+}
+
+/// nmcli's arguments adding a test-bench VPN profile `name` with `vpn.data` `data`.
+pub fn nmcli_add_vpn_args<'a>(name: &'a str, data: &'a str) -> [&'a str; 10] {
+    [
+        "connection",
+        "add",
+        "type",
+        "vpn",
+        "vpn-type",
+        TESTBENCH,
+        "con-name",
+        name,
+        "vpn.data",
+        data,
+    ]
+}
