@@ -65,6 +65,47 @@ pub struct DaemonConfig {
     /// `org.freedesktop.NetworkManager.` prefix) = list of `user:NAME` / `group:NAME`. Root may
     /// always; nobody else may anything not listed.
     pub authorization: std::collections::BTreeMap<String, Vec<String>>,
+    /// The kill switch: what may pass while a VPN that fails closed is up or down.
+    pub firewall: FirewallSettings,
+}
+
+/// `[firewall]`: tinynm's kill switch (nftables table `inet tinynm`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FirewallSettings {
+    /// Fail closed always: from start-up on, only loopback, DHCP, the VPN servers, the
+    /// tunnels and `allow` pass, whether a VPN is up or not, as if every VPN had
+    /// `kill-switch`.
+    pub lockdown: bool,
+    /// Prefixes that pass beside the VPN while the switch is on (a LAN, say), both ways:
+    /// `"192.168.1.0/24"`, `"fd00::/8"`.
+    pub allow: Vec<String>,
+}
+
+impl FirewallSettings {
+    /// `allow` as prefixes (checked when daemon.toml is read).
+    pub fn allowed(&self) -> Vec<ipnetwork::IpNetwork> {
+        self.allow
+            .iter()
+            .filter_map(|a| parse_prefix(a).ok())
+            .collect()
+    }
+}
+
+/// A prefix of `[firewall] allow`: an address with an optional `/LEN`, host bits clear.
+pub fn parse_prefix(s: &str) -> Result<ipnetwork::IpNetwork, String> {
+    let n: ipnetwork::IpNetwork = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("'{s}' is not an address or prefix ({e})"))?;
+    if n.network() != n.ip() {
+        return Err(format!(
+            "'{s}' has host bits set (the prefix is {}/{})",
+            n.network(),
+            n.prefix()
+        ));
+    }
+    Ok(n)
 }
 
 /// `[dns]`: the backend that puts the VPNs' DNS in force.
@@ -143,6 +184,7 @@ impl Default for DaemonConfig {
             secrets_file: None,
             dns: DnsSettings::default(),
             authorization: Default::default(),
+            firewall: FirewallSettings::default(),
         }
     }
 }
@@ -221,6 +263,12 @@ impl DaemonConfig {
                     c.dns.backend
                 ),
             });
+        }
+        for a in &c.firewall.allow {
+            parse_prefix(a).map_err(|why| DaemonConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("[firewall] allow: {why}"),
+            })?;
         }
         let t = &c.timeouts;
         for (k, v) in [
@@ -336,6 +384,34 @@ mod tests {
         assert_eq!(
             e,
             "daemon.toml: [timeouts] plugin-call: expected a positive number of seconds, found -1"
+        );
+    }
+
+    #[test]
+    fn firewall_prefixes_are_checked() {
+        let p = Path::new("daemon.toml");
+        let c = DaemonConfig::from_toml_str(
+            "[firewall]\nlockdown = true\nallow = [\"192.168.1.0/24\", \"fd00::/8\", \"10.0.0.9\"]\n",
+            p,
+        )
+        .unwrap();
+        assert!(c.firewall.lockdown);
+        assert_eq!(c.firewall.allowed().len(), 3);
+        let err = |allow: &str| {
+            DaemonConfig::from_toml_str(&format!("[firewall]\nallow = [\"{allow}\"]\n"), p)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("10.0.0.1/8"),
+            "daemon.toml: [firewall] allow: '10.0.0.1/8' has host bits set (the prefix is 10.0.0.0/8)"
+        );
+        assert!(
+            err("10.0.0.0/33").starts_with(
+                "daemon.toml: [firewall] allow: '10.0.0.0/33' is not an address or prefix"
+            ),
+            "{}",
+            err("10.0.0.0/33")
         );
     }
 }

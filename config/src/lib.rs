@@ -6,6 +6,7 @@
 pub mod daemon_config;
 pub mod dbus;
 mod dbus_wired;
+pub mod endpoints;
 pub mod error;
 pub mod ethernet;
 pub mod keyfile;

@@ -83,8 +83,14 @@ pub const TINYNM_PREFIX: &str = "tinynm-";
 /// connection (and again whenever there is one after it went down without the user asking).
 pub const TINYNM_AUTOCONNECT: &str = "tinynm-autoconnect";
 
+/// `vpn.data tinynm-kill-switch=yes`: the VPN fails closed. From its activation until the user
+/// takes it down, nothing but loopback, the tunnel, the VPN server, DHCP and `[firewall]
+/// allow` passes, also while it is down without the user asking (`[vpn] kill-switch = true`
+/// in a TOML profile).
+pub const TINYNM_KILL_SWITCH: &str = "tinynm-kill-switch";
+
 /// The tinynm options `vpn.data` may hold, each `yes` or `no`.
-pub const TINYNM_OPTIONS: &[&str] = &[TINYNM_AUTOCONNECT];
+pub const TINYNM_OPTIONS: &[&str] = &[TINYNM_AUTOCONNECT, TINYNM_KILL_SWITCH];
 
 impl VpnSection {
     /// Whether tinynm's option `key` (one of [`TINYNM_OPTIONS`]) is `yes`.
@@ -722,7 +728,7 @@ mod option_tests {
                 .validate()
                 .unwrap_err()
                 .to_string(),
-            "[vpn] data: 'tinynm-autoconnct' is not a tinynm option (known: tinynm-autoconnect)"
+            "[vpn] data: 'tinynm-autoconnct' is not a tinynm option (known: tinynm-autoconnect, tinynm-kill-switch)"
         );
     }
 }

@@ -262,6 +262,9 @@ fn read_route(sec: &str, i: usize, item: &Value) -> Result<StaticRoute, ProfileE
     })
 }
 
+/// `[vpn]` keys that stand for tinynm's `vpn.data` options.
+const TOML_OPTIONS: [(&str, &str); 1] = [("kill-switch", crate::profile::TINYNM_KILL_SWITCH)];
+
 /// Parses and validates a profile from TOML text.
 pub fn from_toml_str(text: &str) -> Result<Profile, ProfileError> {
     let root: Table = text
@@ -316,7 +319,7 @@ fn from_table(root: &Table) -> Result<Profile, ProfileError> {
             return Err(ProfileError::section("vpn", "is required"));
         }
         let mut v = Sect::new(root, "vpn")?;
-        let vpn = VpnSection {
+        let mut vpn = VpnSection {
             service_type: v.required("service-type")?,
             user_name: v.string("user-name")?.filter(|s| !s.is_empty()),
             data: v.string_map("data")?,
@@ -324,6 +327,21 @@ fn from_table(root: &Table) -> Result<Profile, ProfileError> {
             persistent: v.boolean("persistent", false)?,
             timeout: v.int("timeout", 0, u32::MAX as i64, 0)? as u32,
         };
+        // tinynm's options as keys of their own; the same as `data`'s `tinynm-*` entries.
+        for (key, option) in TOML_OPTIONS {
+            if v.get(key).is_none() {
+                continue;
+            }
+            let on = if v.boolean(key, false)? { "yes" } else { "no" };
+            if vpn.data.get(option).is_some_and(|d| d != on) {
+                return Err(ProfileError::key(
+                    "vpn",
+                    key,
+                    format!("contradicts data's '{option}'"),
+                ));
+            }
+            vpn.data.insert(option.to_string(), on.to_string());
+        }
         v.finish()?;
         vpn
     };
@@ -523,7 +541,13 @@ pub fn to_toml_string(p: &Profile) -> String {
             .map(|(k, v)| (k.clone(), v.clone().into()))
             .collect()
     };
-    v.insert("data".into(), map(&p.vpn.data).into());
+    let mut data = p.vpn.data.clone();
+    for (key, option) in TOML_OPTIONS {
+        if let Some(on) = data.remove(option) {
+            v.insert(key.into(), (on == "yes").into());
+        }
+    }
+    v.insert("data".into(), map(&data).into());
     if !p.vpn.secrets.is_empty() {
         v.insert("secrets".into(), map(&p.vpn.secrets).into());
     }
@@ -573,6 +597,30 @@ method = "ignore"
         assert_eq!(p.vpn.secrets["password"], "s3cret");
         let again = from_toml_str(&to_toml_string(&p)).unwrap();
         assert_eq!(p, again);
+    }
+
+    #[test]
+    fn kill_switch_is_a_key_of_its_own() {
+        let text = GOOD.replace("[vpn]\n", "[vpn]\nkill-switch = true\n");
+        let p = from_toml_str(&text).unwrap();
+        assert!(p.vpn.option(crate::profile::TINYNM_KILL_SWITCH));
+        assert!(!p.vpn.plugin_data().contains_key("tinynm-kill-switch"));
+        let out = to_toml_string(&p);
+        assert!(out.contains("kill-switch = true"), "{out}");
+        assert_eq!(from_toml_str(&out).unwrap(), p);
+        let both = text.replace(
+            "routes = \"3\"",
+            "routes = \"3\", tinynm-kill-switch = \"no\"",
+        );
+        assert_eq!(
+            from_toml_str(&both).unwrap_err().to_string(),
+            "[vpn] kill-switch: contradicts data's 'tinynm-kill-switch'"
+        );
+        let bad = GOOD.replace("[vpn]\n", "[vpn]\nkill-switch = \"yes\"\n");
+        assert_eq!(
+            from_toml_str(&bad).unwrap_err().to_string(),
+            "[vpn] kill-switch: expected true or false, found a string"
+        );
     }
 
     #[test]

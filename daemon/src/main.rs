@@ -6,6 +6,7 @@ mod broker;
 mod bus;
 mod core;
 mod dns;
+mod firewall;
 mod memory;
 mod netlink;
 mod secrets;

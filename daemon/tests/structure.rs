@@ -139,6 +139,7 @@ fn layers_import_only_below_them() {
     may("store", &[]);
     may("memory", &[]);
     may("broker", &[]);
+    may("firewall", &[]);
     may("auth", &[]);
     may("dns", &["store"]);
     may("secrets", &["auth"]);

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{LIMIT, World};
+use common::{LIMIT, World, descendants_named};
 use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
 use tinynm_sandbox::{DaemonOptions, Netns, require_tool};
 
@@ -289,45 +289,6 @@ async fn tunnel_works(w: &mut World, p: &zbus::OwnedObjectPath) {
     if w.daemon.env("TMPDIR").is_some() {
         no_runtime_files_left(w).await;
     }
-}
-
-/// The processes below `pid` (its children, theirs…) named `comm`: ours, since we started
-/// their ancestor.
-fn descendants_named(pid: u32, comm: &str) -> Vec<u32> {
-    let mut parents = vec![pid];
-    let mut found = Vec::new();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            if parents.contains(&p) {
-                continue;
-            }
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid …: the comm may hold spaces, the last ')' ends it.
-            let Some(close) = stat.rfind(')') else {
-                continue;
-            };
-            let ppid: u32 = stat[close + 2..]
-                .split(' ')
-                .nth(1)
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            if parents.contains(&ppid) {
-                parents.push(p);
-                changed = true;
-                if stat[stat.find('(').unwrap() + 1..close] == *comm {
-                    found.push(p);
-                }
-            }
-        }
-    }
-    found
 }
 
 async fn failure(plugin: Plugin, auth: Auth, what: &str) -> (u32, u32, String) {

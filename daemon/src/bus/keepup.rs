@@ -1,5 +1,6 @@
 //! `org.tinynm.Settings`: tinynm's own interface beside NM's Settings (NM has no such
-//! properties): the VPNs tinynmd is bringing back, and the self-starting VPNs it holds down.
+//! properties): the VPNs tinynmd is bringing back, the self-starting VPNs it holds down, and
+//! the kill switch.
 
 use std::collections::HashMap;
 
@@ -30,5 +31,24 @@ impl KeepUpView {
     #[zbus(property)]
     fn autoconnect_blocked(&self) -> Vec<String> {
         self.snap.borrow().blocked.clone()
+    }
+
+    /// UUIDs of the VPNs that hold the kill switch (`tinynm-kill-switch`, or any VPN under
+    /// lockdown): activating, up, or down without the user asking.
+    #[zbus(property)]
+    fn kill_switch(&self) -> Vec<String> {
+        self.snap.borrow().kill_switch.clone()
+    }
+
+    /// daemon.toml's `[firewall] lockdown`: the switch is on whatever is up.
+    #[zbus(property)]
+    fn lockdown(&self) -> bool {
+        self.snap.borrow().lockdown
+    }
+
+    /// Why the kill switch could not be put in force (the kernel's words), or empty.
+    #[zbus(property)]
+    fn kill_switch_error(&self) -> String {
+        self.snap.borrow().kill_switch_error.clone()
     }
 }

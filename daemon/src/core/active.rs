@@ -132,6 +132,8 @@ impl Core {
             cmd: cmd_rx,
             snap: snap_tx,
         };
+        // The switch is on before the plugin starts: not a packet leaves beside it.
+        self.killswitch_engage(&profile).await;
         tokio::spawn(crate::vpn::run(params));
         Ok(path)
     }
@@ -160,7 +162,14 @@ impl Core {
             self.retries.insert(pn, i32::MAX);
         }
         self.user_took_down(pn);
+        let uuid = self
+            .profiles
+            .get(&pn)
+            .map(|p| p.snap.borrow().profile.connection.uuid.clone());
         self.take_down(n, Reason::UserDisconnected).await;
+        if let Some(uuid) = uuid {
+            self.killswitch_release(&uuid).await;
+        }
         Ok(())
     }
 

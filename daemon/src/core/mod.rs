@@ -15,6 +15,7 @@ use zbus::OwnedObjectPath;
 
 mod active;
 mod devices;
+mod killswitch;
 mod profiles;
 mod publish;
 mod reconnect;
@@ -86,6 +87,8 @@ pub struct Core {
     secondary_of: BTreeMap<AcId, AcId>,
     /// The last DHCP lease of each wired profile on each link.
     leases: crate::wired::Leases,
+    /// The kill switch (`killswitch.rs`).
+    killswitch: killswitch::KillSwitch,
 }
 
 impl Core {
@@ -120,6 +123,7 @@ impl Core {
             reconnects: reconnect::Reconnects::default(),
             secondary_of: BTreeMap::new(),
             leases,
+            killswitch: killswitch::KillSwitch::default(),
         }
     }
 
@@ -147,6 +151,7 @@ impl Core {
 
     /// Serves commands until shut down.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.killswitch_start().await;
         self.settle_startup().await;
         while let Some(cmd) = rx.recv().await {
             let stop = self.handle(cmd).await;
@@ -178,6 +183,17 @@ impl Core {
         if let Err(e) = self.publish_manager().await {
             tracing::warn!("cannot publish the end of startup: {e}");
         }
+    }
+
+    /// An active connection reached or left ACTIVATED.
+    async fn changed(&mut self) {
+        self.reconnected();
+        if let Err(e) = self.publish_manager().await {
+            tracing::warn!("cannot publish the manager's state: {e}");
+        }
+        self.update_dns().await;
+        self.killswitch_sync().await;
+        self.autoconnect_vpns().await;
     }
 
     async fn handle(&mut self, cmd: Command) -> bool {
@@ -219,10 +235,12 @@ impl Core {
                 reply,
             } => {
                 let _ = reply.send(self.update(uid, n, settings, storage).await);
+                self.killswitch_sync().await;
                 self.wired_links().await;
             }
             Command::Delete { uid, n, reply } => {
                 let _ = reply.send(self.delete(uid, n).await);
+                self.killswitch_sync().await;
             }
             Command::Ended { n } => {
                 self.wired_ended(n).await;
@@ -257,6 +275,7 @@ impl Core {
             }
             Command::ReloadConfig(cfg) => {
                 self.reload_config(*cfg);
+                self.killswitch_sync().await;
                 if let Err(e) = self.reload(0, None).await {
                     tracing::error!("cannot reload the profiles: {e:?}");
                 }
@@ -314,14 +333,12 @@ impl Core {
                 self.wired_links().await;
                 let _ = reply.send(());
             }
-            Command::Changed => {
-                self.reconnected();
-                if let Err(e) = self.publish_manager().await {
-                    tracing::warn!("cannot publish the manager's state: {e}");
-                }
-                self.update_dns().await;
-                self.autoconnect_vpns().await;
+            Command::Applied { reply } => {
+                self.killswitch_sync().await;
+                let _ = reply.send(());
+                self.changed().await;
             }
+            Command::Changed => self.changed().await,
             Command::Shutdown { reply } => {
                 if self.actives.is_empty() {
                     let _ = reply.send(());

@@ -254,6 +254,9 @@ impl Core {
                 })
                 .collect(),
             blocked: self.reconnects.blocked.iter().filter_map(uuid).collect(),
+            kill_switch: self.killswitch.engaged(),
+            lockdown: self.h.cfg.firewall.lockdown,
+            kill_switch_error: self.killswitch.error.clone().unwrap_or_default(),
         };
         if *self.out.keepup.borrow() == new {
             return;
@@ -272,6 +275,9 @@ impl Core {
                 vec![
                     ("Reconnects", Variant::from(reconnects)),
                     ("AutoconnectBlocked", Variant::from(new.blocked)),
+                    ("KillSwitch", Variant::from(new.kill_switch)),
+                    ("Lockdown", Variant::from(new.lockdown)),
+                    ("KillSwitchError", Variant::from(new.kill_switch_error)),
                 ],
             )
             .await;

@@ -43,6 +43,11 @@ pub struct AcSnapshot {
     pub dns: Vec<crate::dns::DnsEntry>,
     /// `NMActiveConnectionStateReason` of its last state change (why it ended, at the end).
     pub reason: u32,
+    /// A VPN's own tunnel interface, once its config is applied (the kill switch lets it
+    /// through).
+    pub tunnel: Option<String>,
+    /// The VPN server's address as the plugin's `Config` gave it.
+    pub vpn_gateway: Option<std::net::IpAddr>,
 }
 
 impl AcSnapshot {
@@ -74,6 +79,8 @@ impl AcSnapshot {
             dhcp4_config: root(),
             dns: Vec::new(),
             reason: 0,
+            tunnel: None,
+            vpn_gateway: None,
         }
     }
 }
@@ -110,6 +117,8 @@ impl AcSnapshot {
             dhcp4_config: root(),
             dns: Vec::new(),
             reason: 0,
+            tunnel: None,
+            vpn_gateway: None,
         }
     }
 }

@@ -79,6 +79,12 @@ pub enum Command {
     },
     /// An active connection reached or left ACTIVATED.
     Changed,
+    /// A VPN's config is in the kernel and it is about to announce ACTIVATED: `Changed`, answered
+    /// once done, so that the kill switch lets its tunnel through before anyone sees it up.
+    Applied {
+        /// Answered when the core has looked.
+        reply: tokio::sync::oneshot::Sender<()>,
+    },
     /// A wired activation moved its device to a new state (sent by its task).
     DeviceState {
         /// The link.

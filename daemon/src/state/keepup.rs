@@ -22,4 +22,10 @@ pub struct KeepUpSnapshot {
     /// UUIDs of `tinynm-autoconnect` VPNs held down: the user took them down, or they failed
     /// for a reason another try cannot change. Activating one by hand lifts it.
     pub blocked: Vec<String>,
+    /// UUIDs of the VPNs holding the kill switch.
+    pub kill_switch: Vec<String>,
+    /// `[firewall] lockdown`: the kill switch is on whatever is up.
+    pub lockdown: bool,
+    /// Why the kill switch could not be put in force, or empty.
+    pub kill_switch_error: String,
 }

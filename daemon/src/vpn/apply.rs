@@ -231,10 +231,13 @@ impl Task {
         self.applier.journal = Some(j);
         let iface = g.tundev.clone().unwrap_or_default();
         let dns = self.dns_entry(iface, ifindex, default4 || default6);
+        let tunnel = g.tundev.clone().filter(|_| own);
         self.p.snap.send_modify(|s| {
             s.default4 = default4;
             s.default6 = default6;
             s.dns = dns;
+            s.tunnel = tunnel;
+            s.vpn_gateway = g.gateway;
         });
         Ok(())
     }

@@ -279,7 +279,12 @@ impl Task {
                 self.timers.clear();
                 self.applier.report_daemon_work();
                 Box::pin(self.export_ip_configs()).await;
-                let _ = self.p.core.send(Command::Changed).await;
+                // The core lets the tunnel through the kill switch before ACTIVATED is shown
+                // (bounded: the core never waits on this task, but a stuck core must not hang it).
+                let (reply, done) = tokio::sync::oneshot::channel();
+                if self.p.core.send(Command::Applied { reply }).await.is_ok() {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done).await;
+                }
                 None
             }
             Action::Finish(_) => None,

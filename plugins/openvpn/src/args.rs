@@ -235,58 +235,6 @@ fn is_pkcs12(path: &str) -> bool {
         .is_ok_and(|()| head[0] == 0x30 && head[1] & 0x80 != 0)
 }
 
-/// One `remote` entry: `host`, `host:port` or `host:port:proto`, as nm-openvpn-service reads
-/// them (comma or space separated).
-fn remotes(data: &BTreeMap<String, String>) -> Result<Vec<(String, String, String)>, String> {
-    let Some(list) = data.get("remote").filter(|r| !r.trim().is_empty()) else {
-        return Err("vpn.data remote: missing (the server to connect to)".into());
-    };
-    let port = number(data, "port")?.unwrap_or_else(|| "1194".into());
-    let tcp = yes(data, "proto-tcp");
-    let mut out = Vec::new();
-    for r in list.split([',', ' ']).filter(|r| !r.is_empty()) {
-        let mut parts = r.split(':');
-        let host = parts.next().unwrap_or_default().to_string();
-        let p = parts.next().map(str::to_string).unwrap_or(port.clone());
-        let proto = parts.next().map(str::to_string).unwrap_or_else(|| {
-            if tcp {
-                "tcp-client".into()
-            } else {
-                "udp".into()
-            }
-        });
-        if host.is_empty() || p.parse::<u16>().is_err() || parts.next().is_some() {
-            return Err(format!(
-                "vpn.data remote: '{r}' is not HOST, HOST:PORT or HOST:PORT:PROTO"
-            ));
-        }
-        if !matches!(
-            proto.as_str(),
-            "udp"
-                | "udp4"
-                | "udp6"
-                | "tcp"
-                | "tcp4"
-                | "tcp6"
-                | "tcp-client"
-                | "tcp4-client"
-                | "tcp6-client"
-        ) {
-            return Err(format!(
-                "vpn.data remote: '{r}': unknown protocol '{proto}'"
-            ));
-        }
-        let proto = match proto.as_str() {
-            "tcp" => "tcp-client".into(),
-            "tcp4" => "tcp4-client".into(),
-            "tcp6" => "tcp6-client".into(),
-            _ => proto,
-        };
-        out.push((host, p, proto));
-    }
-    Ok(out)
-}
-
 /// Where the plugin's runtime files go for one connection.
 pub struct Runtime<'a> {
     /// The management socket openvpn connects to.
@@ -307,8 +255,10 @@ pub fn build(
     let kind = Kind::of(data)?;
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
-    for (host, port, proto) in remotes(data)? {
-        push(&["--remote", &host, &port, &proto]);
+    for tinynm_config::endpoints::OpenvpnRemote { host, port, proto } in
+        tinynm_config::endpoints::openvpn_remotes(data)?
+    {
+        push(&["--remote", &host, &port.to_string(), &proto]);
     }
     for (key, opt) in [
         ("remote-random", "--remote-random"),
