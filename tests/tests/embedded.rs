@@ -171,3 +171,117 @@ async fn debians_openvpn_plugin_and_its_helper_find_the_embedded_bus_at_the_defa
         "no answer through the tunnel"
     );
 }
+
+/// busd has no bus policy: any user may own any name on it. tinynmd makes up for it where it
+/// matters, as NM's D-Bus policy does on a system bus: a VPN plugin's name owned by a process
+/// not running as root is not talked to (SERVICE_START_FAILED, the log names the uid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_name_another_user_owns_on_the_embedded_bus_is_refused() {
+    tinynm_sandbox::require_root("the embedded bus test").unwrap();
+    let ns = Netns::new().unwrap();
+    ns.add_parent().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    // The socket's directories open to the impostor (uid 65534).
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = tmp.path().join("run/dbus/system_bus_socket");
+    let d = EmbeddedDaemon::start(&ns, tmp.path(), Some(&sock), false, None)
+        .await
+        .unwrap();
+    for dir in [tmp.path().join("run"), tmp.path().join("run/dbus")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let conn = d.connect().await.unwrap();
+    // A plugin for one connection at a time: its bus name is its service's, known in advance.
+    const SERVICE: &str = "org.freedesktop.NetworkManager.testbench-single";
+    std::fs::write(
+        tmp.path().join("vpn/testbench-single.name"),
+        format!(
+            "[VPN Connection]\nname=testbench-single\nservice={SERVICE}\nprogram={}\n",
+            tinynm_sandbox::binary("tinynm-testbench")
+                .unwrap()
+                .display()
+        ),
+    )
+    .unwrap();
+    // The impostor: nobody, owning that name before tinynmd looks.
+    let setpriv = tinynm_sandbox::require_tool("setpriv", "util-linux").unwrap();
+    let mut impostor = Impostor(Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(
+            "import sys\n\
+             from gi.repository import Gio, GLib\n\
+             f = Gio.DBusConnectionFlags\n\
+             c = Gio.DBusConnection.new_for_address_sync(sys.argv[1], f.AUTHENTICATION_CLIENT | f.MESSAGE_BUS_CONNECTION, None, None)\n\
+             r = c.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'RequestName', GLib.Variant('(su)', (sys.argv[2], 4)), None, 0, -1, None)\n\
+             print('owned', r.unpack()[0], flush=True)\n\
+             GLib.MainLoop().run()\n",
+        )
+        .args([&d.address, SERVICE])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let mut out = std::io::BufReader::new(impostor.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "owned 1", "the impostor owns the name");
+    let p = common::profile("impostor", SERVICE, &[]);
+    let profile = SettingsProxy::new(&conn)
+        .await
+        .unwrap()
+        .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+        .await
+        .unwrap();
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .member("VpnStateChanged")
+        .build()
+        .unwrap();
+    let mut states = MessageStream::for_match_rule(rule, &conn, None)
+        .await
+        .unwrap();
+    let root = OwnedObjectPath::try_from("/").unwrap();
+    ManagerProxy::new(&conn)
+        .await
+        .unwrap()
+        .activate_connection(&profile, &root, &root)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let (state, reason) = loop {
+        let m = tokio::time::timeout_at(deadline, states.next())
+            .await
+            .unwrap_or_else(|_| panic!("no end: {}", d.log_text()))
+            .unwrap()
+            .unwrap();
+        let (state, reason): (u32, u32) = m.body().deserialize().unwrap();
+        if state >= 6 {
+            break (state, reason);
+        }
+    };
+    // DISCONNECTED, NM_VPN_CONNECTION_STATE_REASON_SERVICE_START_FAILED (8), as NM ends a
+    // plugin that could not be started.
+    let log = d.log_text();
+    assert_eq!(
+        (state, reason),
+        (7, 8),
+        "{}",
+        &log[log.len().saturating_sub(3000)..]
+    );
+    assert!(
+        log.contains(&format!("{SERVICE} is owned by"))
+            && log.contains("a process of uid 65534: only root may serve"),
+        "{log}"
+    );
+}
+
+/// A process the test started, killed (by its PID) and reaped however the test ends.
+struct Impostor(std::process::Child);
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

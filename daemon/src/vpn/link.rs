@@ -162,9 +162,37 @@ impl PluginLink {
             .ok()
             .and_then(|r| r.ok())
             .map(|o| o.to_string());
+        if let Some(o) = &owner
+            && let Err(why) = self.trusted(o).await
+        {
+            return self.start_failed(why);
+        }
         let found = owner.is_some();
         self.owner = owner;
         Event::OwnerLookedUp(found)
+    }
+
+    /// Whether unique name `owner` may serve the plugin's name: only root may, as NM's D-Bus
+    /// policy says (`nm-*-service.conf`). A system bus enforces that itself; the embedded bus
+    /// (busd) has no policy, so tinynmd asks who the owner is.
+    pub async fn trusted(&self, owner: &str) -> Result<(), String> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.conn)
+            .await
+            .map_err(|e| format!("no D-Bus: {e}"))?;
+        let name: zbus::names::BusName<'_> = owner
+            .try_into()
+            .map_err(|e| format!("bad unique name {owner}: {e}"))?;
+        match dbus.get_connection_unix_user(name).await {
+            Ok(0) => Ok(()),
+            Ok(uid) => Err(format!(
+                "{} is owned by {owner}, a process of uid {uid}: only root may serve a VPN plugin's name (NM's D-Bus policy), so tinynmd does not talk to it",
+                self.bus_name
+            )),
+            Err(e) => Err(format!(
+                "cannot tell who owns {} ({owner}): {e}",
+                self.bus_name
+            )),
+        }
     }
 
     /// Execs the plugin, telling it `bus` (tinynmd's, when not the system bus); `None` when

@@ -181,6 +181,10 @@ impl Task {
     async fn on_signal(&mut self, ev: Ev) -> Option<Event> {
         match ev {
             Ev::Owner(Some(o)) if self.link.owner().is_none() => {
+                if let Err(why) = self.link.trusted(&o).await {
+                    tracing::error!("{why}");
+                    return Some(Event::StartFailed);
+                }
                 self.link.set_owner(o);
                 Some(Event::NameClaimed)
             }
