@@ -4,6 +4,7 @@ mod agent;
 mod connection;
 mod demo;
 mod dns;
+mod online;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,9 +21,9 @@ struct Cli {
     #[arg(long, global = true, value_name = "ADDRESS")]
     bus_address: Option<String>,
     /// Give up on a D-Bus call that has no answer after this many seconds (D-Bus's own
-    /// default is 25).
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 25)]
-    timeout: u64,
+    /// default, 25); for `wait-online`, how long to wait (30, as nm-online).
+    #[arg(long, global = true, value_name = "SECS")]
+    timeout: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -52,6 +53,14 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         secrets_file: Option<PathBuf>,
     },
+    /// Waits until tinynmd is connected (NM's `nm-online`): exit 0 once it is, 1 when
+    /// `--timeout` (30 s) runs out first, 2 on another error. For health checks, and for a
+    /// container that shares the network of tinynmd's.
+    WaitOnline {
+        /// Also wait for a VPN to be up (ACTIVATED).
+        #[arg(long)]
+        vpn: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,10 +75,30 @@ enum DnsCmd {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    let call_timeout = cli.timeout.unwrap_or(25);
     let connect = |address: Option<String>| async move {
-        connect(address.as_deref(), Duration::from_secs(cli.timeout)).await
+        connect(address.as_deref(), Duration::from_secs(call_timeout)).await
     };
     let r = match cli.cmd {
+        Cmd::WaitOnline { vpn } => {
+            let limit = Duration::from_secs(cli.timeout.unwrap_or(30));
+            let call = Duration::from_secs(call_timeout.min(cli.timeout.unwrap_or(25)));
+            match online::wait(cli.bus_address.as_deref(), vpn, limit, call).await {
+                Ok(true) => std::process::exit(0),
+                Ok(false) => {
+                    eprintln!(
+                        "Error: not online within {} s{}",
+                        limit.as_secs(),
+                        if vpn { " (no VPN up)" } else { "" }
+                    );
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Cmd::Demo { routes, hold } => demo::run(routes, hold).await,
         Cmd::Dns(DnsCmd::Explain { name }) => match connect(cli.bus_address.clone()).await {
             Ok(conn) => dns::explain(&conn, &name).await,
@@ -87,8 +116,7 @@ async fn main() {
     if let Err(e) = r {
         if timed_out(&e) {
             eprintln!(
-                "Error: {e:#}: no answer within {} s (is tinynmd running and answering on this bus? see --timeout)",
-                cli.timeout
+                "Error: {e:#}: no answer within {call_timeout} s (is tinynmd running and answering on this bus? see --timeout)"
             );
         } else {
             eprintln!("Error: {e:#}");

@@ -410,3 +410,56 @@ async fn a_daemon_that_never_answers_is_a_clear_error_not_a_hang() {
         "{err}"
     );
 }
+
+/// `tinynm wait-online` (NM's `nm-online`): 0 once connected (with `--vpn`, once a VPN is up),
+/// 1 when the time runs out first, 2 when there is no bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_online_exits_as_nm_online_does() {
+    let w = World::new().await;
+    // The parent link is up with a default route: connected at once.
+    let o = tinynm(&w, &["wait-online", "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = tinynm(&w, &["wait-online", "--vpn", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr).trim(),
+        "Error: not online within 1 s (no VPN up)"
+    );
+    // A VPN coming up ends the wait.
+    let p = w.add("online", &[("tundev", "tbonline")]).await;
+    let bin = tinynm_sandbox::binary("tinynm").unwrap();
+    let addr = w.bus.address.clone();
+    let waiting = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args([
+                "--bus-address",
+                &addr,
+                "wait-online",
+                "--vpn",
+                "--timeout",
+                "20",
+            ])
+            .output()
+            .unwrap()
+    });
+    w.activate(&p).await.unwrap();
+    let o = waiting.await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // No bus at all: an error of its own.
+    let o = std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap())
+        .args([
+            "--bus-address",
+            "unix:path=/nonexistent/tinynm-test-socket",
+            "wait-online",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("cannot connect to the bus"),
+        "{}",
+        text(&o.stderr)
+    );
+}
