@@ -67,6 +67,33 @@ pub struct DaemonConfig {
     pub authorization: std::collections::BTreeMap<String, Vec<String>>,
     /// The kill switch: what may pass while a VPN that fails closed is up or down.
     pub firewall: FirewallSettings,
+    /// Files imported as profiles at each start (a container's mounted configuration).
+    pub import: ImportSettings,
+}
+
+/// `[import]`: configuration files read at each start, kept in memory as profiles (the files
+/// stay the truth: changed, they are read anew at the next start; a profile saved with the
+/// same UUID wins).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ImportSettings {
+    /// Glob patterns of OpenVPN client files (`.ovpn`), e.g. `"/config/*.ovpn"`; the
+    /// environment's `TINYNM_IMPORT_OPENVPN` (patterns separated by `:`) adds to them.
+    pub openvpn: Vec<String>,
+    /// Imported VPNs come up by themselves (`tinynm-autoconnect`).
+    pub autoconnect: bool,
+    /// Imported VPNs fail closed (`tinynm-kill-switch`).
+    pub kill_switch: bool,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            openvpn: Vec::new(),
+            autoconnect: true,
+            kill_switch: false,
+        }
+    }
 }
 
 /// `[firewall]`: tinynm's kill switch (nftables table `inet tinynm`).
@@ -185,6 +212,7 @@ impl Default for DaemonConfig {
             dns: DnsSettings::default(),
             authorization: Default::default(),
             firewall: FirewallSettings::default(),
+            import: ImportSettings::default(),
         }
     }
 }

@@ -244,6 +244,7 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     core.load_profiles()
         .await
         .context("cannot export the profiles")?;
+    core.import_files().await;
     core.sync_links(links)
         .await
         .context("cannot export the devices")?;

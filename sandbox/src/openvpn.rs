@@ -85,6 +85,25 @@ impl Pki {
         })
     }
 
+    /// A client `.ovpn` for the sandbox's server (10.99.0.1, UDP 1194) with this PKI's CA,
+    /// client certificate and key and tls-crypt key inline, as providers publish them.
+    pub fn client_ovpn(&self) -> String {
+        let inline = |tag: &str, f: &str| {
+            format!(
+                "<{tag}>\n{}</{tag}>\n",
+                std::fs::read_to_string(self.dir.join(f)).unwrap_or_default()
+            )
+        };
+        format!(
+            "# the test's own client file\nclient\ndev tun\nproto udp\nremote 10.99.0.1 1194\nnobind\n\
+             persist-key\npersist-tun\nremote-cert-tls server\ntun-mtu 1400\nverb 3\n{}{}{}{}",
+            inline("ca", "ca.crt"),
+            inline("cert", "client.crt"),
+            inline("key", "client.key"),
+            inline("tls-crypt", "tc.key"),
+        )
+    }
+
     /// One of its files, as an absolute path.
     pub fn file(&self, f: &str) -> String {
         self.dir.join(f).display().to_string()

@@ -163,25 +163,8 @@ async fn imported(plugin: Plugin) {
     let pki = Pki::generate(tmp.path()).unwrap();
     let mut w = world(plugin).await;
     let _server = Server::start(w.server.as_ref().unwrap(), &pki, Auth::Tls).unwrap();
-    let inline = |tag: &str, f: &str| {
-        format!(
-            "<{tag}>\n{}</{tag}>\n",
-            std::fs::read_to_string(pki.dir.join(f)).unwrap()
-        )
-    };
     let ovpn = tmp.path().join("office.ovpn");
-    std::fs::write(
-        &ovpn,
-        format!(
-            "# the test's own client file\nclient\ndev tun\nproto udp\nremote 10.99.0.1 1194\nnobind\n\
-             persist-key\npersist-tun\nremote-cert-tls server\ntun-mtu 1400\nverb 3\n{}{}{}{}",
-            inline("ca", "ca.crt"),
-            inline("cert", "client.crt"),
-            inline("key", "client.key"),
-            inline("tls-crypt", "tc.key"),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&ovpn, pki.client_ovpn()).unwrap();
     let certs = tmp.path().join("certs");
     let bin = tinynm_sandbox::binary("tinynm").unwrap();
     let o = Command::new(bin)

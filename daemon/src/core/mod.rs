@@ -15,6 +15,7 @@ use zbus::OwnedObjectPath;
 
 mod active;
 mod devices;
+mod import;
 mod killswitch;
 mod profiles;
 mod publish;
