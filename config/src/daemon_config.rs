@@ -416,6 +416,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_daemon_tomls_parse() {
+        for f in [
+            "../packaging/daemon.toml",
+            "../packaging/container/daemon.toml",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            DaemonConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
     fn firewall_prefixes_are_checked() {
         let p = Path::new("daemon.toml");
         let c = DaemonConfig::from_toml_str(

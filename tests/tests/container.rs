@@ -99,3 +99,219 @@ async fn ovpn_files_imported_at_start_come_up_by_themselves_and_fail_closed() {
     // The profile is tinynmd's for this run only: nothing was written to the profile directory.
     assert!(w.saved_profiles().is_empty(), "{:?}", w.saved_profiles());
 }
+
+/// The static binaries `scripts/run test` builds (`TINYNM_STATIC_DIR`).
+fn static_dir() -> std::path::PathBuf {
+    let d = std::env::var("TINYNM_STATIC_DIR").unwrap_or_else(|_| {
+        panic!(
+            "TINYNM_STATIC_DIR is not set: run the suite with `bash scripts/run test`, which builds \
+             the static release binaries this test puts in a root file system"
+        )
+    });
+    std::path::PathBuf::from(d)
+}
+
+/// Copies `src` to the same path under `root`, with its directories.
+fn put(root: &std::path::Path, src: &std::path::Path, at: &str) {
+    let dst = root.join(at.trim_start_matches('/'));
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::copy(src, &dst).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+}
+
+/// A container as a runtime makes one, built by the test: a root file system holding only
+/// tinynm's static binaries, `openvpn` and the libraries it links (no dbus-daemon, no /dev
+/// but the tun device, no systemd), entered with chroot in private mount and PID namespaces
+/// over the client's network namespace; `/etc/resolv.conf` bind-mounted from outside; the
+/// `.ovpn` in `/config`. tinynmd (`bus = "embedded"`) comes up, imports and activates the VPN;
+/// nmcli and tinynm from outside reach it over the socket; packets cross the tunnel; the
+/// VPN's DNS is in the bind-mounted file, which SIGTERM puts back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
+    tinynm_sandbox::require_root("the container test").unwrap();
+    let bins = static_dir();
+    let ns = Netns::new().unwrap();
+    let server_ns = ns.add_server().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
+    let root = tmp.path().join("root");
+    for b in ["tinynmd", "tinynm-openvpn", "tinynm-openvpn-helper"] {
+        put(&root, &bins.join(b), &format!("/usr/bin/{b}"));
+    }
+    // openvpn and what it links, at the same paths.
+    let openvpn = require_tool("openvpn", "openvpn").unwrap();
+    put(&root, &openvpn, "/usr/sbin/openvpn");
+    let ldd = Command::new("ldd").arg(&openvpn).output().unwrap();
+    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let lib = l
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(std::path::PathBuf::from);
+        if let Some(lib) = lib {
+            let real = std::fs::canonicalize(&lib).unwrap();
+            put(&root, &real, lib.to_str().unwrap());
+        }
+    }
+    let vpn_dir = root.join("usr/lib/tinynm/VPN");
+    std::fs::create_dir_all(&vpn_dir).unwrap();
+    std::fs::write(
+        vpn_dir.join("nm-openvpn-service.name"),
+        tinynm_sandbox::openvpn::name_file(std::path::Path::new("/usr/bin/tinynm-openvpn")),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("etc/tinynm")).unwrap();
+    std::fs::write(
+        root.join("etc/tinynm/daemon.toml"),
+        "bus = \"embedded\"\nkeyfile-dirs = []\nplugin-dirs = [\"/usr/lib/tinynm/VPN\"]\n\
+         nm-plugin-dirs = false\nlog-level = \"debug\"\n\
+         [dns]\nbackend = \"file\"\n[import]\nopenvpn = [\"/config/*.ovpn\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("config")).unwrap();
+    std::fs::write(root.join("config/provider.ovpn"), pki.client_ovpn()).unwrap();
+    for d in ["proc", "run", "tmp", "dev/net"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("etc/resolv.conf"), "").unwrap();
+    std::fs::write(root.join("dev/net/tun"), "").unwrap();
+    std::fs::write(root.join("dev/null"), "").unwrap();
+    assert!(!root.join("dev/urandom").exists() && !root.join("usr/bin/dbus-daemon").exists());
+    // The runtime's resolv.conf, bind-mounted over the container's.
+    let resolv = tmp.path().join("resolv.conf");
+    let original = "# written by the container runtime\nnameserver 10.99.0.254\noptions ndots:0\n";
+    std::fs::write(&resolv, original).unwrap();
+    let log = tmp.path().join("container.log");
+    let script = format!(
+        "set -e\nR={root}\nmount --make-rprivate /\nmount -t proc proc $R/proc\n\
+         mount -t tmpfs tmpfs $R/run\nmount -t tmpfs tmpfs $R/tmp\n\
+         mount --bind {resolv} $R/etc/resolv.conf\nmount --bind /dev/net/tun $R/dev/net/tun\nmount --bind /dev/null $R/dev/null\n\
+         exec chroot $R /usr/bin/tinynmd --config /etc/tinynm/daemon.toml\n",
+        root = root.display(),
+        resolv = resolv.display()
+    );
+    let mut cmd = Command::new(require_tool("unshare", "util-linux").unwrap());
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .stdout(std::fs::File::create(&log).unwrap())
+    .stderr(std::fs::File::create(tmp.path().join("container.err")).unwrap());
+    ns.prepare(&mut cmd);
+    let mut container = Container(cmd.spawn().unwrap());
+    let logged = || {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            std::fs::read_to_string(tmp.path().join("container.err")).unwrap_or_default()
+        )
+    };
+    // tinynmd is PID 1's… child of unshare: its socket is reached through its root.
+    let deadline = std::time::Instant::now() + LIMIT;
+    let (pid, socket) = loop {
+        let found = common::descendants_named(container.0.id(), "tinynmd");
+        if let Some(pid) = found.first() {
+            let s = format!("/proc/{pid}/root/run/dbus/system_bus_socket");
+            if std::path::Path::new(&s).exists() {
+                break (*pid, s);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no embedded bus within {LIMIT:?}\n{}",
+            logged()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let address = format!("unix:path={socket}");
+    // The clients run in the container's PID namespace (`nsenter --pid`), as a runtime's
+    // `exec` does: zbus 6.2's server handshake (busd's) fails for a peer whose PID the
+    // container cannot see (README: the embedded bus).
+    let nsenter = require_tool("nsenter", "util-linux").unwrap();
+    let inside = |program: &std::path::Path| {
+        let mut c = Command::new(&nsenter);
+        c.arg(format!("--target={pid}"))
+            .arg("--pid")
+            .arg("--")
+            .arg(program);
+        c
+    };
+    let tinynm = |args: &[&str]| {
+        inside(&static_dir().join("tinynm"))
+            .args(["--bus-address", &address])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = tinynm(&[
+        "wait-online",
+        "--vpn",
+        "--timeout",
+        &LIMIT.as_secs().to_string(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        logged()
+    );
+    let o = tinynm(&["connection", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("provider ")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = inside(&require_tool("nmcli", "network-manager").unwrap())
+        .args(["-t", "-f", "NAME,TYPE", "connection", "show", "--active"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+        .env("LANG", "C")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l == "provider:vpn"), "{out}");
+    assert!(
+        ping(&ns, "10.200.0.1", 5),
+        "through the tunnel\n{}",
+        logged()
+    );
+    // The VPN's DNS server, in the runtime's bind-mounted file.
+    let text = std::fs::read_to_string(&resolv).unwrap();
+    assert!(text.contains("nameserver 10.8.0.1"), "{text}");
+    // SIGTERM: everything down, the file back as the runtime wrote it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let end = std::time::Instant::now() + LIMIT;
+    while container.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < end,
+            "tinynmd did not end\n{}",
+            logged()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), original);
+    let k = ns.snapshot().unwrap();
+    assert!(!k.links.iter().any(|l| l.name.starts_with("tun")), "{k}");
+    let text = logged();
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+/// The container's processes, ended (by PID) however the test ends.
+struct Container(std::process::Child);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
