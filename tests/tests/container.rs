@@ -118,24 +118,19 @@ fn put(root: &std::path::Path, src: &std::path::Path, at: &str) {
     std::fs::copy(src, &dst).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
 }
 
-/// A container as a runtime makes one, built by the test: a root file system holding only
-/// tinynm's static binaries, `openvpn` and the libraries it links (no dbus-daemon, no /dev
-/// but the tun device, no systemd), entered with chroot in private mount and PID namespaces
-/// over the client's network namespace; `/etc/resolv.conf` bind-mounted from outside; the
-/// `.ovpn` in `/config`. tinynmd (`bus = "embedded"`) comes up, imports and activates the VPN;
-/// nmcli and tinynm from outside reach it over the socket; packets cross the tunnel; the
-/// VPN's DNS is in the bind-mounted file, which SIGTERM puts back byte for byte.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
-    tinynm_sandbox::require_root("the container test").unwrap();
+/// A container's root file system under `dir/root`: tinynm's static binaries, `openvpn` and the
+/// libraries it links at their paths, tinynm-openvpn as the OpenVPN plugin, `daemon_toml`, the
+/// PKI's `.ovpn` in `/config`, and mount points (`/proc`, `/run`, `/tmp`, `/dev/net/tun`,
+/// `/dev/null`, `/etc/resolv.conf`); no `/dev/urandom`, no dbus-daemon.
+fn rootfs(dir: &std::path::Path, pki: &Pki, daemon_toml: &str) -> std::path::PathBuf {
     let bins = static_dir();
-    let ns = Netns::new().unwrap();
-    let server_ns = ns.add_server().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::generate(tmp.path()).unwrap();
-    let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
-    let root = tmp.path().join("root");
-    for b in ["tinynmd", "tinynm-openvpn", "tinynm-openvpn-helper"] {
+    let root = dir.join("root");
+    for b in [
+        "tinynmd",
+        "tinynm",
+        "tinynm-openvpn",
+        "tinynm-openvpn-helper",
+    ] {
         put(&root, &bins.join(b), &format!("/usr/bin/{b}"));
     }
     // openvpn and what it links, at the same paths.
@@ -160,13 +155,7 @@ async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
     )
     .unwrap();
     std::fs::create_dir_all(root.join("etc/tinynm")).unwrap();
-    std::fs::write(
-        root.join("etc/tinynm/daemon.toml"),
-        "bus = \"embedded\"\nkeyfile-dirs = []\nplugin-dirs = [\"/usr/lib/tinynm/VPN\"]\n\
-         nm-plugin-dirs = false\nlog-level = \"debug\"\n\
-         [dns]\nbackend = \"file\"\n[import]\nopenvpn = [\"/config/*.ovpn\"]\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("etc/tinynm/daemon.toml"), daemon_toml).unwrap();
     std::fs::create_dir_all(root.join("config")).unwrap();
     std::fs::write(root.join("config/provider.ovpn"), pki.client_ovpn()).unwrap();
     for d in ["proc", "run", "tmp", "dev/net"] {
@@ -175,6 +164,31 @@ async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
     std::fs::write(root.join("etc/resolv.conf"), "").unwrap();
     std::fs::write(root.join("dev/net/tun"), "").unwrap();
     std::fs::write(root.join("dev/null"), "").unwrap();
+    root
+}
+
+/// A container as a runtime makes one, built by the test: a root file system holding only
+/// tinynm's static binaries, `openvpn` and the libraries it links (no dbus-daemon, no /dev
+/// but the tun device, no systemd), entered with chroot in private mount and PID namespaces
+/// over the client's network namespace; `/etc/resolv.conf` bind-mounted from outside; the
+/// `.ovpn` in `/config`. tinynmd (`bus = "embedded"`) comes up, imports and activates the VPN;
+/// nmcli and tinynm from outside reach it over the socket; packets cross the tunnel; the
+/// VPN's DNS is in the bind-mounted file, which SIGTERM puts back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
+    tinynm_sandbox::require_root("the container test").unwrap();
+    let ns = Netns::new().unwrap();
+    let server_ns = ns.add_server().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
+    let root = rootfs(
+        tmp.path(),
+        &pki,
+        "bus = \"embedded\"\nkeyfile-dirs = []\nplugin-dirs = [\"/usr/lib/tinynm/VPN\"]\n\
+         nm-plugin-dirs = false\nlog-level = \"debug\"\n\
+         [dns]\nbackend = \"file\"\n[import]\nopenvpn = [\"/config/*.ovpn\"]\n",
+    );
     assert!(!root.join("dev/urandom").exists() && !root.join("usr/bin/dbus-daemon").exists());
     // The runtime's resolv.conf, bind-mounted over the container's.
     let resolv = tmp.path().join("resolv.conf");
@@ -314,4 +328,165 @@ impl Drop for Container {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Podman, with its state in the test's directory (`--root`, `--runroot`, the vfs driver)
+/// and runc (crun refuses this machine's hybrid cgroups); the machine's hard limits as the
+/// container's (podman's defaults are above them).
+fn podman(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(require_tool("podman", "podman").unwrap());
+    c.arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]);
+    c
+}
+
+fn ok(mut c: Command, what: &str) -> String {
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The container removed, however the test ends.
+struct Podman(std::path::PathBuf);
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = podman(&self.0)
+            .args(["rm", "-f", "-t", "0", "vpn"])
+            .output();
+    }
+}
+
+/// The same image in a real container runtime (Debian's podman): built FROM scratch out of the
+/// root file system (no image is pulled), run as the README shows (NET_ADMIN, the tun device,
+/// the `.ovpn` directory mounted at `/config`, the runtime's resolv.conf bind-mounted), with
+/// the shipped `packaging/container/daemon.toml`; the client namespace is its network (podman
+/// runs in it, `--network host`). `podman exec … tinynm wait-online --vpn` is the health
+/// check; `podman stop` is SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_runs_in_podman_as_a_vpn_sidecar() {
+    tinynm_sandbox::require_root("the podman test").unwrap();
+    require_tool("runc", "runc").unwrap();
+    let ns = Netns::new().unwrap();
+    let server_ns = ns.add_server().unwrap();
+    let ip = require_tool("ip", "iproute2").unwrap();
+    let mut add = Command::new(&ip);
+    add.args(["addr", "add", "10.99.0.7/24", "dev", "veth1"]);
+    server_ns.prepare(&mut add);
+    assert!(add.status().unwrap().success());
+    assert!(ping(&ns, "10.99.0.7", 2), "the uplink's other host, before");
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/container/daemon.toml"),
+    )
+    .unwrap();
+    let root = rootfs(tmp.path(), &pki, &shipped);
+    // /config comes from the host, as a volume.
+    let config = tmp.path().join("config");
+    std::fs::rename(root.join("config"), &config).unwrap();
+    std::fs::create_dir(root.join("config")).unwrap();
+    std::fs::write(
+        tmp.path().join("Containerfile"),
+        "FROM scratch\nCOPY root/ /\n\
+         ENTRYPOINT [\"/usr/bin/tinynmd\", \"--config\", \"/etc/tinynm/daemon.toml\"]\n",
+    )
+    .unwrap();
+    let mut build = podman(tmp.path());
+    build
+        .args(["build", "-q", "-t", "tinynm-test", "-f"])
+        .arg(tmp.path().join("Containerfile"))
+        .arg(tmp.path());
+    ok(build, "podman build");
+    let resolv = tmp.path().join("resolv.conf");
+    let original = "# written by the container runtime\nnameserver 10.99.0.254\n";
+    std::fs::write(&resolv, original).unwrap();
+    let _guard = Podman(tmp.path().to_path_buf());
+    let mut run = podman(tmp.path());
+    run.args([
+        "run",
+        "-d",
+        "--name",
+        "vpn",
+        "--network",
+        "host",
+        "--no-hosts",
+        "--cap-add",
+        "NET_ADMIN",
+        "--device",
+        "/dev/net/tun",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "-v",
+    ])
+    .arg(format!("{}:/config:ro", config.display()))
+    .arg("-v")
+    .arg(format!("{}:/etc/resolv.conf", resolv.display()))
+    .arg("tinynm-test");
+    ns.prepare(&mut run);
+    ok(run, "podman run");
+    let logs = || {
+        let o = podman(tmp.path()).args(["logs", "vpn"]).output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let mut health = podman(tmp.path());
+    health.args([
+        "exec",
+        "vpn",
+        "/usr/bin/tinynm",
+        "wait-online",
+        "--vpn",
+        "--timeout",
+    ]);
+    health.arg(LIMIT.as_secs().to_string());
+    let o = health.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        logs()
+    );
+    assert!(ping(&ns, "10.200.0.1", 5), "through the tunnel\n{}", logs());
+    assert!(
+        !ping(&ns, "10.99.0.7", 1),
+        "the kill switch lets the uplink through"
+    );
+    let text = std::fs::read_to_string(&resolv).unwrap();
+    assert!(text.contains("nameserver 10.8.0.1"), "{text}");
+    let mut stop = podman(tmp.path());
+    stop.args(["stop", "-t", "20", "vpn"]);
+    ok(stop, "podman stop");
+    assert_eq!(
+        std::fs::read_to_string(&resolv).unwrap(),
+        original,
+        "{}",
+        logs()
+    );
+    let text = logs();
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
 }
