@@ -19,8 +19,8 @@ pub async fn explain(conn: &zbus::Connection, name: &str) -> anyhow::Result<()> 
     // resolv.conf…); another NM has no such interface.
     let failed: String = match zbus::Proxy::new(
         conn,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.tinynm",
+        "/org/tinynm/DnsManager",
         "org.tinynm.DnsManager",
     )
     .await

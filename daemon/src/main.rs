@@ -202,14 +202,6 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
             },
         )
         .serve_at(
-            state::paths::DNS_PATH,
-            bus::dns::DnsStatusView { snap: dns_rx },
-        )
-        .serve_at(
-            state::paths::SETTINGS_PATH,
-            bus::keepup::KeepUpView { snap: keepup_rx },
-        )
-        .serve_at(
             state::paths::AGENT_PATH,
             bus::agent::AgentManagerView {
                 agents: agents.clone(),
@@ -226,8 +218,24 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         .build()
         .await
         .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
+    // tinynm's own interfaces on a connection of their own, named `org.tinynm`: libnm takes
+    // every PropertiesChanged from NetworkManager's name for one of its objects, and one of an
+    // interface it does not know for an error (nmcli aborts with G_DEBUG=fatal-warnings).
+    let own = connect_bus(&cfg)
+        .await?
+        .serve_at(
+            state::paths::TINYNM_DNS_PATH,
+            bus::dns::DnsStatusView { snap: dns_rx },
+        )
+        .serve_at(
+            state::paths::TINYNM_SETTINGS_PATH,
+            bus::keepup::KeepUpView { snap: keepup_rx },
+        )
+        .build()
+        .await
+        .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
     let links = netlink.links().await.context("cannot read the links")?;
-    let bus = bus::export::Exporter::new(conn.clone(), objects_tx);
+    let bus = bus::export::Exporter::new(conn.clone(), own.clone(), objects_tx);
     let handles = vpn::Handles {
         bus,
         netlink,
@@ -267,6 +275,9 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    own.request_name(state::paths::TINYNM_NAME)
+        .await
+        .with_context(|| format!("cannot own {} on '{}'", state::paths::TINYNM_NAME, cfg.bus))?;
     conn.request_name(state::paths::NM_NAME)
         .await
         .with_context(|| format!("cannot own {} on '{}'", state::paths::NM_NAME, cfg.bus))?;

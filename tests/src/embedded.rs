@@ -18,6 +18,28 @@ pub struct Run {
     pub vpn: Duration,
     /// RSS of tinynmd, and of dbus-daemon when there is one, KiB, 0.5 s after the VPN came up.
     pub rss_kib: (u64, u64),
+    /// Nothing running → the VPN ACTIVATED, in one go.
+    pub up: Duration,
+}
+
+/// The bytes of the files a container of `programs` holds: each program and each library it
+/// links (`ldd`), each file once. Static programs link nothing.
+pub fn image_bytes(programs: &[std::path::PathBuf]) -> anyhow::Result<u64> {
+    let mut files: std::collections::BTreeSet<std::path::PathBuf> = Default::default();
+    for p in programs {
+        files.insert(std::fs::canonicalize(p)?);
+        let out = std::process::Command::new("ldd").arg(p).output()?;
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(lib) = l.split_whitespace().find(|w| w.starts_with('/')) {
+                files.insert(std::fs::canonicalize(lib)?);
+            }
+        }
+    }
+    let mut total = 0;
+    for f in &files {
+        total += std::fs::metadata(f)?.len();
+    }
+    Ok(total)
 }
 
 /// A test-bench VPN on `conn`: the time from ActivateConnection to ACTIVATED.
@@ -68,11 +90,13 @@ pub async fn run(embedded: bool, bin: &std::path::Path) -> anyhow::Result<Run> {
         let conn = d.connect().await?;
         let start = t0.elapsed();
         let vpn = activation(&conn).await?;
+        let up = t0.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(Run {
             start,
             vpn,
             rss_kib: (rss_of(d.pid()).unwrap_or(0), 0),
+            up,
         })
     } else {
         let t0 = Instant::now();
@@ -90,11 +114,13 @@ pub async fn run(embedded: bool, bin: &std::path::Path) -> anyhow::Result<Run> {
         let start = t0.elapsed();
         let conn = bus.connect().await?;
         let vpn = activation(&conn).await?;
+        let up = t0.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(Run {
             start,
             vpn,
             rss_kib: (d.rss_kib().unwrap_or(0), rss_of(bus.pid()).unwrap_or(0)),
+            up,
         })
     }
 }

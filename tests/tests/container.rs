@@ -118,6 +118,66 @@ fn put(root: &std::path::Path, src: &std::path::Path, at: &str) {
     std::fs::copy(src, &dst).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
 }
 
+/// `program` at `at` under `root`, with the libraries it links at their paths.
+fn put_linked(root: &std::path::Path, program: &std::path::Path, at: &str) {
+    put(root, program, at);
+    let ldd = Command::new("ldd").arg(program).output().unwrap();
+    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let lib = l
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(std::path::PathBuf::from);
+        if let Some(lib) = lib {
+            let real = std::fs::canonicalize(&lib).unwrap();
+            put(root, &real, lib.to_str().unwrap());
+        }
+    }
+}
+
+/// Debian's nm-openvpn-service and its helper, with what they link and their `.name` file, in
+/// `root` (NM's plugin directory).
+fn put_debian_plugin(root: &std::path::Path) {
+    let name = "/usr/lib/NetworkManager/VPN/nm-openvpn-service.name";
+    assert!(
+        std::path::Path::new(name).exists(),
+        "needs Debian's network-manager-openvpn"
+    );
+    put(root, std::path::Path::new(name), name);
+    for p in [
+        "/usr/lib/NetworkManager/nm-openvpn-service",
+        "/usr/lib/NetworkManager/nm-openvpn-service-openvpn-helper",
+    ] {
+        put_linked(root, std::path::Path::new(p), p);
+    }
+    // Debian's base has it; the plugin puts its management socket under /var/run.
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
+    // The user openvpn drops to, as the package's installation makes it (its ids as here).
+    let line = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("nm-openvpn:"))
+            .unwrap_or_else(|| panic!("no nm-openvpn in {file}"))
+            .to_string()
+    };
+    std::fs::write(
+        root.join("etc/passwd"),
+        format!("root:x:0:0:root:/root:/bin/sh\n{}\n", line("/etc/passwd")),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        format!("root:x:0:\n{}\n", line("/etc/group")),
+    )
+    .unwrap();
+    let chroot = root.join("var/lib/openvpn/chroot");
+    std::fs::create_dir_all(&chroot).unwrap();
+    let meta = std::fs::metadata("/var/lib/openvpn/chroot").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    std::os::unix::fs::chown(&chroot, Some(meta.uid()), Some(meta.gid())).unwrap();
+}
+
 /// A container's root file system under `dir/root`: tinynm's static binaries, `openvpn` and the
 /// libraries it links at their paths, tinynm-openvpn as the OpenVPN plugin, `daemon_toml`, the
 /// PKI's `.ovpn` in `/config`, and mount points (`/proc`, `/run`, `/tmp`, `/dev/net/tun`,
@@ -135,18 +195,7 @@ fn rootfs(dir: &std::path::Path, pki: &Pki, daemon_toml: &str) -> std::path::Pat
     }
     // openvpn and what it links, at the same paths.
     let openvpn = require_tool("openvpn", "openvpn").unwrap();
-    put(&root, &openvpn, "/usr/sbin/openvpn");
-    let ldd = Command::new("ldd").arg(&openvpn).output().unwrap();
-    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
-        let lib = l
-            .split_whitespace()
-            .find(|w| w.starts_with('/'))
-            .map(std::path::PathBuf::from);
-        if let Some(lib) = lib {
-            let real = std::fs::canonicalize(&lib).unwrap();
-            put(&root, &real, lib.to_str().unwrap());
-        }
-    }
+    put_linked(&root, &openvpn, "/usr/sbin/openvpn");
     let vpn_dir = root.join("usr/lib/tinynm/VPN");
     std::fs::create_dir_all(&vpn_dir).unwrap();
     std::fs::write(
@@ -176,19 +225,39 @@ fn rootfs(dir: &std::path::Path, pki: &Pki, daemon_toml: &str) -> std::path::Pat
 /// VPN's DNS is in the bind-mounted file, which SIGTERM puts back byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
+    container_world(false).await;
+}
+
+/// The same with Debian's nm-openvpn-service and its helper (and the libraries they link) in
+/// the container as the OpenVPN plugin: the helper finds the embedded bus at the default path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debians_openvpn_plugin_runs_in_the_container_on_its_embedded_bus() {
+    container_world(true).await;
+}
+
+async fn container_world(debian: bool) {
     tinynm_sandbox::require_root("the container test").unwrap();
     let ns = Netns::new().unwrap();
     let server_ns = ns.add_server().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::generate(tmp.path()).unwrap();
     let _server = Server::start(&server_ns, &pki, Auth::Tls).unwrap();
+    let plugins = if debian {
+        "plugin-dirs = []\nnm-plugin-dirs = true\n"
+    } else {
+        "plugin-dirs = [\"/usr/lib/tinynm/VPN\"]\nnm-plugin-dirs = false\n"
+    };
     let root = rootfs(
         tmp.path(),
         &pki,
-        "bus = \"embedded\"\nkeyfile-dirs = []\nplugin-dirs = [\"/usr/lib/tinynm/VPN\"]\n\
-         nm-plugin-dirs = false\nlog-level = \"debug\"\n\
-         [dns]\nbackend = \"file\"\n[import]\nopenvpn = [\"/config/*.ovpn\"]\n",
+        &format!(
+            "bus = \"embedded\"\nkeyfile-dirs = []\n{plugins}log-level = \"debug\"\n\
+             [dns]\nbackend = \"file\"\n[import]\nopenvpn = [\"/config/*.ovpn\"]\n"
+        ),
     );
+    if debian {
+        put_debian_plugin(&root);
+    }
     assert!(!root.join("dev/urandom").exists() && !root.join("usr/bin/dbus-daemon").exists());
     // The runtime's resolv.conf, bind-mounted over the container's.
     let resolv = tmp.path().join("resolv.conf");
@@ -242,20 +311,10 @@ async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let address = format!("unix:path={socket}");
-    // The clients run in the container's PID namespace (`nsenter --pid`), as a runtime's
-    // `exec` does: zbus 6.2's server handshake (busd's) fails for a peer whose PID the
-    // container cannot see (README: the embedded bus).
-    let nsenter = require_tool("nsenter", "util-linux").unwrap();
-    let inside = |program: &std::path::Path| {
-        let mut c = Command::new(&nsenter);
-        c.arg(format!("--target={pid}"))
-            .arg("--pid")
-            .arg("--")
-            .arg(program);
-        c
-    };
+    // The clients run outside, in the host's PID namespace, which the container cannot see
+    // (SO_PEERCRED gives busd pid 0 for them: vendor/zbus).
     let tinynm = |args: &[&str]| {
-        inside(&static_dir().join("tinynm"))
+        Command::new(static_dir().join("tinynm"))
             .args(["--bus-address", &address])
             .args(args)
             .output()
@@ -274,6 +333,12 @@ async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
         String::from_utf8_lossy(&o.stderr),
         logged()
     );
+    let plugin = if debian {
+        "started /usr/lib/NetworkManager/nm-openvpn-service (pid"
+    } else {
+        "started /usr/bin/tinynm-openvpn (pid"
+    };
+    assert!(logged().contains(plugin), "{}", logged());
     let o = tinynm(&["connection", "list"]);
     assert!(
         String::from_utf8_lossy(&o.stdout)
@@ -282,17 +347,39 @@ async fn a_container_of_static_binaries_runs_the_vpn_on_its_embedded_bus() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
-    let o = inside(&require_tool("nmcli", "network-manager").unwrap())
-        .args(["-t", "-f", "NAME,TYPE", "connection", "show", "--active"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
-        .env("LANG", "C")
-        .output()
-        .unwrap();
+    let o = common::nmcli_on(
+        &address,
+        &["-t", "-f", "NAME,TYPE", "connection", "show", "--active"],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.lines().any(|l| l == "provider:vpn"), "{out}");
     assert!(
         ping(&ns, "10.200.0.1", 5),
         "through the tunnel\n{}",
+        logged()
+    );
+    // nmcli takes it down (the runtime's file comes back), tinynm brings it up again.
+    let o = common::nmcli_on(&address, &["connection", "down", "provider"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let end = std::time::Instant::now() + LIMIT;
+    while std::fs::read_to_string(&resolv).unwrap() != original {
+        assert!(
+            std::time::Instant::now() < end,
+            "resolv.conf not restored\n{}",
+            logged()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let o = tinynm(&["connection", "up", "provider"]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        logged()
+    );
+    assert!(
+        ping(&ns, "10.200.0.1", 5),
+        "through the tunnel again\n{}",
         logged()
     );
     // The VPN's DNS server, in the runtime's bind-mounted file.

@@ -143,8 +143,8 @@ fn uplink(ns: &Netns) -> (bool, bool, bool, bool) {
 async fn engaged(w: &World) -> Vec<String> {
     let p = zbus::Proxy::new(
         &w.conn,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/Settings",
+        "org.tinynm",
+        "/org/tinynm/Settings",
         "org.tinynm.Settings",
     )
     .await

@@ -88,8 +88,8 @@ async fn dns_error(w: &World, status: &zbus::Proxy<'static>, shown: bool) -> Str
 async fn dns_error_proxy(w: &World) -> zbus::Proxy<'static> {
     zbus::Proxy::new(
         &w.conn,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.tinynm",
+        "/org/tinynm/DnsManager",
         "org.tinynm.DnsManager",
     )
     .await

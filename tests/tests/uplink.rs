@@ -711,8 +711,8 @@ async fn a_self_starting_vpn_follows_the_primary_connection_and_stays_down_for_t
     assert!(ip_at < vpn_at, "{:?}", w.seen);
     // The plugin dies: the VPN waits for its next try, shown on D-Bus, and comes back.
     let props = zbus::fdo::PropertiesProxy::builder(&w.conn)
-        .destination("org.freedesktop.NetworkManager")
-        .path("/org/freedesktop/NetworkManager/Settings")
+        .destination("org.tinynm")
+        .path("/org/tinynm/Settings")
         .build()
         .await
         .unwrap();

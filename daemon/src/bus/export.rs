@@ -19,6 +19,8 @@ use crate::state::paths::{IP4_PREFIX, IP6_PREFIX};
 #[derive(Clone)]
 pub struct Exporter {
     conn: zbus::Connection,
+    /// tinynm's own connection (`org.tinynm`): its interfaces' changes go out from it.
+    own: zbus::Connection,
     objects: Arc<watch::Sender<Objects>>,
     /// The next IP4Config and IP6Config numbers (never reused).
     ip_numbers: Arc<[AtomicU64; 2]>,
@@ -41,10 +43,16 @@ impl IpObject {
 }
 
 impl Exporter {
-    /// An exporter for `conn`, whose ObjectManager reads `objects`.
-    pub fn new(conn: zbus::Connection, objects: watch::Sender<Objects>) -> Self {
+    /// An exporter for `conn` (NM's name; its ObjectManager reads `objects`) and `own`
+    /// (`org.tinynm`).
+    pub fn new(
+        conn: zbus::Connection,
+        own: zbus::Connection,
+        objects: watch::Sender<Objects>,
+    ) -> Self {
         Exporter {
             conn,
+            own,
             objects: Arc::new(objects),
             ip_numbers: Arc::new([AtomicU64::new(1), AtomicU64::new(1)]),
             dhcp4_numbers: Arc::new(AtomicU64::new(1)),
@@ -99,7 +107,12 @@ impl Exporter {
         iface: Iface,
         props: Vec<(&str, Variant<'_>)>,
     ) -> zbus::Result<()> {
-        let e = SignalEmitter::new(&self.conn, path)?;
+        let conn = if iface.is_tinynm() {
+            &self.own
+        } else {
+            &self.conn
+        };
+        let e = SignalEmitter::new(conn, path)?;
         let changed: HashMap<&str, Variant<'_>> = props.into_iter().collect();
         zbus::fdo::Properties::properties_changed(
             &e,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::state::KeepUpSnapshot;
 
-/// The Settings object's tinynm interface.
+/// tinynm's settings interface, at `/org/tinynm/Settings` (outside the tree libnm watches).
 pub struct KeepUpView {
     /// The core's snapshot.
     pub snap: tokio::sync::watch::Receiver<KeepUpSnapshot>,

@@ -70,6 +70,11 @@ pub enum Iface {
 }
 
 impl Iface {
+    /// tinynm's own interface, served by the `org.tinynm` connection.
+    pub fn is_tinynm(self) -> bool {
+        matches!(self, Iface::KeepUp | Iface::DnsStatus)
+    }
+
     /// The interface's D-Bus name.
     pub fn name(self) -> String {
         match self {

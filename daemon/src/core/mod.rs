@@ -337,7 +337,6 @@ impl Core {
             Command::Applied { reply } => {
                 self.killswitch_sync().await;
                 let _ = reply.send(());
-                self.changed().await;
             }
             Command::Changed => self.changed().await,
             Command::Shutdown { reply } => {

@@ -139,7 +139,7 @@ impl Core {
             self.h
                 .bus
                 .changed_or_log(
-                    DNS_PATH,
+                    crate::state::paths::TINYNM_DNS_PATH,
                     Iface::DnsStatus,
                     vec![("Error", Variant::from(error))],
                 )

@@ -21,7 +21,7 @@ use zbus::Variant;
 
 use super::Core;
 use crate::bus::objects::Iface;
-use crate::state::paths::SETTINGS_PATH;
+use crate::state::paths::TINYNM_SETTINGS_PATH;
 use crate::state::{AcId, Command, KeepUpSnapshot, PendingTry, ProfileId, root};
 
 /// The longest wait between two tries.
@@ -270,7 +270,7 @@ impl Core {
         self.h
             .bus
             .changed_or_log(
-                SETTINGS_PATH,
+                TINYNM_SETTINGS_PATH,
                 Iface::KeepUp,
                 vec![
                     ("Reconnects", Variant::from(reconnects)),

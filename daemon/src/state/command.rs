@@ -79,8 +79,8 @@ pub enum Command {
     },
     /// An active connection reached or left ACTIVATED.
     Changed,
-    /// A VPN's config is in the kernel and it is about to announce ACTIVATED: `Changed`, answered
-    /// once done, so that the kill switch lets its tunnel through before anyone sees it up.
+    /// A VPN's config is in the kernel and it is about to announce ACTIVATED: answered once the
+    /// kill switch lets its tunnel through, so that nobody sees it up before it passes.
     Applied {
         /// Answered when the core has looked.
         reply: tokio::sync::oneshot::Sender<()>,

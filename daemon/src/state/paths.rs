@@ -8,6 +8,14 @@ pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
 pub const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
 /// The DnsManager object.
 pub const DNS_PATH: &str = "/org/freedesktop/NetworkManager/DnsManager";
+/// The name of tinynmd's second connection, which serves tinynm's own interfaces.
+pub const TINYNM_NAME: &str = "org.tinynm";
+/// tinynm's own interfaces live outside `/org/freedesktop`, which libnm watches: a
+/// PropertiesChanged of an interface it does not know, on an object it knows, is an error to
+/// it (nmcli aborts on it with `G_DEBUG=fatal-warnings`). `org.tinynm.Settings` is here.
+pub const TINYNM_SETTINGS_PATH: &str = "/org/tinynm/Settings";
+/// `org.tinynm.DnsManager` is here.
+pub const TINYNM_DNS_PATH: &str = "/org/tinynm/DnsManager";
 /// Where devices live.
 pub const DEVICE_PREFIX: &str = "/org/freedesktop/NetworkManager/Devices";
 /// Where IPv4 configs live.

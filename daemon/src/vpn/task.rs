@@ -273,25 +273,36 @@ impl Task {
             Action::AskMoreSecrets => Some(Box::pin(self.ask_more_secrets()).await),
             Action::Apply => {
                 let ok = Box::pin(self.apply()).await;
+                if ok {
+                    self.applied().await;
+                }
                 Some(Event::Applied(ok))
             }
             Action::Reapply => {
                 let ok = Box::pin(self.reapply()).await;
+                if ok {
+                    self.applied().await;
+                }
                 Some(Event::Applied(ok))
             }
             Action::Publish => {
                 self.timers.clear();
                 self.applier.report_daemon_work();
                 Box::pin(self.export_ip_configs()).await;
-                // The core lets the tunnel through the kill switch before ACTIVATED is shown
-                // (bounded: the core never waits on this task, but a stuck core must not hang it).
-                let (reply, done) = tokio::sync::oneshot::channel();
-                if self.p.core.send(Command::Applied { reply }).await.is_ok() {
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done).await;
-                }
+                let _ = self.p.core.send(Command::Changed).await;
                 None
             }
             Action::Finish(_) => None,
+        }
+    }
+
+    /// The config is in the kernel: the core lets the tunnel through the kill switch before
+    /// ACTIVATED is shown. Bounded: the core never waits on this task, but a stuck core must
+    /// not hang it.
+    async fn applied(&self) {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        if self.p.core.send(Command::Applied { reply }).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done).await;
         }
     }
 
