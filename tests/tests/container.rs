@@ -4,21 +4,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{LIMIT, World};
+use common::{LIMIT, World, ping};
 use tinynm_sandbox::openvpn::{Auth, Pki, Server};
 use tinynm_sandbox::{DaemonOptions, Netns, require_tool};
-
-fn ping(ns: &Netns, addr: &str, wait: u32) -> bool {
-    let bin = require_tool("ping", "iputils-ping").unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.args(["-c", "1", "-W", &wait.to_string(), addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    ns.prepare(&mut cmd);
-    cmd.status().expect("ping").success()
-}
 
 /// Debian's nm-openvpn-service (its helper on the default socket path, in tinynmd's private
 /// `/run`), the `.ovpn` in a directory named by `[import]`.

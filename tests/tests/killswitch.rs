@@ -10,7 +10,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{LIMIT, World, descendants_named};
+use common::{LIMIT, World, descendants_named, ping};
 use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
 use tinynm_sandbox::{DaemonOptions, Netns, require_tool};
 
@@ -27,17 +27,6 @@ fn run_in(ns: &Netns, args: &[&str]) {
     cmd.args(args);
     ns.prepare(&mut cmd);
     assert!(cmd.status().unwrap().success(), "ip {args:?}");
-}
-
-/// One echo request; whether it was answered within `wait` seconds.
-fn ping(ns: &Netns, addr: &str, wait: u32) -> bool {
-    let bin = require_tool("ping", "iputils-ping").unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.args(["-c", "1", "-W", &wait.to_string(), addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    ns.prepare(&mut cmd);
-    cmd.status().expect("ping").success()
 }
 
 /// One DNS query (A probe.test) to `server`; whether the answer came within 2 s.
@@ -107,12 +96,7 @@ async fn world(config: &str) -> (World, Dns) {
         ..Default::default()
     })
     .await;
-    let program = tinynm_sandbox::binary("tinynm-openvpn").unwrap();
-    std::fs::write(
-        w.daemon.plugin_dir.join("nm-openvpn-service.name"),
-        tinynm_sandbox::openvpn::name_file(&program),
-    )
-    .unwrap();
+    common::use_tinynm_openvpn(&w);
     let server = w.server.as_ref().unwrap();
     for a in [OTHER, ALLOWED] {
         run_in(server, &["addr", "add", &format!("{a}/24"), "dev", "veth1"]);

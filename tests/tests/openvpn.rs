@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{LIMIT, World, descendants_named};
+use common::{LIMIT, World, descendants_named, ping};
 use tinynm_sandbox::openvpn::{Auth, OPENVPN, Pki, Server};
-use tinynm_sandbox::{DaemonOptions, Netns, require_tool};
+use tinynm_sandbox::{DaemonOptions, require_tool};
 
 /// Which plugin serves `org.freedesktop.NetworkManager.openvpn`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -43,12 +43,7 @@ async fn world(plugin: Plugin) -> World {
                 ..Default::default()
             })
             .await;
-            let program = tinynm_sandbox::binary("tinynm-openvpn").unwrap();
-            std::fs::write(
-                w.daemon.plugin_dir.join("nm-openvpn-service.name"),
-                tinynm_sandbox::openvpn::name_file(&program),
-            )
-            .unwrap();
+            common::use_tinynm_openvpn(&w);
             w
         }
     }
@@ -60,17 +55,6 @@ fn client_profile(id: &str, pki: &Pki, auth: Auth) -> tinynm_config::Profile {
     p.vpn.data = data;
     p.vpn.secrets = secrets;
     p
-}
-
-/// One echo request from the client namespace; whether it was answered within `wait` seconds.
-fn ping(ns: &Netns, addr: &str, wait: u32) -> bool {
-    let bin = require_tool("ping", "iputils-ping").unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.args(["-c", "1", "-W", &wait.to_string(), addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    ns.prepare(&mut cmd);
-    cmd.status().expect("ping").success()
 }
 
 /// The whole chain, for real: tinynmd execs nm-openvpn-service, which runs openvpn, whose

@@ -727,6 +727,27 @@ pub fn descendants_named(pid: u32, comm: &str) -> Vec<u32> {
     found
 }
 
+/// One echo request from `ns`; whether it was answered within `wait` seconds.
+pub fn ping(ns: &tinynm_sandbox::Netns, addr: &str, wait: u32) -> bool {
+    let bin = tinynm_sandbox::require_tool("ping", "iputils-ping").unwrap();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["-c", "1", "-W", &wait.to_string(), addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    ns.prepare(&mut cmd);
+    cmd.status().expect("ping").success()
+}
+
+/// Makes tinynm-openvpn the OpenVPN plugin of `w`'s tinynmd.
+pub fn use_tinynm_openvpn(w: &World) {
+    let program = tinynm_sandbox::binary("tinynm-openvpn").unwrap();
+    std::fs::write(
+        w.daemon.plugin_dir.join("nm-openvpn-service.name"),
+        tinynm_sandbox::openvpn::name_file(&program),
+    )
+    .unwrap();
+}
+
 /// tinynmd's children named `comm` (ours: we started tinynmd).
 pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
