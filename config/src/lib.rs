@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod error;
 pub mod ethernet;
 pub mod keyfile;
+pub mod namefile;
 pub mod nm;
 pub mod ovpn;
 pub mod profile;

@@ -1,73 +1,10 @@
 //! The VPN plugin registry: NM's `.name` files (spec §2).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
-/// One plugin, as its `.name` file describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginInfo {
-    /// `[VPN Connection] name`
-    pub name: String,
-    /// `[VPN Connection] service`: the service type and base of the bus name.
-    pub service: String,
-    /// `[VPN Connection] program`: absolute path of the executable.
-    pub program: PathBuf,
-    /// `[VPN Connection] supports-multiple-connections`
-    pub multiple: bool,
-    /// `[VPN Connection] aliases`
-    pub aliases: Vec<String>,
-    /// The file it came from.
-    pub file: PathBuf,
-}
-
-impl PluginInfo {
-    /// The bus name for the active connection number `n` (spec §1).
-    pub fn bus_name(&self, n: u64) -> String {
-        if self.multiple {
-            format!("{}.Connection_{n}", self.service)
-        } else {
-            self.service.clone()
-        }
-    }
-
-    /// Whether this plugin serves a service type.
-    pub fn serves(&self, service_type: &str) -> bool {
-        self.service == service_type || self.aliases.iter().any(|a| a == service_type)
-    }
-}
-
-fn glib_bool(v: &str) -> bool {
-    matches!(v.trim(), "true" | "yes" | "1" | "True" | "TRUE")
-}
-
-/// Parses one `.name` file; `None` when NM's daemon would skip it (spec §2.1).
-pub fn parse(text: &str, file: &Path) -> Option<PluginInfo> {
-    let groups = tinynm_config::keyfile::parse_groups(text).ok()?;
-    let g = groups.get("VPN Connection")?;
-    let get = |k: &str| g.get(k).map(|v| v.trim());
-    let name = get("name")?.to_string();
-    let service = get("service")?.to_string();
-    let program = PathBuf::from(get("program")?);
-    if name.is_empty() || service.is_empty() || !program.is_absolute() {
-        return None;
-    }
-    Some(PluginInfo {
-        name,
-        service,
-        program,
-        multiple: get("supports-multiple-connections").is_some_and(glib_bool),
-        aliases: get("aliases")
-            .map(|a| {
-                a.split(';')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        file: file.to_path_buf(),
-    })
-}
+pub use tinynm_config::namefile::{PluginInfo, parse};
 
 /// NM's file filter: a regular file owned by root, not group/other-writable, not setuid.
 fn acceptable(meta: &std::fs::Metadata) -> bool {
@@ -122,6 +59,7 @@ pub fn load(dirs: &[PathBuf]) -> Vec<PluginInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn parses_debian_openvpn_name_file() {

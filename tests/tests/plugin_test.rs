@@ -1,0 +1,186 @@
+//! `tinynm plugin-test` against the test-bench plugin: clean, it passes every check; each
+//! fault it is scripted with is reported by the check that owns it, with the evidence.
+
+use std::process::Output;
+
+fn name_file(dir: &std::path::Path, service: &str) -> std::path::PathBuf {
+    let program = tinynm_sandbox::binary("tinynm-testbench").unwrap();
+    let f = dir.join(format!("{service}.name"));
+    std::fs::write(
+        &f,
+        format!(
+            "[VPN Connection]\nname=testbench\nservice={service}\nprogram={}\nsupports-multiple-connections=true\n",
+            program.display()
+        ),
+    )
+    .unwrap();
+    f
+}
+
+fn plugin_test(args: &[&str]) -> Output {
+    tinynm_sandbox::require_root("plugin-test").unwrap();
+    std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap())
+        .arg("plugin-test")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The report's checks as (id, status, detail).
+fn checks(o: &Output) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status<'a>(c: &'a [(String, String, String)], id: &str) -> (&'a str, &'a str) {
+    let x = c
+        .iter()
+        .find(|x| x.0 == id)
+        .unwrap_or_else(|| panic!("no check {id}: {c:?}"));
+    (x.1.as_str(), x.2.as_str())
+}
+
+const SERVICE: &str = "org.freedesktop.NetworkManager.testbench";
+
+#[test]
+fn a_clean_plugin_passes_every_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = name_file(tmp.path(), SERVICE);
+    let o = plugin_test(&[
+        f.to_str().unwrap(),
+        "--data",
+        "tundev=tbptc0",
+        "--data",
+        "require-secret=password",
+        "--secret",
+        "password=s3cret",
+        "--json",
+    ]);
+    let c = checks(&o);
+    assert_eq!(o.status.code(), Some(0), "{c:?}");
+    let ids: Vec<&str> = c.iter().map(|x| x.0.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "name-claim",
+            "need-secrets",
+            "connect",
+            "config-order",
+            "config-valid",
+            "ip4config-valid",
+            "ip6config-valid",
+            "disconnect",
+            "sigterm",
+            "no-leftovers"
+        ]
+    );
+    for (id, st, detail) in &c {
+        let want = if id == "ip6config-valid" {
+            "skip"
+        } else {
+            "pass"
+        };
+        assert_eq!(st, want, "{id}: {detail}");
+    }
+    assert!(
+        status(&c, "config-valid").1.contains("tundev tbptc0"),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn each_fault_is_reported_by_its_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = name_file(tmp.path(), SERVICE);
+    let f = f.to_str().unwrap();
+    for (data, id, evidence) in [
+        (
+            "malformed=prefix33",
+            "ip4config-valid",
+            "Ip4Config: prefix: 33 is out of range (expected 1 to 32)",
+        ),
+        (
+            "malformed=bad-tundev",
+            "config-valid",
+            "tundev: 'tbnosuch0' is not a link in the namespace",
+        ),
+    ] {
+        let o = plugin_test(&[f, "--data", data, "--json"]);
+        let c = checks(&o);
+        assert_eq!(o.status.code(), Some(1), "{data}: {c:?}");
+        assert_eq!(status(&c, id), ("fail", evidence), "{data}: {c:?}");
+        let failed: Vec<&str> = c
+            .iter()
+            .filter(|x| x.1 == "fail")
+            .map(|x| x.0.as_str())
+            .collect();
+        assert_eq!(failed, [id], "{data}: only its own check fails: {c:?}");
+    }
+    // A plugin that never claims its name (the test bench's `-silent` service).
+    let silent = name_file(tmp.path(), &format!("{SERVICE}-silent"));
+    let o = plugin_test(&[silent.to_str().unwrap(), "--json"]);
+    let c = checks(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        status(&c, "name-claim"),
+        (
+            "fail",
+            "org.freedesktop.NetworkManager.testbench-silent.Connection_1 not claimed within 5 s"
+        )
+    );
+    // A missing secret: the plugin asks for the setting, and says so.
+    let o = plugin_test(&[
+        f,
+        "--data",
+        "require-secret=password",
+        "--secret",
+        "other=x",
+        "--json",
+    ]);
+    let c = checks(&o);
+    assert_eq!(
+        status(&c, "need-secrets"),
+        (
+            "fail",
+            "asks for setting 'vpn' although every secret was given"
+        ),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_named_and_nothing_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = name_file(tmp.path(), SERVICE);
+    let o = plugin_test(&[f.to_str().unwrap(), "--data", "novalue"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "Error: --data 'novalue': expected KEY=VALUE"
+    );
+    let o = plugin_test(&["org.example.nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .starts_with("Error: no VPN plugin 'org.example.nosuch' in "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
