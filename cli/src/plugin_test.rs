@@ -270,6 +270,134 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
+/// Execs the plugin as NM does: `--bus-name`, NM's log variables, the bus in
+/// `DBUS_SYSTEM_BUS_ADDRESS`, in the namespace, its output to `log`.
+fn spawn(
+    info: &PluginInfo,
+    bus_name: &str,
+    ns: &Netns,
+    bus: &Bus,
+    log: &tempfile::NamedTempFile,
+) -> anyhow::Result<std::process::Child> {
+    let mut cmd = std::process::Command::new(&info.program);
+    cmd.arg("--bus-name")
+        .arg(bus_name)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .env("NM_VPN_LOG_LEVEL", "7")
+        .env("NM_VPN_LOG_SYSLOG", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.reopen()?)
+        .stderr(log.reopen()?)
+        .process_group(0);
+    ns.prepare(&mut cmd);
+    cmd.spawn()
+        .with_context(|| format!("cannot execute {}", info.program.display()))
+}
+
+/// `peer-watch`: a second instance, connected by a caller that then leaves the bus, must
+/// disconnect and give its name up (libnm's watch-peer).
+async fn peer_watch(
+    c: &mut Checks,
+    info: &PluginInfo,
+    profile: &Profile,
+    ns: &Netns,
+    bus: &Bus,
+    conn: &zbus::Connection,
+    connect_timeout: Duration,
+) -> anyhow::Result<()> {
+    let bus_name = info.bus_name(2);
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    let mut owners = dbus
+        .receive_name_owner_changed_with_args(&[(0, bus_name.as_str())])
+        .await?;
+    let log = tempfile::NamedTempFile::new()?;
+    let mut child = spawn(info, &bus_name, ns, bus, &log)?;
+    let claimed = tokio::time::timeout(FIVE, async {
+        while let Some(s) = owners.next().await {
+            if s.args().is_ok_and(|a| a.new_owner().is_some()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !claimed {
+        c.skip("peer-watch", "the second instance did not claim its name");
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(());
+    }
+    // The caller: a connection of its own, gone once the plugin is up.
+    let caller = bus.connect().await?;
+    let plugin = VpnPluginProxy::builder(&caller)
+        .destination(bus_name.clone())
+        .build()
+        .await?;
+    let up = plugin
+        .receive_state_signal()
+        .await?
+        .filter_map(|s| async move { s.args().ok().map(|a| a.state) })
+        .filter(|s| std::future::ready(*s == STARTED))
+        .boxed();
+    plugin
+        .connect(tinynm_config::dbus::to_plugin_dict(profile))
+        .await?;
+    let mut up = up;
+    if tokio::time::timeout(connect_timeout, up.next())
+        .await
+        .is_err()
+    {
+        c.skip("peer-watch", "the second instance did not reach STARTED");
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(());
+    }
+    drop((up, plugin));
+    caller.close().await?;
+    let t = Instant::now();
+    let released = tokio::time::timeout(FIVE, async {
+        while let Some(s) = owners.next().await {
+            if s.args().is_ok_and(|a| a.new_owner().is_none()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    c.put(
+        "peer-watch",
+        released,
+        if released {
+            format!(
+                "the caller left: the name was given up after {} ms",
+                t.elapsed().as_millis()
+            )
+        } else {
+            "the caller of Connect left the bus; the plugin kept its name for 5 s".to_string()
+        },
+    );
+    let below = descendants(child.id());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let end = Instant::now() + FIVE;
+    while !gone(&mut child) && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for p in below {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    Ok(())
+}
+
 /// The scenario: start, NeedSecrets, Connect, configs, Disconnect, SIGTERM, leftovers.
 async fn exercise(
     info: &PluginInfo,
@@ -293,21 +421,8 @@ async fn exercise(
         .build()?;
     let mut stream = MessageStream::for_match_rule(rule, &conn, None).await?;
     let log = tempfile::NamedTempFile::new()?;
-    let mut cmd = std::process::Command::new(&info.program);
-    cmd.arg("--bus-name")
-        .arg(&bus_name)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .env("NM_VPN_LOG_LEVEL", "7")
-        .env("NM_VPN_LOG_SYSLOG", "0")
-        .stdin(std::process::Stdio::null())
-        .stdout(log.reopen()?)
-        .stderr(log.reopen()?)
-        .process_group(0);
-    ns.prepare(&mut cmd);
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot execute {}", info.program.display()))?;
+    let mut child = spawn(info, &bus_name, &ns, &bus, &log)?;
     let pid = child.id();
     // name-claim
     let owner = tokio::time::timeout(FIVE, async {
@@ -452,6 +567,23 @@ async fn exercise(
         );
     }
     check_configs(&mut c, &seen, &ns)?;
+    // failure-reason
+    match seen.iter().find_map(|s| match s {
+        Sig::Failure(f) => Some(*f),
+        _ => None,
+    }) {
+        // NMVpnPluginFailure: LOGIN_FAILED, CONNECT_FAILED, BAD_IP_CONFIG.
+        Some(f) if f <= 2 => c.put("failure-reason", true, format!("Failure({f}), one of NM's")),
+        Some(f) => c.put(
+            "failure-reason",
+            false,
+            format!("Failure({f}): NM knows 0 (login), 1 (connect) and 2 (IP config)"),
+        ),
+        None => c.skip(
+            "failure-reason",
+            "no Failure sent (a wrong --secret exercises it)",
+        ),
+    }
     // disconnect
     let t = Instant::now();
     match plugin.disconnect().await {
@@ -546,6 +678,11 @@ async fn exercise(
             nix::unistd::Pid::from_raw(p as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+    if c.0.iter().any(|x| x.id == "connect" && x.status == "pass") {
+        peer_watch(&mut c, info, profile, &ns, &bus, &conn, connect_timeout).await?;
+    } else {
+        c.skip("peer-watch", "the plugin does not connect");
     }
     Ok(c.0)
 }

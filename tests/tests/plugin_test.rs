@@ -86,13 +86,15 @@ fn a_clean_plugin_passes_every_check() {
             "config-valid",
             "ip4config-valid",
             "ip6config-valid",
+            "failure-reason",
             "disconnect",
             "sigterm",
-            "no-leftovers"
+            "no-leftovers",
+            "peer-watch"
         ]
     );
     for (id, st, detail) in &c {
-        let want = if id == "ip6config-valid" {
+        let want = if id == "ip6config-valid" || id == "failure-reason" {
             "skip"
         } else {
             "pass"
@@ -133,6 +135,22 @@ fn each_fault_is_reported_by_its_check() {
             .collect();
         assert_eq!(failed, [id], "{data}: only its own check fails: {c:?}");
     }
+    // A failure the plugin reports, with one of NM's reasons.
+    let o = plugin_test(&[
+        f,
+        "--data",
+        "failure-at=config",
+        "--data",
+        "failure=login",
+        "--json",
+    ]);
+    let c = checks(&o);
+    assert_eq!(
+        status(&c, "failure-reason"),
+        ("pass", "Failure(0), one of NM's")
+    );
+    assert_eq!(status(&c, "connect").0, "fail", "{c:?}");
+    assert!(status(&c, "connect").1.ends_with("; Failure(0)"), "{c:?}");
     // A plugin that never claims its name (the test bench's `-silent` service).
     let silent = name_file(tmp.path(), &format!("{SERVICE}-silent"));
     let o = plugin_test(&[silent.to_str().unwrap(), "--json"]);
