@@ -713,3 +713,42 @@ impl Drop for Daemon {
         terminate(&mut self.child);
     }
 }
+
+/// The processes below `pid` (its children, theirs…), by walking `/proc`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents = vec![pid];
+    let mut found = Vec::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            break;
+        };
+        for e in rd.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if parents.contains(&p) {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …: the comm may hold spaces, the last ')' ends it.
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
+            let ppid: u32 = stat[close + 2..]
+                .split(' ')
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            if parents.contains(&ppid) {
+                parents.push(p);
+                found.push(p);
+                changed = true;
+            }
+        }
+    }
+    found
+}

@@ -691,40 +691,12 @@ impl TestAgent {
 /// The processes below `pid` (its children, theirs…) named `comm`: ours, since we started
 /// their ancestor.
 pub fn descendants_named(pid: u32, comm: &str) -> Vec<u32> {
-    let mut parents = vec![pid];
-    let mut found = Vec::new();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            if parents.contains(&p) {
-                continue;
-            }
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid …: the comm may hold spaces, the last ')' ends it.
-            let Some(close) = stat.rfind(')') else {
-                continue;
-            };
-            let ppid: u32 = stat[close + 2..]
-                .split(' ')
-                .nth(1)
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            if parents.contains(&ppid) {
-                parents.push(p);
-                changed = true;
-                if stat[stat.find('(').unwrap() + 1..close] == *comm {
-                    found.push(p);
-                }
-            }
-        }
-    }
-    found
+    tinynm_sandbox::descendants(pid)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim_end() == comm)
+        })
+        .collect()
 }
 
 /// One echo request from `ns`; whether it was answered within `wait` seconds.

@@ -1,0 +1,183 @@
+//! `tinynm plugin-test`: runs an NM VPN plugin through NetworkManager 1.42's protocol in a
+//! throwaway world (a network namespace with a parent network, a private bus) and checks it
+//! against NM's contract (spec VPN-PROTOCOL.md), check by check, with the evidence.
+//!
+//! The bench plays NM's part itself: it execs the plugin as NM does (`--bus-name
+//! <service>.Connection_1`, NM's log variables, the bus in `DBUS_SYSTEM_BUS_ADDRESS`), calls
+//! `NeedSecrets`, `Connect` and `Disconnect`, reads every signal, parses each config with NM's
+//! rules (the SDK's wire types, as tinynmd does), then ends the plugin with SIGTERM and compares
+//! the namespace's kernel state with what it was before.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use tinynm_config::Profile;
+use tinynm_config::namefile::PluginInfo;
+use tinynm_config::profile::Family;
+use tinynm_sandbox::{Bus, Kernel, Netns};
+use tinynm_vpn_plugin::proxy::VpnPluginProxy;
+use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig};
+use zbus::{MatchRule, MessageStream};
+
+mod scenario;
+mod world;
+
+/// NM's service states (`NMVpnServiceState`).
+const STARTING: u32 = 3;
+const STARTED: u32 = 4;
+const STOPPED: u32 = 6;
+
+/// How long NM gives a plugin to claim its name, and the bench gives it to go.
+const FIVE: Duration = Duration::from_secs(5);
+
+/// What to run.
+pub struct Opts {
+    /// A `.name` file, or a service type or plugin name found in the plugin directories.
+    pub plugin: String,
+    /// `vpn.data`, `KEY=VALUE` each.
+    pub data: Vec<String>,
+    /// `vpn.secrets`, `KEY=VALUE` each.
+    pub secrets: Vec<String>,
+    /// How long `Connect` may take to bring the plugin to STARTED.
+    pub connect_timeout: Duration,
+    /// Print JSON instead of a table.
+    pub json: bool,
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// Its stable id.
+    pub id: &'static str,
+    /// `pass`, `fail` or `skip`.
+    pub status: &'static str,
+    /// The evidence, in one line.
+    pub detail: String,
+}
+
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn put(&mut self, id: &'static str, ok: bool, detail: impl Into<String>) {
+        let status = if ok { "pass" } else { "fail" };
+        self.0.push(Check {
+            id,
+            status,
+            detail: detail.into(),
+        });
+    }
+
+    fn skip(&mut self, id: &'static str, detail: impl Into<String>) {
+        self.0.push(Check {
+            id,
+            status: "skip",
+            detail: detail.into(),
+        });
+    }
+}
+
+/// The plugin `arg` names: a `.name` file, or a plugin whose service type, alias or name it is,
+/// in NM's directories and tinynm's.
+fn find_plugin(arg: &str) -> anyhow::Result<PluginInfo> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return tinynm_config::namefile::parse(&text, path).with_context(|| {
+            format!(
+                "{}: not a VPN plugin description ([VPN Connection] with name, service and an absolute program)",
+                path.display()
+            )
+        });
+    }
+    let dirs: Vec<PathBuf> = tinynm_config::daemon_config::NM_PLUGIN_DIRS
+        .iter()
+        .chain(&["/usr/lib/tinynm/VPN"])
+        .map(PathBuf::from)
+        .collect();
+    for dir in &dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "name") {
+                continue;
+            }
+            let Some(info) = std::fs::read_to_string(&p)
+                .ok()
+                .and_then(|t| tinynm_config::namefile::parse(&t, &p))
+            else {
+                continue;
+            };
+            if info.serves(arg) || info.name == arg {
+                return Ok(info);
+            }
+        }
+    }
+    bail!(
+        "no VPN plugin '{arg}' in {}: give a .name file or a service type",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn pairs(what: &str, kv: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    kv.iter()
+        .map(|s| {
+            s.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{what} '{s}': expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Runs the checks; the report and whether nothing failed.
+pub async fn run(o: Opts) -> anyhow::Result<bool> {
+    let info = find_plugin(&o.plugin)?;
+    let data = pairs("--data", &o.data)?;
+    let secrets = pairs("--secret", &o.secrets)?;
+    let mut profile = Profile::new_vpn(
+        "plugin-test",
+        "5e1f7e57-0000-4000-8000-00000000beef",
+        &info.service,
+    );
+    profile.vpn.data = data;
+    profile.vpn.secrets = secrets.clone();
+    profile
+        .validate()
+        .context("the profile the options describe")?;
+    let checks = scenario::exercise(&info, &profile, o.connect_timeout).await?;
+    let failed = checks.iter().filter(|c| c.status == "fail").count();
+    let passed = checks.iter().filter(|c| c.status == "pass").count();
+    if o.json {
+        let v = serde_json::json!({
+            "plugin": info.file.display().to_string(),
+            "service": info.service,
+            "checks": checks,
+            "passed": passed,
+            "failed": failed,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "plugin {} ({}, {})",
+            info.name,
+            info.service,
+            info.program.display()
+        );
+        for c in &checks {
+            println!("{:<16} {:<4}  {}", c.id, c.status, c.detail);
+        }
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(failed == 0)
+}
