@@ -73,6 +73,9 @@ enum Cmd {
         /// The report as JSON: {plugin, service, checks: [{id, status, detail}], passed, failed}.
         #[arg(long)]
         json: bool,
+        /// Also write the report as JUnit XML to FILE (one test case per check).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Waits until tinynmd is connected (NM's `nm-online`): exit 0 once it is, 1 when
     /// `--timeout` (30 s) runs out first, 2 on another error. For health checks, and for a
@@ -107,6 +110,7 @@ async fn main() {
             secrets,
             connect_timeout,
             json,
+            junit,
         } => {
             let opts = plugin_test::Opts {
                 plugin,
@@ -114,6 +118,7 @@ async fn main() {
                 secrets,
                 connect_timeout: Duration::from_secs(connect_timeout),
                 json,
+                junit,
             };
             match plugin_test::run(opts).await {
                 Ok(true) => std::process::exit(0),

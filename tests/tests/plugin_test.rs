@@ -112,6 +112,24 @@ fn each_fault_is_reported_by_its_check() {
     let tmp = tempfile::tempdir().unwrap();
     let f = name_file(tmp.path(), SERVICE);
     let f = f.to_str().unwrap();
+    // The JUnit form of a failing run: the check's evidence as the failure's message.
+    let xml = tmp.path().join("report.xml");
+    let o = plugin_test(&[
+        f,
+        "--data",
+        "malformed=prefix33",
+        "--junit",
+        xml.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let x = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        x.contains("tests=\"12\" failures=\"1\" skipped=\"2\"")
+            && x.contains(
+                "name=\"ip4config-valid\"><failure message=\"Ip4Config: prefix: 33 is out of range (expected 1 to 32)\"/>"
+            ),
+        "{x}"
+    );
     for (data, id, evidence) in [
         (
             "malformed=prefix33",

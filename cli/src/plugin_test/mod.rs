@@ -46,6 +46,8 @@ pub struct Opts {
     pub connect_timeout: Duration,
     /// Print JSON instead of a table.
     pub json: bool,
+    /// Also write the report as JUnit XML here, for CI.
+    pub junit: Option<PathBuf>,
 }
 
 /// One check's verdict.
@@ -140,6 +142,44 @@ fn pairs(what: &str, kv: &[String]) -> anyhow::Result<BTreeMap<String, String>> 
         .collect()
 }
 
+/// `s` with XML's five special characters escaped.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// The report as a JUnit test suite: one test case per check, a failure or a skip with its
+/// evidence as the message.
+fn junit(service: &str, checks: &[Check]) -> String {
+    let count = |s: &str| checks.iter().filter(|c| c.status == s).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"tinynm plugin-test {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+        xml(service),
+        checks.len(),
+        count("fail"),
+        count("skip")
+    );
+    for c in checks {
+        let (class, id, detail) = (xml(service), c.id, xml(&c.detail));
+        out.push_str(&match c.status {
+            "fail" => format!(
+                "  <testcase classname=\"{class}\" name=\"{id}\"><failure message=\"{detail}\"/></testcase>\n"
+            ),
+            "skip" => format!(
+                "  <testcase classname=\"{class}\" name=\"{id}\"><skipped message=\"{detail}\"/></testcase>\n"
+            ),
+            _ => format!(
+                "  <testcase classname=\"{class}\" name=\"{id}\"><system-out>{detail}</system-out></testcase>\n"
+            ),
+        });
+    }
+    out.push_str("</testsuite>\n");
+    out
+}
+
 /// Runs the checks; the report and whether nothing failed.
 pub async fn run(o: Opts) -> anyhow::Result<bool> {
     let info = find_plugin(&o.plugin)?;
@@ -158,6 +198,10 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     let checks = scenario::exercise(&info, &profile, o.connect_timeout).await?;
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     let passed = checks.iter().filter(|c| c.status == "pass").count();
+    if let Some(f) = &o.junit {
+        std::fs::write(f, junit(&info.service, &checks))
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
     if o.json {
         let v = serde_json::json!({
             "plugin": info.file.display().to_string(),
