@@ -31,19 +31,7 @@ pub(super) async fn exercise(
     let mut child = spawn(info, &bus_name, &ns, &bus, &log)?;
     let pid = child.id();
     // name-claim
-    let owner = tokio::time::timeout(FIVE, async {
-        while let Some(s) = owners.next().await {
-            if let Ok(a) = s.args()
-                && let Some(o) = a.new_owner().as_ref()
-            {
-                return Some(o.to_string());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten();
+    let owner = owner_change(&mut owners, false, FIVE).await;
     let Some(owner) = owner else {
         c.put(
             "name-claim",

@@ -56,6 +56,29 @@ pub(super) fn gone(child: &mut std::process::Child) -> bool {
     matches!(child.try_wait(), Ok(Some(_)))
 }
 
+/// Waits up to `limit` for the watched name to be claimed (`Some(owner)`) or, with
+/// `released`, given up (`Some("")`); `None` when nothing of the kind came.
+pub(super) async fn owner_change(
+    owners: &mut zbus::fdo::NameOwnerChangedStream,
+    released: bool,
+    limit: Duration,
+) -> Option<String> {
+    tokio::time::timeout(limit, async {
+        while let Some(s) = owners.next().await {
+            let Ok(a) = s.args() else { continue };
+            match a.new_owner().as_ref() {
+                Some(o) if !released => return Some(o.to_string()),
+                None if released => return Some(String::new()),
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// Execs the plugin as NM does: `--bus-name`, NM's log variables, the bus in
 /// `DBUS_SYSTEM_BUS_ADDRESS`, in the namespace, its output to `log`.
 pub(super) fn spawn(
@@ -98,17 +121,7 @@ pub(super) async fn peer_watch(
         .await?;
     let log = tempfile::NamedTempFile::new()?;
     let mut child = spawn(info, &bus_name, ns, bus, &log)?;
-    let claimed = tokio::time::timeout(FIVE, async {
-        while let Some(s) = owners.next().await {
-            if s.args().is_ok_and(|a| a.new_owner().is_some()) {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !claimed {
+    if owner_change(&mut owners, false, FIVE).await.is_none() {
         c.skip("peer-watch", "the second instance did not claim its name");
         let _ = child.kill();
         let _ = child.wait();
@@ -142,16 +155,7 @@ pub(super) async fn peer_watch(
     drop((up, plugin));
     caller.close().await?;
     let t = Instant::now();
-    let released = tokio::time::timeout(FIVE, async {
-        while let Some(s) = owners.next().await {
-            if s.args().is_ok_and(|a| a.new_owner().is_none()) {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
+    let released = owner_change(&mut owners, true, FIVE).await.is_some();
     c.put(
         "peer-watch",
         released,
