@@ -123,10 +123,24 @@ impl EmbeddedDaemon {
     pub async fn connect(&self) -> Result<zbus::Connection, SandboxError> {
         let setup =
             |e: String| SandboxError::Setup(format!("{e}; tinynmd's log:\n{}", self.log_text()));
-        let conn = zbus::connection::Builder::address(self.address.as_str())
-            .build()
-            .await
-            .map_err(|e| setup(format!("connect to the embedded bus: {e}")))?;
+        // The socket's file exists from bind(2), a moment before busd listens on it: a refused
+        // connection is tried again, within a bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let conn = loop {
+            match zbus::connection::Builder::address(self.address.as_str())
+                .build()
+                .await
+            {
+                Ok(c) => break c,
+                Err(zbus::Error::Connection(e, _) | zbus::Error::InputOutput(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(setup(format!("connect to the embedded bus: {e}"))),
+            }
+        };
         wait_for_name(
             &conn,
             "org.freedesktop.NetworkManager",
