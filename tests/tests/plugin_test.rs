@@ -220,3 +220,50 @@ fn bad_arguments_are_named_and_nothing_runs() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Small plugins of the test's own in dbus-python, as authors write them, each with one
+/// protocol fault: each is caught by the check that owns it, and by that check only.
+#[test]
+fn deliberately_broken_plugins_are_each_caught_by_their_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broken_plugin.py");
+    for (fault, id, evidence) in [
+        ("clean", "", ""),
+        (
+            "keep-name",
+            "disconnect",
+            "STOPPED, but the name still owned 5 s after Disconnect",
+        ),
+        (
+            "ignore-peer",
+            "peer-watch",
+            "the caller of Connect left the bus; the plugin kept its name for 5 s",
+        ),
+        ("leave-tun", "no-leftovers", "left behind: link brk1"),
+        ("ip4-first", "config-order", "Ip4Config came before Config"),
+    ] {
+        let f = tmp.path().join(format!("{fault}.name"));
+        std::fs::write(
+            &f,
+            format!(
+                "[VPN Connection]\nname=broken-{fault}\nservice=org.tinynm.broken.{fault}\nprogram={}\nsupports-multiple-connections=true\n",
+                program.display()
+            ),
+        )
+        .unwrap();
+        let o = plugin_test(&[f.to_str().unwrap(), "--json"]);
+        let c = checks(&o);
+        let failed: Vec<(&str, &str)> = c
+            .iter()
+            .filter(|x| x.1 == "fail")
+            .map(|x| (x.0.as_str(), x.2.as_str()))
+            .collect();
+        if fault == "clean" {
+            assert_eq!(o.status.code(), Some(0), "{c:?}");
+            assert!(failed.is_empty(), "{c:?}");
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{fault}: {c:?}");
+            assert_eq!(failed, [(id, evidence)], "{fault}: {c:?}");
+        }
+    }
+}

@@ -39,9 +39,9 @@ pub(super) async fn exercise(
             format!(
                 "{bus_name} not claimed within 5 s{}",
                 if gone(&mut child) {
-                    " (the plugin exited)"
+                    format!(" (the plugin exited; its last words: {})", tail(&log, 3))
                 } else {
-                    ""
+                    String::new()
                 }
             ),
         );
@@ -206,16 +206,19 @@ pub(super) async fn exercise(
             c.put(
                 "disconnect",
                 stopped && released,
-                format!(
-                    "{} and {} within 5 s ({} ms)",
-                    if stopped { "STOPPED" } else { "no STOPPED" },
-                    if released {
-                        "the name released"
-                    } else {
-                        "the name still owned"
-                    },
-                    t.elapsed().as_millis()
-                ),
+                match (stopped, released) {
+                    (true, true) => format!(
+                        "STOPPED and the name released within 5 s ({} ms)",
+                        t.elapsed().as_millis()
+                    ),
+                    (true, false) => {
+                        "STOPPED, but the name still owned 5 s after Disconnect".to_string()
+                    }
+                    (false, true) => "the name released without STOPPED".to_string(),
+                    (false, false) => {
+                        "neither STOPPED nor the name released 5 s after Disconnect".to_string()
+                    }
+                },
             );
         }
     }

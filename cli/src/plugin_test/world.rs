@@ -51,6 +51,17 @@ pub(super) fn leftovers(base: &Kernel, now: &Kernel) -> Vec<String> {
     out
 }
 
+/// The last lines the plugin wrote (its traceback, its last words), on one line.
+pub(super) fn tail(log: &tempfile::NamedTempFile, lines: usize) -> String {
+    let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let all: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
 /// Whether process `pid` (a child of ours) is gone; reaped if it is.
 pub(super) fn gone(child: &mut std::process::Child) -> bool {
     matches!(child.try_wait(), Ok(Some(_)))
