@@ -57,26 +57,7 @@ enum Cmd {
     /// Runs an NM VPN plugin through NM's protocol in a throwaway namespace and bus, and checks
     /// it against NM's contract: a line per check (id, pass/fail/skip, the evidence); exit 0
     /// only if nothing failed.
-    PluginTest {
-        /// A `.name` file, or a service type (`org.freedesktop.NetworkManager.openvpn`) or
-        /// plugin name found in NM's plugin directories or tinynm's.
-        plugin: String,
-        /// `vpn.data` KEY=VALUE (repeat).
-        #[arg(long = "data", value_name = "KEY=VALUE")]
-        data: Vec<String>,
-        /// `vpn.secrets` KEY=VALUE (repeat).
-        #[arg(long = "secret", value_name = "KEY=VALUE")]
-        secrets: Vec<String>,
-        /// Seconds `Connect` may take to reach STARTED.
-        #[arg(long, value_name = "SECS", default_value_t = 60)]
-        connect_timeout: u64,
-        /// The report as JSON: {plugin, service, checks: [{id, status, detail}], passed, failed}.
-        #[arg(long)]
-        json: bool,
-        /// Also write the report as JUnit XML to FILE (one test case per check).
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-    },
+    PluginTest(Box<plugin_test::Opts>),
     /// Waits until tinynmd is connected (NM's `nm-online`): exit 0 once it is, 1 when
     /// `--timeout` (30 s) runs out first, 2 on another error. For health checks, and for a
     /// container that shares the network of tinynmd's.
@@ -104,31 +85,14 @@ async fn main() {
         connect(address.as_deref(), Duration::from_secs(call_timeout)).await
     };
     let r = match cli.cmd {
-        Cmd::PluginTest {
-            plugin,
-            data,
-            secrets,
-            connect_timeout,
-            json,
-            junit,
-        } => {
-            let opts = plugin_test::Opts {
-                plugin,
-                data,
-                secrets,
-                connect_timeout: Duration::from_secs(connect_timeout),
-                json,
-                junit,
-            };
-            match plugin_test::run(opts).await {
-                Ok(true) => std::process::exit(0),
-                Ok(false) => std::process::exit(1),
-                Err(e) => {
-                    eprintln!("Error: {e:#}");
-                    std::process::exit(2);
-                }
+        Cmd::PluginTest(opts) => match plugin_test::run(*opts).await {
+            Ok(true) => std::process::exit(0),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                std::process::exit(2);
             }
-        }
+        },
         Cmd::WaitOnline { vpn } => {
             let limit = Duration::from_secs(cli.timeout.unwrap_or(30));
             let call = Duration::from_secs(call_timeout.min(cli.timeout.unwrap_or(25)));

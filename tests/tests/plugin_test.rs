@@ -72,9 +72,40 @@ fn a_clean_plugin_passes_every_check() {
         "--secret",
         "password=s3cret",
         "--json",
+        "--trace",
+        tmp.path().join("trace.jsonl").to_str().unwrap(),
     ]);
     let c = checks(&o);
     assert_eq!(o.status.code(), Some(0), "{c:?}");
+    // The trace: every message, one JSON object a line; the secret never in it.
+    let trace = std::fs::read_to_string(tmp.path().join("trace.jsonl")).unwrap();
+    let msgs: Vec<serde_json::Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let member = |kind: &str, m: &str| {
+        msgs.iter()
+            .filter(|x| x["type"] == kind && x["member"] == m)
+            .collect::<Vec<_>>()
+    };
+    let connect = member("call", "Connect");
+    assert_eq!(
+        connect.len(),
+        2,
+        "Connect, and the peer-watch instance's: {trace}"
+    );
+    assert_eq!(
+        connect[0]["args"][0]["vpn"]["secrets"]["password"], "<redacted>",
+        "{trace}"
+    );
+    assert!(!trace.contains("s3cret"), "{trace}");
+    let states: Vec<u64> = member("signal", "StateChanged")
+        .iter()
+        .filter_map(|x| x["args"][0].as_u64())
+        .collect();
+    assert_eq!(states[..5], [1, 3, 4, 5, 6], "{states:?}");
+    assert_eq!(member("signal", "Ip4Config").len(), 2, "{trace}");
+    assert_eq!(member("call", "Disconnect").len(), 1, "{trace}");
     let ids: Vec<&str> = c.iter().map(|x| x.0.as_str()).collect();
     assert_eq!(
         ids,
@@ -232,12 +263,12 @@ fn deliberately_broken_plugins_are_each_caught_by_their_check() {
         (
             "keep-name",
             "disconnect",
-            "STOPPED, but the name still owned 5 s after Disconnect",
+            "STOPPED, but the name still owned 1 s after Disconnect",
         ),
         (
             "ignore-peer",
             "peer-watch",
-            "the caller of Connect left the bus; the plugin kept its name for 5 s",
+            "the caller of Connect left the bus; the plugin kept its name for 1 s",
         ),
         ("leave-tun", "no-leftovers", "left behind: link brk1"),
         ("ip4-first", "config-order", "Ip4Config came before Config"),
@@ -251,7 +282,7 @@ fn deliberately_broken_plugins_are_each_caught_by_their_check() {
             ),
         )
         .unwrap();
-        let o = plugin_test(&[f.to_str().unwrap(), "--json"]);
+        let o = plugin_test(&[f.to_str().unwrap(), "--timeouts", "fast", "--json"]);
         let c = checks(&o);
         let failed: Vec<(&str, &str)> = c
             .iter()

@@ -24,6 +24,7 @@ use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig};
 use zbus::{MatchRule, MessageStream};
 
 mod scenario;
+mod trace;
 mod world;
 
 /// NM's service states (`NMVpnServiceState`).
@@ -34,20 +35,58 @@ const STOPPED: u32 = 6;
 /// How long NM gives a plugin to claim its name, and the bench gives it to go.
 const FIVE: Duration = Duration::from_secs(5);
 
+/// How long NM's timers run: NM's own, or scaled down so that a plugin that fails a check
+/// costs a second, not five.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Timeouts {
+    /// NM 1.42's: 5 s to claim the name, to stop and to leave.
+    Nm,
+    /// A fifth of them: 1 s each.
+    Fast,
+}
+
 /// What to run.
+#[derive(clap::Args, Debug)]
 pub struct Opts {
-    /// A `.name` file, or a service type or plugin name found in the plugin directories.
+    /// A `.name` file, or a service type (`org.freedesktop.NetworkManager.openvpn`) or
+    /// plugin name found in NM's plugin directories or tinynm's.
     pub plugin: String,
-    /// `vpn.data`, `KEY=VALUE` each.
+    /// `vpn.data` KEY=VALUE (repeat).
+    #[arg(long = "data", value_name = "KEY=VALUE")]
     pub data: Vec<String>,
-    /// `vpn.secrets`, `KEY=VALUE` each.
+    /// `vpn.secrets` KEY=VALUE (repeat).
+    #[arg(long = "secret", value_name = "KEY=VALUE")]
     pub secrets: Vec<String>,
-    /// How long `Connect` may take to bring the plugin to STARTED.
-    pub connect_timeout: Duration,
-    /// Print JSON instead of a table.
+    /// Seconds `Connect` may take to reach STARTED.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub connect_timeout: u64,
+    /// NM's timers (`nm`: 5 s) or a fifth of them (`fast`).
+    #[arg(long, value_enum, default_value = "nm")]
+    pub timeouts: Timeouts,
+    /// The report as JSON: {plugin, service, checks: [{id, status, detail}], passed, failed}.
+    #[arg(long)]
     pub json: bool,
-    /// Also write the report as JUnit XML here, for CI.
+    /// Also write the report as JUnit XML to FILE (one test case per check).
+    #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write every D-Bus message of the run to FILE, one JSON object per line (secrets
+    /// redacted).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+impl Opts {
+    /// NM's 5 s, or the fast second.
+    fn limit(&self) -> Duration {
+        match self.timeouts {
+            Timeouts::Nm => FIVE,
+            Timeouts::Fast => Duration::from_secs(1),
+        }
+    }
+
+    fn connect_limit(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
+    }
 }
 
 /// One check's verdict.
@@ -195,7 +234,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     profile
         .validate()
         .context("the profile the options describe")?;
-    let checks = scenario::exercise(&info, &profile, o.connect_timeout).await?;
+    let checks = scenario::exercise(&info, &profile, &o).await?;
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     let passed = checks.iter().filter(|c| c.status == "pass").count();
     if let Some(f) = &o.junit {

@@ -8,12 +8,17 @@ use super::*;
 pub(super) async fn exercise(
     info: &PluginInfo,
     profile: &Profile,
-    connect_timeout: Duration,
+    o: &Opts,
 ) -> anyhow::Result<Vec<Check>> {
+    let (five, connect_timeout) = (o.limit(), o.connect_limit());
     let mut c = Checks::default();
     let ns = Netns::new().context("a network namespace")?;
     ns.add_parent().context("the namespace's parent network")?;
     let bus = Bus::start().context("a private bus")?;
+    let _trace = match &o.trace {
+        Some(f) => Some(trace::start(&bus, f).await?),
+        None => None,
+    };
     let conn = bus.connect().await.context("the private bus")?;
     let base = ns.snapshot()?;
     let bus_name = info.bus_name(1);
@@ -31,13 +36,14 @@ pub(super) async fn exercise(
     let mut child = spawn(info, &bus_name, &ns, &bus, &log)?;
     let pid = child.id();
     // name-claim
-    let owner = owner_change(&mut owners, false, FIVE).await;
+    let owner = owner_change(&mut owners, false, five).await;
     let Some(owner) = owner else {
         c.put(
             "name-claim",
             false,
             format!(
-                "{bus_name} not claimed within 5 s{}",
+                "{bus_name} not claimed within {} s{}",
+                five.as_secs(),
                 if gone(&mut child) {
                     format!(" (the plugin exited; its last words: {})", tail(&log, 3))
                 } else {
@@ -123,8 +129,10 @@ pub(super) async fn exercise(
             }
         }
         // The configs a STARTED plugin announced but has not sent yet: a moment more.
-        let late = tokio::time::Instant::now() + Duration::from_secs(2);
-        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(late, stream.next()).await {
+        let late = tokio::time::Instant::now() + five.min(Duration::from_secs(2));
+        while !announced_came(&seen)
+            && let Ok(Some(Ok(m))) = tokio::time::timeout_at(late, stream.next()).await
+        {
             if let Some(s) = sig_of(&m) {
                 seen.push(s);
             }
@@ -183,7 +191,7 @@ pub(super) async fn exercise(
     match plugin.disconnect().await {
         Err(e) => c.put("disconnect", false, format!("Disconnect failed: {e}")),
         Ok(()) => {
-            let end = tokio::time::Instant::now() + FIVE;
+            let end = tokio::time::Instant::now() + five;
             let mut stopped = false;
             while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, stream.next()).await {
                 if let Some(Sig::State(STOPPED)) = sig_of(&m) {
@@ -208,15 +216,22 @@ pub(super) async fn exercise(
                 stopped && released,
                 match (stopped, released) {
                     (true, true) => format!(
-                        "STOPPED and the name released within 5 s ({} ms)",
+                        "STOPPED and the name released within {} s ({} ms)",
+                        five.as_secs(),
                         t.elapsed().as_millis()
                     ),
                     (true, false) => {
-                        "STOPPED, but the name still owned 5 s after Disconnect".to_string()
+                        format!(
+                            "STOPPED, but the name still owned {} s after Disconnect",
+                            five.as_secs()
+                        )
                     }
                     (false, true) => "the name released without STOPPED".to_string(),
                     (false, false) => {
-                        "neither STOPPED nor the name released 5 s after Disconnect".to_string()
+                        format!(
+                            "neither STOPPED nor the name released {} s after Disconnect",
+                            five.as_secs()
+                        )
                     }
                 },
             );
@@ -231,20 +246,24 @@ pub(super) async fn exercise(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
-        let end = Instant::now() + FIVE;
+        let end = Instant::now() + five;
         while !gone(&mut child) && Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if gone(&mut child) {
             c.put("sigterm", true, "SIGTERM ended it");
         } else {
-            c.put("sigterm", false, "still running 5 s after SIGTERM (killed)");
+            c.put(
+                "sigterm",
+                false,
+                format!("still running {} s after SIGTERM (killed)", five.as_secs()),
+            );
             let _ = child.kill();
             let _ = child.wait();
         }
     }
     // no-leftovers
-    let end = Instant::now() + FIVE;
+    let end = Instant::now() + five;
     let mut left: Vec<String>;
     loop {
         left = below
@@ -277,11 +296,23 @@ pub(super) async fn exercise(
         );
     }
     if c.0.iter().any(|x| x.id == "connect" && x.status == "pass") {
-        peer_watch(&mut c, info, profile, &ns, &bus, &conn, connect_timeout).await?;
+        peer_watch(&mut c, info, profile, &ns, &bus, &conn, o).await?;
     } else {
         c.skip("peer-watch", "the plugin does not connect");
     }
     Ok(c.0)
+}
+
+/// Whether a Config came and every IP config it announced came too.
+fn announced_came(seen: &[Sig]) -> bool {
+    let Some(g) = seen.iter().find_map(|s| match s {
+        Sig::Config(d) => GenericConfig::parse(d).ok(),
+        _ => None,
+    }) else {
+        return false;
+    };
+    (!g.has_ip4 || seen.iter().any(|s| matches!(s, Sig::Ip4(_))))
+        && (!g.has_ip6 || seen.iter().any(|s| matches!(s, Sig::Ip6(_))))
 }
 
 /// `config-order`, `config-valid`, `ip4config-valid`, `ip6config-valid` from the signals seen.

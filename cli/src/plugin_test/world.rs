@@ -123,8 +123,9 @@ pub(super) async fn peer_watch(
     ns: &Netns,
     bus: &Bus,
     conn: &zbus::Connection,
-    connect_timeout: Duration,
+    o: &Opts,
 ) -> anyhow::Result<()> {
+    let (five, connect_timeout) = (o.limit(), o.connect_limit());
     let bus_name = info.bus_name(2);
     let dbus = zbus::fdo::DBusProxy::new(conn).await?;
     let mut owners = dbus
@@ -132,7 +133,7 @@ pub(super) async fn peer_watch(
         .await?;
     let log = tempfile::NamedTempFile::new()?;
     let mut child = spawn(info, &bus_name, ns, bus, &log)?;
-    if owner_change(&mut owners, false, FIVE).await.is_none() {
+    if owner_change(&mut owners, false, five).await.is_none() {
         c.skip("peer-watch", "the second instance did not claim its name");
         let _ = child.kill();
         let _ = child.wait();
@@ -166,7 +167,7 @@ pub(super) async fn peer_watch(
     drop((up, plugin));
     caller.close().await?;
     let t = Instant::now();
-    let released = owner_change(&mut owners, true, FIVE).await.is_some();
+    let released = owner_change(&mut owners, true, five).await.is_some();
     c.put(
         "peer-watch",
         released,
@@ -176,7 +177,10 @@ pub(super) async fn peer_watch(
                 t.elapsed().as_millis()
             )
         } else {
-            "the caller of Connect left the bus; the plugin kept its name for 5 s".to_string()
+            format!(
+                "the caller of Connect left the bus; the plugin kept its name for {} s",
+                five.as_secs()
+            )
         },
     );
     let below = tinynm_sandbox::descendants(child.id());
@@ -184,7 +188,7 @@ pub(super) async fn peer_watch(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let end = Instant::now() + FIVE;
+    let end = Instant::now() + five;
     while !gone(&mut child) && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
