@@ -69,8 +69,12 @@ fn a_clean_plugin_passes_every_check() {
         "tundev=tbptc0",
         "--data",
         "require-secret=password",
+        "--data",
+        "second-factor=424242",
         "--secret",
         "password=s3cret",
+        "--secret",
+        "otp=424242",
         "--json",
         "--trace",
         tmp.path().join("trace.jsonl").to_str().unwrap(),
@@ -89,11 +93,8 @@ fn a_clean_plugin_passes_every_check() {
             .collect::<Vec<_>>()
     };
     let connect = member("call", "Connect");
-    assert_eq!(
-        connect.len(),
-        2,
-        "Connect, and the peer-watch instance's: {trace}"
-    );
+    // The main scenario's, the two peer-watch instances', the two Disconnect-early ones'.
+    assert_eq!(connect.len(), 5, "{trace}");
     assert_eq!(
         connect[0]["args"][0]["vpn"]["secrets"]["password"], "<redacted>",
         "{trace}"
@@ -104,8 +105,16 @@ fn a_clean_plugin_passes_every_check() {
         .filter_map(|x| x["args"][0].as_u64())
         .collect();
     assert_eq!(states[..5], [1, 3, 4, 5, 6], "{states:?}");
-    assert_eq!(member("signal", "Ip4Config").len(), 2, "{trace}");
-    assert_eq!(member("call", "Disconnect").len(), 1, "{trace}");
+    // The interactive path: SecretsRequired answered by NewSecrets.
+    assert_eq!(member("call", "ConnectInteractive").len(), 1, "{trace}");
+    assert_eq!(
+        member("signal", "SecretsRequired")[0]["args"][1],
+        serde_json::json!(["otp"]),
+        "{trace}"
+    );
+    assert_eq!(member("call", "NewSecrets").len(), 1, "{trace}");
+    // The main scenario, the two early ones, the interactive one.
+    assert_eq!(member("call", "Disconnect").len(), 4, "{trace}");
     let ids: Vec<&str> = c.iter().map(|x| x.0.as_str()).collect();
     assert_eq!(
         ids,
@@ -120,8 +129,11 @@ fn a_clean_plugin_passes_every_check() {
             "failure-reason",
             "disconnect",
             "sigterm",
+            "peer-watch",
+            "disconnect-starting",
+            "disconnect-configured",
+            "interactive",
             "no-leftovers",
-            "peer-watch"
         ]
     );
     for (id, st, detail) in &c {
@@ -134,6 +146,12 @@ fn a_clean_plugin_passes_every_check() {
     }
     assert!(
         status(&c, "config-valid").1.contains("tundev tbptc0"),
+        "{c:?}"
+    );
+    assert!(
+        status(&c, "interactive").1.starts_with(
+            "SecretsRequired('Enter the one-time code', [\"otp\"]) answered by NewSecrets 1000 ms later: STARTED in "
+        ),
         "{c:?}"
     );
 }
@@ -155,7 +173,7 @@ fn each_fault_is_reported_by_its_check() {
     assert_eq!(o.status.code(), Some(1));
     let x = std::fs::read_to_string(&xml).unwrap();
     assert!(
-        x.contains("tests=\"12\" failures=\"1\" skipped=\"2\"")
+        x.contains("tests=\"15\" failures=\"1\" skipped=\"2\"")
             && x.contains(
                 "name=\"ip4config-valid\"><failure message=\"Ip4Config: prefix: 33 is out of range (expected 1 to 32)\"/>"
             ),
@@ -256,45 +274,102 @@ fn bad_arguments_are_named_and_nothing_runs() {
 /// protocol fault: each is caught by the check that owns it, and by that check only.
 #[test]
 fn deliberately_broken_plugins_are_each_caught_by_their_check() {
+    tinynm_sandbox::require_root("plugin-test").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broken_plugin.py");
-    for (fault, id, evidence) in [
-        ("clean", "", ""),
+    let keep = "STOPPED, but the name still owned 5 s";
+    let cases: [(&str, &[(&str, &str)]); 5] = [
+        ("clean", &[]),
         (
             "keep-name",
-            "disconnect",
-            "STOPPED, but the name still owned 1 s after Disconnect",
+            &[
+                ("disconnect", keep),
+                (
+                    "disconnect-starting",
+                    "Disconnect right after Connect returned: ",
+                ),
+                ("disconnect-configured", "Disconnect after Config: "),
+            ],
         ),
         (
             "ignore-peer",
-            "peer-watch",
-            "the caller of Connect left the bus; the plugin kept its name for 1 s",
+            &[
+                (
+                    "peer-watch",
+                    "the caller of Connect left the bus once STARTED; the plugin kept its name for 5 s; \
+                     the caller of Connect left the bus mid-connect; the plugin kept its name for 5 s",
+                ),
+                // Still there when SIGTERM came, it died without removing its tun.
+                (
+                    "no-leftovers",
+                    "left behind after peer-watch (once STARTED), ended by SIGTERM: link brk2",
+                ),
+            ],
         ),
-        ("leave-tun", "no-leftovers", "left behind: link brk1"),
-        ("ip4-first", "config-order", "Ip4Config came before Config"),
-    ] {
-        let f = tmp.path().join(format!("{fault}.name"));
-        std::fs::write(
-            &f,
-            format!(
-                "[VPN Connection]\nname=broken-{fault}\nservice=org.tinynm.broken.{fault}\nprogram={}\nsupports-multiple-connections=true\n",
-                program.display()
-            ),
-        )
-        .unwrap();
-        let o = plugin_test(&[f.to_str().unwrap(), "--timeouts", "fast", "--json"]);
+        (
+            "leave-tun",
+            &[(
+                "no-leftovers",
+                "left behind after the main scenario: link brk1; after peer-watch",
+            )],
+        ),
+        (
+            "ip4-first",
+            &[("config-order", "Ip4Config came before Config")],
+        ),
+    ];
+    // The five runs at once: each world is its own.
+    let runs: Vec<_> = cases
+        .iter()
+        .map(|(fault, _)| {
+            let f = tmp.path().join(format!("{fault}.name"));
+            std::fs::write(
+                &f,
+                format!(
+                    "[VPN Connection]\nname=broken-{fault}\nservice=org.tinynm.broken.{fault}\nprogram={}\nsupports-multiple-connections=true\n",
+                    program.display()
+                ),
+            )
+            .unwrap();
+            std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap())
+                .args(["plugin-test", f.to_str().unwrap(), "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ((fault, want), run) in cases.iter().zip(runs) {
+        let o = run.wait_with_output().unwrap();
         let c = checks(&o);
         let failed: Vec<(&str, &str)> = c
             .iter()
             .filter(|x| x.1 == "fail")
             .map(|x| (x.0.as_str(), x.2.as_str()))
             .collect();
-        if fault == "clean" {
-            assert_eq!(o.status.code(), Some(0), "{c:?}");
-            assert!(failed.is_empty(), "{c:?}");
-        } else {
-            assert_eq!(o.status.code(), Some(1), "{fault}: {c:?}");
-            assert_eq!(failed, [(id, evidence)], "{fault}: {c:?}");
+        assert_eq!(
+            o.status.code(),
+            Some(if want.is_empty() { 0 } else { 1 }),
+            "{fault}: {c:?}"
+        );
+        assert_eq!(failed.len(), want.len(), "{fault}: {c:?}");
+        for ((id, detail), (want_id, prefix)) in failed.iter().zip(want.iter()) {
+            assert_eq!(id, want_id, "{fault}: {c:?}");
+            assert!(detail.starts_with(prefix), "{fault}: {detail}");
         }
     }
+    // NM's timers scaled down: the same fault, found in a fifth of the time.
+    let o = plugin_test(&[
+        tmp.path().join("keep-name.name").to_str().unwrap(),
+        "--timeouts",
+        "fast",
+        "--json",
+    ]);
+    assert_eq!(
+        status(&checks(&o), "disconnect"),
+        (
+            "fail",
+            "STOPPED, but the name still owned 1 s after Disconnect"
+        )
+    );
 }

@@ -8,7 +8,7 @@
 //! rules (the SDK's wire types, as tinynmd does), then ends the plugin with SIGTERM and compares
 //! the namespace's kernel state with what it was before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use tinynm_vpn_plugin::proxy::VpnPluginProxy;
 use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig};
 use zbus::{MatchRule, MessageStream};
 
+mod faults;
 mod scenario;
 mod trace;
 mod world;
@@ -258,7 +259,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
             info.program.display()
         );
         for c in &checks {
-            println!("{:<16} {:<4}  {}", c.id, c.status, c.detail);
+            println!("{:<21} {:<4}  {}", c.id, c.status, c.detail);
         }
         println!("{passed} passed, {failed} failed");
     }

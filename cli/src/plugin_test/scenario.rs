@@ -1,140 +1,134 @@
 //! The scenario NM's part plays: start, NeedSecrets, Connect, the configs, Disconnect,
 //! SIGTERM, the leftovers, then `peer-watch`.
 
+use super::faults;
 use super::world::*;
 use super::*;
 
-/// The scenario: start, NeedSecrets, Connect, configs, Disconnect, SIGTERM, leftovers.
+/// The scenarios: the main one (start, NeedSecrets, Connect, configs, Disconnect, SIGTERM),
+/// then the faults the bench injects, then what they all left.
 pub(super) async fn exercise(
     info: &PluginInfo,
     profile: &Profile,
     o: &Opts,
 ) -> anyhow::Result<Vec<Check>> {
-    let (five, connect_timeout) = (o.limit(), o.connect_limit());
     let mut c = Checks::default();
-    let ns = Netns::new().context("a network namespace")?;
-    ns.add_parent().context("the namespace's parent network")?;
-    let bus = Bus::start().context("a private bus")?;
+    let mut w = World::new(info, profile, o).await?;
     let _trace = match &o.trace {
-        Some(f) => Some(trace::start(&bus, f).await?),
+        Some(f) => Some(trace::start(&w.bus, f).await?),
         None => None,
     };
-    let conn = bus.connect().await.context("the private bus")?;
-    let base = ns.snapshot()?;
-    let bus_name = info.bus_name(1);
-    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-    let mut owners = dbus
-        .receive_name_owner_changed_with_args(&[(0, bus_name.as_str())])
-        .await?;
-    let rule = MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .interface("org.freedesktop.NetworkManager.VPN.Plugin")
-        .build()?;
-    let mut stream = MessageStream::for_match_rule(rule, &conn, None).await?;
-    let log = tempfile::NamedTempFile::new()?;
-    let started = Instant::now();
-    let mut child = spawn(info, &bus_name, &ns, &bus, &log)?;
-    let pid = child.id();
+    let connected = main(&mut c, &mut w).await?;
+    if connected {
+        faults::peer_watch(&mut c, &mut w).await?;
+        faults::aborts(&mut c, &mut w).await?;
+    } else {
+        c.skip("peer-watch", "the plugin does not connect");
+    }
+    faults::interactive(&mut c, &mut w).await?;
+    // no-leftovers, over every scenario
+    c.put(
+        "no-leftovers",
+        w.left.is_empty(),
+        if w.left.is_empty() {
+            "no process, link, address or route of the plugin's left after any scenario".to_string()
+        } else {
+            format!("left behind {}", w.left.join("; "))
+        },
+    );
+    Ok(c.0)
+}
+
+/// The main scenario; whether the plugin connected.
+async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
+    let (five, connect_timeout, profile) = (w.five, w.connect_timeout, w.profile);
     // name-claim
-    let owner = owner_change(&mut owners, false, five).await;
-    let Some(owner) = owner else {
-        c.put(
-            "name-claim",
-            false,
-            format!(
-                "{bus_name} not claimed within {} s{}",
-                five.as_secs(),
-                if gone(&mut child) {
-                    format!(" (the plugin exited; its last words: {})", tail(&log, 3))
-                } else {
-                    String::new()
-                }
-            ),
-        );
-        let _ = child.kill();
-        let _ = child.wait();
-        return Ok(c.0);
+    let mut inst = match w.launch().await? {
+        Ok(i) => i,
+        Err(why) => {
+            c.put("name-claim", false, why);
+            return Ok(false);
+        }
     };
     c.put(
         "name-claim",
         true,
         format!(
-            "{bus_name} owned by {owner} after {} ms",
-            started.elapsed().as_millis()
+            "{} owned by {} after {} ms",
+            inst.bus_name,
+            inst.owner,
+            inst.claimed.as_millis()
         ),
     );
-    let plugin = VpnPluginProxy::builder(&conn)
-        .destination(bus_name.clone())
-        .build()
-        .await?;
-    // need-secrets
-    let full = tinynm_config::dbus::to_plugin_dict(profile);
-    match plugin.need_secrets(full.clone()).await {
-        Ok(s) if s.is_empty() => c.put(
-            "need-secrets",
+    // need-secrets: with what was given, then (if secrets were given) without them
+    let full = w.dict();
+    let (mut ok, mut detail) = match inst.plugin.need_secrets(full.clone()).await {
+        Ok(s) if s.is_empty() => (true, "with the secrets given: none asked for".to_string()),
+        Ok(s) if profile.vpn.secrets.is_empty() && s == "vpn" => (
             true,
-            "with every secret given: no setting asked for",
+            "asks for setting 'vpn' (no --secret given)".to_string(),
         ),
-        Ok(s) if profile.vpn.secrets.is_empty() => c.put(
-            "need-secrets",
-            true,
-            format!("asks for setting '{s}' (no --secret given)"),
+        Ok(s) if profile.vpn.secrets.is_empty() => (
+            false,
+            format!("asks for setting '{s}': a VPN plugin's secrets are in 'vpn'"),
         ),
-        Ok(s) => c.put(
-            "need-secrets",
+        Ok(s) => (
             false,
             format!("asks for setting '{s}' although every secret was given"),
         ),
-        Err(e) => c.put("need-secrets", false, format!("NeedSecrets failed: {e}")),
-    }
-    if !profile.vpn.secrets.is_empty() {
+        Err(e) => (false, format!("NeedSecrets failed: {e}")),
+    };
+    if ok && !profile.vpn.secrets.is_empty() {
         let mut bare = profile.clone();
         bare.vpn.secrets.clear();
-        match plugin
+        match inst
+            .plugin
             .need_secrets(tinynm_config::dbus::to_plugin_dict(&bare))
             .await
         {
-            Ok(s) if s == "vpn" => {}
-            Ok(s) => c.put(
-                "need-secrets",
-                false,
-                format!("without the secrets it asks for '{s}', not 'vpn'"),
-            ),
-            Err(e) => c.put(
-                "need-secrets",
-                false,
-                format!("NeedSecrets without secrets failed: {e}"),
-            ),
-        }
-    }
-    // connect, and every signal until STARTED
-    let t = Instant::now();
-    let called = plugin.connect(full).await;
-    let mut seen: Vec<Sig> = Vec::new();
-    let deadline = tokio::time::Instant::now() + connect_timeout;
-    let mut started_at = None;
-    if let Err(e) = &called {
-        c.put("connect", false, format!("Connect failed: {e}"));
-    } else {
-        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, stream.next()).await {
-            let Some(s) = sig_of(&m) else { continue };
-            let done = matches!(
-                s,
-                Sig::State(STARTED) | Sig::State(STOPPED) | Sig::Failure(_)
-            );
-            seen.push(s);
-            if done {
-                started_at = Some(t.elapsed());
-                break;
+            Ok(s) if s == "vpn" => detail.push_str("; without them: asks for 'vpn'"),
+            Ok(s) if s.is_empty() => detail.push_str("; without them: none needed either"),
+            Ok(s) => {
+                ok = false;
+                detail = format!(
+                    "without the secrets it asks for '{s}': a VPN plugin's secrets are in 'vpn'"
+                );
+            }
+            Err(e) => {
+                ok = false;
+                detail = format!("NeedSecrets without the secrets failed: {e}");
             }
         }
+    }
+    c.put("need-secrets", ok, detail);
+    // connect, and every signal until STARTED
+    let t = Instant::now();
+    let called = inst.plugin.connect(full).await;
+    let mut seen: Vec<Sig> = Vec::new();
+    let mut connected = false;
+    if let Err(e) = &called {
+        c.put(
+            "connect",
+            false,
+            format!("Connect failed: {e}{}", last_words(&inst)),
+        );
+    } else {
+        let done = |s: &Sig| {
+            matches!(
+                s,
+                Sig::State(STARTED) | Sig::State(STOPPED) | Sig::Failure(_)
+            )
+        };
+        let started_at = inst
+            .signals_until(&mut seen, connect_timeout, done)
+            .await
+            .then(|| t.elapsed());
         // The configs a STARTED plugin announced but has not sent yet: a moment more.
-        let late = tokio::time::Instant::now() + five.min(Duration::from_secs(2));
-        while !announced_came(&seen)
-            && let Ok(Some(Ok(m))) = tokio::time::timeout_at(late, stream.next()).await
-        {
-            if let Some(s) = sig_of(&m) {
-                seen.push(s);
+        let late = Instant::now() + five.min(Duration::from_secs(2));
+        while !announced_came(&seen) {
+            let left = late.saturating_duration_since(Instant::now());
+            if left.is_zero() || !inst.signals_until(&mut seen, left, |_| true).await {
+                break;
             }
         }
         let states: Vec<u32> = seen
@@ -147,28 +141,30 @@ pub(super) async fn exercise(
                 }
             })
             .collect();
-        let ok = states.contains(&STARTING) && states.contains(&STARTED);
+        connected = states.contains(&STARTING) && states.contains(&STARTED);
         c.put(
             "connect",
-            ok,
+            connected,
             match started_at {
-                Some(d) if ok => format!("STARTING → STARTED in {} ms", d.as_millis()),
-                _ => format!(
-                    "states {states:?} within {} s (expected {STARTING} then {STARTED}){}",
-                    connect_timeout.as_secs(),
-                    seen.iter()
-                        .find_map(|s| if let Sig::Failure(f) = s {
-                            Some(*f)
-                        } else {
-                            None
-                        })
-                        .map(|f| format!("; Failure({f})"))
-                        .unwrap_or_default()
-                ),
+                Some(d) if connected => format!("STARTING → STARTED in {} ms", d.as_millis()),
+                _ => {
+                    format!(
+                        "states {states:?} within {} s (expected {STARTING} then {STARTED}){}",
+                        connect_timeout.as_secs(),
+                        seen.iter()
+                            .find_map(|s| if let Sig::Failure(f) = s {
+                                Some(*f)
+                            } else {
+                                None
+                            })
+                            .map(|f| format!("; Failure({f})"))
+                            .unwrap_or_default()
+                    ) + &last_words(&inst)
+                }
             },
         );
     }
-    check_configs(&mut c, &seen, &ns)?;
+    check_configs(c, &seen, &w.ns)?;
     // failure-reason
     match seen.iter().find_map(|s| match s {
         Sig::Failure(f) => Some(*f),
@@ -188,119 +184,54 @@ pub(super) async fn exercise(
     }
     // disconnect
     let t = Instant::now();
-    match plugin.disconnect().await {
+    match inst.plugin.disconnect().await {
         Err(e) => c.put("disconnect", false, format!("Disconnect failed: {e}")),
         Ok(()) => {
-            let end = tokio::time::Instant::now() + five;
-            let mut stopped = false;
-            while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, stream.next()).await {
-                if let Some(Sig::State(STOPPED)) = sig_of(&m) {
-                    stopped = true;
-                    break;
-                }
-            }
-            let released = loop {
-                let n: zbus::names::BusName<'_> = bus_name.as_str().try_into()?;
-                if !dbus.name_has_owner(n).await.unwrap_or(true) {
-                    break true;
-                }
-                if tokio::time::Instant::now() >= end {
-                    break false;
-                }
-                if tokio::time::timeout_at(end, owners.next()).await.is_err() {
-                    continue;
-                }
-            };
+            let stopped = inst
+                .signals_until(&mut Vec::new(), five, |s| matches!(s, Sig::State(STOPPED)))
+                .await;
+            let released = inst.released(&w.dbus, five).await?;
+            let secs = five.as_secs();
             c.put(
                 "disconnect",
                 stopped && released,
                 match (stopped, released) {
                     (true, true) => format!(
-                        "STOPPED and the name released within {} s ({} ms)",
-                        five.as_secs(),
+                        "STOPPED and the name released within {secs} s ({} ms)",
                         t.elapsed().as_millis()
                     ),
                     (true, false) => {
-                        format!(
-                            "STOPPED, but the name still owned {} s after Disconnect",
-                            five.as_secs()
-                        )
+                        format!("STOPPED, but the name still owned {secs} s after Disconnect")
                     }
                     (false, true) => "the name released without STOPPED".to_string(),
                     (false, false) => {
-                        format!(
-                            "neither STOPPED nor the name released {} s after Disconnect",
-                            five.as_secs()
-                        )
+                        format!("neither STOPPED nor the name released {secs} s after Disconnect")
                     }
                 },
             );
         }
     }
     // sigterm (what tinynmd and NM send a plugin that stays)
-    let below = tinynm_sandbox::descendants(pid);
-    if gone(&mut child) {
-        c.put("sigterm", true, "exited by itself after Disconnect");
+    match w.finish(inst, "the main scenario").await? {
+        None => c.put("sigterm", true, "exited by itself after Disconnect"),
+        Some(true) => c.put("sigterm", true, "SIGTERM ended it"),
+        Some(false) => c.put(
+            "sigterm",
+            false,
+            format!("still running {} s after SIGTERM (killed)", five.as_secs()),
+        ),
+    }
+    Ok(connected)
+}
+
+/// `; the plugin's last lines: …`, when it wrote any.
+fn last_words(inst: &Instance) -> String {
+    let t = tail(&inst.log, 3);
+    if t.is_empty() {
+        t
     } else {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let end = Instant::now() + five;
-        while !gone(&mut child) && Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if gone(&mut child) {
-            c.put("sigterm", true, "SIGTERM ended it");
-        } else {
-            c.put(
-                "sigterm",
-                false,
-                format!("still running {} s after SIGTERM (killed)", five.as_secs()),
-            );
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        format!("; the plugin's last lines: {t}")
     }
-    // no-leftovers
-    let end = Instant::now() + five;
-    let mut left: Vec<String>;
-    loop {
-        left = below
-            .iter()
-            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
-            .map(|p| {
-                let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-                format!("process {p} ({})", comm.trim())
-            })
-            .collect();
-        left.extend(leftovers(&base, &ns.snapshot()?));
-        if left.is_empty() || Instant::now() >= end {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    c.put(
-        "no-leftovers",
-        left.is_empty(),
-        if left.is_empty() {
-            "no process, link, address or route of the plugin's left".to_string()
-        } else {
-            format!("left behind: {}", left.join(", "))
-        },
-    );
-    for p in below {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    if c.0.iter().any(|x| x.id == "connect" && x.status == "pass") {
-        peer_watch(&mut c, info, profile, &ns, &bus, &conn, o).await?;
-    } else {
-        c.skip("peer-watch", "the plugin does not connect");
-    }
-    Ok(c.0)
 }
 
 /// Whether a Config came and every IP config it announced came too.

@@ -1,5 +1,6 @@
-//! The plugin's world: its process as NM execs it, its signals, what it leaves, and the
-//! `peer-watch` instance.
+//! The plugin's world (a namespace, a private bus, the bench's connection) and the plugin's
+//! instances in it: each exec'd as NM does, watched by its signals, ended and checked for what
+//! it leaves.
 
 use super::*;
 
@@ -11,6 +12,8 @@ pub(super) enum Sig {
     Ip4(Dict),
     Ip6(Dict),
     Failure(u32),
+    /// `SecretsRequired(message, secrets)`.
+    SecretsRequired(String, Vec<String>),
     Other,
 }
 
@@ -24,6 +27,10 @@ pub(super) fn sig_of(m: &zbus::Message) -> Option<Sig> {
         "Ip4Config" => Sig::Ip4(b.deserialize().ok()?),
         "Ip6Config" => Sig::Ip6(b.deserialize().ok()?),
         "Failure" => Sig::Failure(b.deserialize().ok()?),
+        "SecretsRequired" => {
+            let (m, s): (String, Vec<String>) = b.deserialize().ok()?;
+            Sig::SecretsRequired(m, s)
+        }
         _ => Sig::Other,
     })
 }
@@ -54,10 +61,11 @@ pub(super) fn leftovers(base: &Kernel, now: &Kernel) -> Vec<String> {
 /// The last lines the plugin wrote (its traceback, its last words), on one line.
 pub(super) fn tail(log: &tempfile::NamedTempFile, lines: usize) -> String {
     let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+    // The plugin's own words, not its bus library's tracing (NM_VPN_LOG_LEVEL asks for debug).
     let all: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.contains(" TRACE ") && !l.contains(" DEBUG "))
         .collect();
     all[all.len().saturating_sub(lines)..].join(" | ")
 }
@@ -103,7 +111,7 @@ pub(super) fn spawn(
     cmd.arg("--bus-name")
         .arg(bus_name)
         .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .env("NM_VPN_LOG_LEVEL", "7")
+        .env("NM_VPN_LOG_LEVEL", "6")
         .env("NM_VPN_LOG_SYSLOG", "0")
         .stdin(std::process::Stdio::null())
         .stdout(log.reopen()?)
@@ -114,91 +122,265 @@ pub(super) fn spawn(
         .with_context(|| format!("cannot execute {}", info.program.display()))
 }
 
-/// `peer-watch`: a second instance, connected by a caller that then leaves the bus, must
-/// disconnect and give its name up (libnm's watch-peer).
-pub(super) async fn peer_watch(
-    c: &mut Checks,
-    info: &PluginInfo,
-    profile: &Profile,
-    ns: &Netns,
-    bus: &Bus,
-    conn: &zbus::Connection,
-    o: &Opts,
-) -> anyhow::Result<()> {
-    let (five, connect_timeout) = (o.limit(), o.connect_limit());
-    let bus_name = info.bus_name(2);
-    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
-    let mut owners = dbus
-        .receive_name_owner_changed_with_args(&[(0, bus_name.as_str())])
-        .await?;
-    let log = tempfile::NamedTempFile::new()?;
-    let mut child = spawn(info, &bus_name, ns, bus, &log)?;
-    if owner_change(&mut owners, false, five).await.is_none() {
-        c.skip("peer-watch", "the second instance did not claim its name");
-        let _ = child.kill();
-        let _ = child.wait();
-        return Ok(());
+/// The throwaway world the plugin runs in.
+pub(super) struct World<'a> {
+    pub info: &'a PluginInfo,
+    pub profile: &'a Profile,
+    pub ns: Netns,
+    pub bus: Bus,
+    pub conn: zbus::Connection,
+    pub dbus: zbus::fdo::DBusProxy<'static>,
+    /// NM's 5 s (or the fast second), and the time `Connect` gets.
+    pub five: Duration,
+    pub connect_timeout: Duration,
+    /// What each scenario left behind, labelled with the scenario.
+    pub left: Vec<String>,
+    /// The next `Connection_N`.
+    next: u64,
+}
+
+impl<'a> World<'a> {
+    pub async fn new(info: &'a PluginInfo, profile: &'a Profile, o: &Opts) -> anyhow::Result<Self> {
+        let ns = Netns::new().context("a network namespace")?;
+        ns.add_parent().context("the namespace's parent network")?;
+        let bus = Bus::start().context("a private bus")?;
+        let conn = bus.connect().await.context("the private bus")?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+        Ok(World {
+            info,
+            profile,
+            ns,
+            bus,
+            conn,
+            dbus,
+            five: o.limit(),
+            connect_timeout: o.connect_limit(),
+            left: Vec::new(),
+            next: 1,
+        })
     }
-    // The caller: a connection of its own, gone once the plugin is up.
-    let caller = bus.connect().await?;
-    let plugin = VpnPluginProxy::builder(&caller)
-        .destination(bus_name.clone())
-        .build()
-        .await?;
-    let up = plugin
-        .receive_state_signal()
-        .await?
-        .filter_map(|s| async move { s.args().ok().map(|a| a.state) })
-        .filter(|s| std::future::ready(*s == STARTED))
-        .boxed();
-    plugin
-        .connect(tinynm_config::dbus::to_plugin_dict(profile))
-        .await?;
-    let mut up = up;
-    if tokio::time::timeout(connect_timeout, up.next())
-        .await
-        .is_err()
-    {
-        c.skip("peer-watch", "the second instance did not reach STARTED");
-        let _ = child.kill();
-        let _ = child.wait();
-        return Ok(());
+
+    /// The profile as the plugin gets it in `Connect`.
+    pub fn dict(&self) -> tinynm_config::dbus::SettingsDict {
+        tinynm_config::dbus::to_plugin_dict(self.profile)
     }
-    drop((up, plugin));
-    caller.close().await?;
-    let t = Instant::now();
-    let released = owner_change(&mut owners, true, five).await.is_some();
-    c.put(
-        "peer-watch",
-        released,
-        if released {
-            format!(
-                "the caller left: the name was given up after {} ms",
-                t.elapsed().as_millis()
-            )
+
+    /// Execs the next instance and waits for its name: the instance, or why it has none
+    /// (with the plugin's last words if it exited).
+    pub async fn launch(&mut self) -> anyhow::Result<Result<Instance, String>> {
+        let n = self.next;
+        self.next += 1;
+        let bus_name = self.info.bus_name(n);
+        let mut owners = self
+            .dbus
+            .receive_name_owner_changed_with_args(&[(0, bus_name.as_str())])
+            .await?;
+        let base = self.ns.snapshot()?;
+        let log = tempfile::NamedTempFile::new()?;
+        let started = Instant::now();
+        let mut child = spawn(self.info, &bus_name, &self.ns, &self.bus, &log)?;
+        let Some(owner) = owner_change(&mut owners, false, self.five).await else {
+            let why = format!(
+                "{bus_name} not claimed within {} s{}",
+                self.five.as_secs(),
+                if gone(&mut child) {
+                    format!(" (the plugin exited; its last words: {})", tail(&log, 3))
+                } else {
+                    String::new()
+                }
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Err(why));
+        };
+        let claimed = started.elapsed();
+        let rule = MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(owner.as_str())
+            .interface("org.freedesktop.NetworkManager.VPN.Plugin")
+            .build()?;
+        let signals = MessageStream::for_match_rule(rule, &self.conn, None).await?;
+        let plugin = VpnPluginProxy::builder(&self.conn)
+            .destination(bus_name.clone())
+            .build()
+            .await?;
+        Ok(Ok(Instance {
+            pid: child.id(),
+            child,
+            bus_name,
+            owner,
+            claimed,
+            log,
+            base,
+            owners,
+            signals,
+            plugin,
+            below: Default::default(),
+        }))
+    }
+
+    /// Ends `inst` (SIGTERM if it is still there, SIGKILL 5 s later) and notes, under
+    /// `label`, every process and kernel object it leaves; `Some(true)` when SIGTERM ended
+    /// it, `Some(false)` when it had to be killed, `None` when it had gone by itself.
+    pub async fn finish(
+        &mut self,
+        mut inst: Instance,
+        label: &str,
+    ) -> anyhow::Result<Option<bool>> {
+        inst.note_processes();
+        // A plugin that gave its name up is on its way out: NM's time to go, before SIGTERM.
+        if self
+            .dbus
+            .get_name_owner(inst.bus_name.as_str().try_into()?)
+            .await
+            .is_err()
+        {
+            let end = Instant::now() + self.five;
+            while !gone(&mut inst.child) && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let termed = if gone(&mut inst.child) {
+            None
         } else {
-            format!(
-                "the caller of Connect left the bus; the plugin kept its name for {} s",
-                five.as_secs()
-            )
-        },
-    );
-    let below = tinynm_sandbox::descendants(child.id());
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let end = Instant::now() + five;
-    while !gone(&mut child) && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+            signal(inst.pid, nix::sys::signal::Signal::SIGTERM);
+            let end = Instant::now() + self.five;
+            while !gone(&mut inst.child) && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let ended = gone(&mut inst.child);
+            if !ended {
+                let _ = inst.child.kill();
+                let _ = inst.child.wait();
+            }
+            Some(ended)
+        };
+        let end = Instant::now() + self.five;
+        let mut left: Vec<String>;
+        loop {
+            inst.note_processes();
+            left = inst
+                .below
+                .iter()
+                .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+                .map(|p| {
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                    format!("process {p} ({})", comm.trim())
+                })
+                .collect();
+            left.extend(leftovers(&inst.base, &self.ns.snapshot()?));
+            if left.is_empty() || Instant::now() >= end {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for p in &inst.below {
+            signal(*p, nix::sys::signal::Signal::SIGKILL);
+        }
+        if !left.is_empty() {
+            let how = match termed {
+                None => "",
+                Some(true) => ", ended by SIGTERM",
+                Some(false) => ", killed",
+            };
+            self.left
+                .push(format!("after {label}{how}: {}", left.join(", ")));
+        }
+        Ok(termed)
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    for p in below {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+}
+
+/// Sends `sig` to `pid`.
+pub(super) fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// One running instance of the plugin.
+pub(super) struct Instance {
+    pub child: std::process::Child,
+    pub pid: u32,
+    /// `<service>.Connection_N`, and who owns it.
+    pub bus_name: String,
+    pub owner: String,
+    /// How long it took to claim the name.
+    pub claimed: Duration,
+    pub log: tempfile::NamedTempFile,
+    /// The kernel before it started.
+    pub base: tinynm_sandbox::Kernel,
+    pub owners: zbus::fdo::NameOwnerChangedStream,
+    /// Its VPN.Plugin signals.
+    pub signals: MessageStream,
+    pub plugin: VpnPluginProxy<'static>,
+    /// Every process seen below it or in its process group.
+    below: std::collections::BTreeSet<u32>,
+}
+
+impl Instance {
+    /// Notes the processes below the plugin and in its process group now.
+    pub fn note_processes(&mut self) {
+        self.below.extend(tinynm_sandbox::descendants(self.pid));
+        self.below.extend(group(self.pid));
+        self.below.remove(&self.pid);
     }
-    Ok(())
+
+    /// The signals until `stop` says so or `limit` passes; whether `stop` said so.
+    pub async fn signals_until(
+        &mut self,
+        seen: &mut Vec<Sig>,
+        limit: Duration,
+        stop: impl Fn(&Sig) -> bool,
+    ) -> bool {
+        let end = tokio::time::Instant::now() + limit;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, self.signals.next()).await {
+            let Some(s) = sig_of(&m) else { continue };
+            let done = stop(&s);
+            seen.push(s);
+            if done {
+                self.note_processes();
+                return true;
+            }
+        }
+        self.note_processes();
+        false
+    }
+
+    /// Whether its name is released within `limit`.
+    pub async fn released(
+        &mut self,
+        dbus: &zbus::fdo::DBusProxy<'_>,
+        limit: Duration,
+    ) -> anyhow::Result<bool> {
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            let n: zbus::names::BusName<'_> = self.bus_name.as_str().try_into()?;
+            if !dbus.name_has_owner(n).await.unwrap_or(true) {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= end {
+                return Ok(false);
+            }
+            let _ = tokio::time::timeout_at(end, self.owners.next()).await;
+        }
+    }
+}
+
+/// The processes in process group `pgid`.
+fn group(pgid: u32) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // pid (comm) state ppid pgrp …: the last ')' ends comm.
+                    let close = stat.rfind(')')?;
+                    stat[close + 2..].split(' ').nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
 }
