@@ -302,7 +302,7 @@ pub(crate) fn private_mount_namespace() -> std::io::Result<()> {
 
 /// Makes `cmd` start in a mount namespace of its own, with a tmpfs over `/run` holding
 /// `/run/dbus/system_bus_socket` (a link to `socket`) and an empty `/run/NetworkManager`.
-pub(crate) fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
+pub fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
     use std::ffi::CString;
     let c = |s: &str| CString::new(s).expect("no NUL");
     let target = CString::new(socket.as_os_str().as_encoded_bytes())

@@ -165,37 +165,7 @@ impl Server {
     /// Starts it in `ns` and waits (bounded) until it serves.
     pub fn start(ns: &Netns, pki: &Pki, auth: Auth) -> Result<Server, SandboxError> {
         let openvpn = require_tool("openvpn", "openvpn")?;
-        let mut conf = format!(
-            "dev tun\nproto udp\nlocal 10.99.0.1\nport 1194\ntopology subnet\n\
-             server 10.8.0.0 255.255.255.0\nca {}\ncert {}\nkey {}\ndh none\ntls-crypt {}\n\
-             push \"route 10.200.0.0 255.255.255.0\"\npush \"dhcp-option DNS 10.8.0.1\"\n\
-             keepalive 2 20\nverb 3\n",
-            pki.file("ca.crt"),
-            pki.file("server.crt"),
-            pki.file("server.key"),
-            pki.file("tc.key"),
-        );
-        if auth != Auth::Tls {
-            let check = pki.dir.join("check-password.sh");
-            write(
-                &check,
-                &format!(
-                    "#!/bin/sh\n# openvpn passes a file: username, then password\n\
-                     [ \"$(sed -n 1p \"$1\")\" = {USER} ] && [ \"$(sed -n 2p \"$1\")\" = {PASSWORD} ]\n"
-                ),
-            )?;
-            std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| SandboxError::Sys("chmod the password check", e))?;
-            conf.push_str(&format!(
-                "script-security 2\nauth-user-pass-verify {} via-file\n",
-                check.display()
-            ));
-            if auth == Auth::Password {
-                conf.push_str("verify-client-cert none\nusername-as-common-name\n");
-            }
-        }
-        let file = pki.dir.join(format!("server-{auth:?}.conf"));
-        write(&file, &conf)?;
+        let file = Server::config(pki, auth)?;
         let mut cmd = Command::new(openvpn);
         cmd.arg("--config")
             .arg(&file)
@@ -230,6 +200,43 @@ impl Server {
         };
         s.expect("Initialization Sequence Completed", Duration::from_secs(30))?;
         Ok(s)
+    }
+
+    /// Writes the server's configuration for `auth` beside the PKI: `openvpn --config` it in
+    /// the server's namespace to serve (it logs "Initialization Sequence Completed").
+    pub fn config(pki: &Pki, auth: Auth) -> Result<PathBuf, SandboxError> {
+        let mut conf = format!(
+            "dev tun\nproto udp\nlocal 10.99.0.1\nport 1194\ntopology subnet\n\
+             server 10.8.0.0 255.255.255.0\nca {}\ncert {}\nkey {}\ndh none\ntls-crypt {}\n\
+             push \"route 10.200.0.0 255.255.255.0\"\npush \"dhcp-option DNS 10.8.0.1\"\n\
+             keepalive 2 20\nverb 3\n",
+            pki.file("ca.crt"),
+            pki.file("server.crt"),
+            pki.file("server.key"),
+            pki.file("tc.key"),
+        );
+        if auth != Auth::Tls {
+            let check = pki.dir.join("check-password.sh");
+            write(
+                &check,
+                &format!(
+                    "#!/bin/sh\n# openvpn passes a file: username, then password\n\
+                     [ \"$(sed -n 1p \"$1\")\" = {USER} ] && [ \"$(sed -n 2p \"$1\")\" = {PASSWORD} ]\n"
+                ),
+            )?;
+            std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| SandboxError::Sys("chmod the password check", e))?;
+            conf.push_str(&format!(
+                "script-security 2\nauth-user-pass-verify {} via-file\n",
+                check.display()
+            ));
+            if auth == Auth::Password {
+                conf.push_str("verify-client-cert none\nusername-as-common-name\n");
+            }
+        }
+        let file = pki.dir.join(format!("server-{auth:?}.conf"));
+        write(&file, &conf)?;
+        Ok(file)
     }
 
     /// Waits (at most `limit`) for a server log line containing `what`.

@@ -81,6 +81,9 @@ class Plugin(dbus.service.Object):
         GLib.idle_add(self.come_up)
 
     def come_up(self):
+        if self.state != STARTING:
+            # Disconnected before it came up (plugin-test's disconnect-starting found this).
+            return False
         subprocess.run(["ip", "tuntap", "add", "dev", self.tun, "mode", "tun"], check=True)
         config = dbus.Dictionary({
             "tundev": dbus.String(self.tun),

@@ -373,3 +373,131 @@ fn deliberately_broken_plugins_are_each_caught_by_their_check() {
         )
     );
 }
+
+/// Both OpenVPN plugins, Debian's unmodified nm-openvpn-service and tinynm-openvpn, against a
+/// real openvpn server that `--server` runs in the world's second namespace: every check that
+/// applies passes.
+#[test]
+fn openvpn_plugins_pass_against_a_real_server() {
+    use tinynm_sandbox::openvpn::{Auth, Pki, Server, name_file as openvpn_name};
+    tinynm_sandbox::require_root("plugin-test").unwrap();
+    tinynm_sandbox::require_tool("openvpn", "openvpn").unwrap();
+    let debian = std::path::Path::new("/usr/lib/NetworkManager/VPN/nm-openvpn-service.name");
+    assert!(
+        debian.exists(),
+        "Debian's plugin is missing: apt-get install -y network-manager-openvpn"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(tmp.path()).unwrap();
+    let conf = Server::config(&pki, Auth::PasswordTls).unwrap();
+    let ours = tmp.path().join("tinynm-openvpn.name");
+    std::fs::write(
+        &ours,
+        openvpn_name(&tinynm_sandbox::binary("tinynm-openvpn").unwrap()),
+    )
+    .unwrap();
+    let (data, secrets) = Auth::PasswordTls.client_data(&pki);
+    let mut args: Vec<String> = Vec::new();
+    for (k, v) in &data {
+        args.extend(["--data".into(), format!("{k}={v}")]);
+    }
+    for (k, v) in &secrets {
+        args.extend(["--secret".into(), format!("{k}={v}")]);
+    }
+    args.extend([
+        "--server".into(),
+        format!("exec openvpn --config {}", conf.display()),
+        "--server-ready".into(),
+        "Initialization Sequence Completed".into(),
+        "--json".into(),
+    ]);
+    let runs: Vec<_> = [debian.to_path_buf(), ours]
+        .iter()
+        .map(|f| {
+            std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap())
+                .arg("plugin-test")
+                .arg(f)
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (who, run) in ["nm-openvpn-service", "tinynm-openvpn"].iter().zip(runs) {
+        let o = run.wait_with_output().unwrap();
+        let c = checks(&o);
+        assert_eq!(o.status.code(), Some(0), "{who}: {c:?}");
+        let passed: Vec<&str> = c
+            .iter()
+            .filter(|x| x.1 == "pass")
+            .map(|x| x.0.as_str())
+            .collect();
+        let mut want = vec![
+            "name-claim",
+            "need-secrets",
+            "connect",
+            "config-order",
+            "config-valid",
+            "ip4config-valid",
+            "disconnect",
+            "sigterm",
+            "peer-watch",
+            "disconnect-starting",
+            "disconnect-configured",
+            "no-leftovers",
+        ];
+        // nm-openvpn-service connects interactively too; tinynm-openvpn says it does not.
+        if *who == "nm-openvpn-service" {
+            want.insert(11, "interactive");
+        }
+        assert_eq!(passed, want, "{who}: {c:?}");
+    }
+    // A wrong password: the server refuses it.
+    let wrong: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.starts_with("password=") {
+                "password=wrong".to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let runs: Vec<_> = [debian.to_path_buf(), tmp.path().join("tinynm-openvpn.name")]
+        .iter()
+        .map(|f| {
+            std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap())
+                .arg("plugin-test")
+                .arg(f)
+                .args(&wrong)
+                .args(["--connect-timeout", "15"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (who, run) in ["nm-openvpn-service", "tinynm-openvpn"].iter().zip(runs) {
+        let o = run.wait_with_output().unwrap();
+        let c = checks(&o);
+        assert_eq!(o.status.code(), Some(1), "{who}: {c:?}");
+        // LOGIN_FAILED, from both.
+        assert_eq!(
+            status(&c, "failure-reason"),
+            ("pass", "Failure(0), one of NM's"),
+            "{who}: {c:?}"
+        );
+        let failed: Vec<&str> = c
+            .iter()
+            .filter(|x| x.1 == "fail")
+            .map(|x| x.0.as_str())
+            .collect();
+        assert_eq!(failed, ["connect"], "{who}: {c:?}");
+        assert!(
+            status(&c, "connect").1.contains("; Failure(0)"),
+            "{who}: {c:?}"
+        );
+        assert_eq!(status(&c, "no-leftovers").0, "pass", "{who}: {c:?}");
+    }
+}

@@ -226,6 +226,15 @@ pub(super) async fn interactive(c: &mut Checks, w: &mut World<'_>) -> anyhow::Re
                         inst.signals_until(&mut seen, w.connect_timeout, end_state)
                             .await;
                         match seen.last() {
+                            Some(Sig::SecretsRequired(again, keys)) => {
+                                c.skip(
+                                    "interactive",
+                                    format!(
+                                        "asked again after NewSecrets ('{again}', {keys:?}): the secrets given were refused"
+                                    ),
+                                );
+                                None
+                            }
                             Some(Sig::State(STARTED)) => Some((
                                 true,
                                 format!(

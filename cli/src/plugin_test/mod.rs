@@ -25,6 +25,7 @@ use zbus::{MatchRule, MessageStream};
 
 mod faults;
 mod scenario;
+mod server;
 mod trace;
 mod world;
 
@@ -70,6 +71,13 @@ pub struct Opts {
     /// Also write the report as JUnit XML to FILE (one test case per check).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Run the plugin's peer: COMMAND (by `sh -c`) in a second namespace at 10.99.0.1/24,
+    /// the plugin's at 10.99.0.2/24 (and 10.200.0.0/24 behind the server).
+    #[arg(long, value_name = "COMMAND")]
+    pub server: Option<String>,
+    /// Wait, before the plugin starts, until the server's output holds TEXT.
+    #[arg(long, value_name = "TEXT", requires = "server")]
+    pub server_ready: Option<String>,
     /// Write every D-Bus message of the run to FILE, one JSON object per line (secrets
     /// redacted).
     #[arg(long, value_name = "FILE")]

@@ -118,12 +118,17 @@ pub(super) fn spawn(
         .stderr(log.reopen()?)
         .process_group(0);
     ns.prepare(&mut cmd);
+    // For helpers that know only the default socket (nm-openvpn-service's): a /run of its own
+    // where /run/dbus/system_bus_socket is the world's bus.
+    tinynm_sandbox::private_run_for(&mut cmd, &bus.socket())?;
     cmd.spawn()
         .with_context(|| format!("cannot execute {}", info.program.display()))
 }
 
 /// The throwaway world the plugin runs in.
 pub(super) struct World<'a> {
+    /// `--server`'s process, if any (first: it ends before the namespaces go).
+    _server: Option<super::server::Server>,
     pub info: &'a PluginInfo,
     pub profile: &'a Profile,
     pub ns: Netns,
@@ -142,7 +147,18 @@ pub(super) struct World<'a> {
 impl<'a> World<'a> {
     pub async fn new(info: &'a PluginInfo, profile: &'a Profile, o: &Opts) -> anyhow::Result<Self> {
         let ns = Netns::new().context("a network namespace")?;
-        ns.add_parent().context("the namespace's parent network")?;
+        let server = match &o.server {
+            Some(cmd) => Some(super::server::start(
+                &ns,
+                cmd,
+                o.server_ready.as_deref(),
+                o.connect_limit(),
+            )?),
+            None => {
+                ns.add_parent().context("the namespace's parent network")?;
+                None
+            }
+        };
         let bus = Bus::start().context("a private bus")?;
         let conn = bus.connect().await.context("the private bus")?;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
@@ -157,6 +173,7 @@ impl<'a> World<'a> {
             connect_timeout: o.connect_limit(),
             left: Vec::new(),
             next: 1,
+            _server: server,
         })
     }
 
