@@ -7,6 +7,7 @@ fault of its own, taken from its service name `org.tinynm.broken.<fault>`:
 - `ignore-peer`: it does not watch the caller of Connect, so it stays when the caller vanishes
 - `leave-tun`: Disconnect does not remove the tun device it made
 - `ip4-first`: it sends Ip4Config before Config
+- `own-route`: it adds a route of its own to its tun, one no config of its names
 
 It makes a tun device `brk<N>` (N from `--bus-name …Connection_N`) with `ip tuntap`, gives it
 10.77.<N>.2/24 by its Ip4Config, and quits when it is stopped.
@@ -84,7 +85,18 @@ class Plugin(dbus.service.Object):
         if self.state != STARTING:
             # Disconnected before it came up (plugin-test's disconnect-starting found this).
             return False
-        subprocess.run(["ip", "tuntap", "add", "dev", self.tun, "mode", "tun"], check=True)
+        # The first free brkN from N on, as real plugins pick the first free vpnN.
+        n = self.n
+        while subprocess.run(["ip", "tuntap", "add", "dev", "brk%d" % n, "mode", "tun"],
+                             stderr=subprocess.DEVNULL).returncode != 0:
+            n += 1
+            if n > self.n + 64:
+                raise RuntimeError("no free tun name")
+        self.tun = "brk%d" % n
+        if self.fault == "own-route":
+            subprocess.run(["ip", "link", "set", self.tun, "up"], check=True)
+            subprocess.run(["ip", "route", "add", "10.66.%d.0/24" % self.n, "dev", self.tun],
+                           check=True)
         config = dbus.Dictionary({
             "tundev": dbus.String(self.tun),
             "gateway": addr("10.99.0.1"),
@@ -126,9 +138,10 @@ class Plugin(dbus.service.Object):
 
 def main():
     args = sys.argv[1:]
-    if len(args) != 2 or args[0] != "--bus-name":
-        sys.exit("usage: broken_plugin.py --bus-name NAME")
-    name = args[1]
+    if args and (len(args) != 2 or args[0] != "--bus-name"):
+        sys.exit("usage: broken_plugin.py [--bus-name NAME]")
+    # Without --bus-name (a plugin of one connection at a time), the service's own name.
+    name = args[1] if args else "org.tinynm.broken.clean"
     parts = name.split(".")
     fault = parts[3] if name.startswith("org.tinynm.broken.") else "clean"
     n = int(parts[-1].split("_")[1]) if parts[-1].startswith("Connection_") else 1

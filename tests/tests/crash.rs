@@ -230,3 +230,75 @@ async fn rules_table_routes_ipv6_and_the_block_leaks_route_go_after_a_crash() {
     w.daemon.restart(&w.ns, &w.bus).await.unwrap();
     w.assert_clean(&base);
 }
+
+/// A plugin that leaves the tun device it made behind (Debian's nm-openconnect-service does
+/// after every disconnect, under NM too): tinynmd removes it once the plugin has gone. An
+/// interface that was there before the plugin ran is never removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tun_the_plugin_left_behind_is_removed_once_it_has_gone() {
+    let mut w = World::new().await;
+    let base = w.kernel();
+    let p = w
+        .add(
+            "persist",
+            &[
+                ("tundev", "tbpersist0"),
+                ("persist-tun", "yes"),
+                ("address", "10.8.9.7"),
+                ("never-default", "true"),
+            ],
+        )
+        .await;
+    let p_persist = p.clone();
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    w.tinynm(&["connection", "down", "persist"]);
+    assert_eq!(w.wait_vpn(ac.as_str(), &[7]).await.0, 7);
+    w.wait_log(
+        "removed the tun device tbpersist0 that the plugin",
+        Duration::from_secs(10),
+    )
+    .await;
+    w.assert_clean(&base);
+    // The same, on an interface of the test's own: it stays.
+    let mut ip = std::process::Command::new("ip");
+    ip.args(["tuntap", "add", "dev", "tbmine0", "mode", "tun"]);
+    w.ns.prepare(&mut ip);
+    assert!(ip.status().unwrap().success());
+    let p = w
+        .add(
+            "mine",
+            &[
+                ("claim-tundev", "tbmine0"),
+                ("address", "10.8.9.8"),
+                ("never-default", "true"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    w.tinynm(&["connection", "down", "mine"]);
+    assert_eq!(w.wait_vpn(ac.as_str(), &[7]).await.0, 7);
+    // Then the persistent one once more: once its tun is removed, the earlier plugin's end
+    // has long been handled.
+    let ac = w.activate(&p_persist).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (5, 1));
+    w.tinynm(&["connection", "down", "persist"]);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while w
+        .daemon
+        .log_text()
+        .matches("removed the tun device tbpersist0")
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < end, "{}", w.daemon.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(w.kernel().link("tbmine0").is_some(), "{}", w.kernel());
+    assert!(
+        !w.daemon
+            .log_text()
+            .contains("removed the tun device tbmine0")
+    );
+}

@@ -106,15 +106,16 @@ fn a_clean_plugin_passes_every_check() {
         .collect();
     assert_eq!(states[..5], [1, 3, 4, 5, 6], "{states:?}");
     // The interactive path: SecretsRequired answered by NewSecrets.
-    assert_eq!(member("call", "ConnectInteractive").len(), 1, "{trace}");
+    // The bench's, and tinynmd's for `applied` (it tries the interactive way first, as NM).
+    assert_eq!(member("call", "ConnectInteractive").len(), 2, "{trace}");
     assert_eq!(
         member("signal", "SecretsRequired")[0]["args"][1],
         serde_json::json!(["otp"]),
         "{trace}"
     );
-    assert_eq!(member("call", "NewSecrets").len(), 1, "{trace}");
-    // The main scenario, the two early ones, the interactive one.
-    assert_eq!(member("call", "Disconnect").len(), 4, "{trace}");
+    assert_eq!(member("call", "NewSecrets").len(), 2, "{trace}");
+    // The main scenario, the two early ones, the interactive one, tinynmd's.
+    assert_eq!(member("call", "Disconnect").len(), 5, "{trace}");
     let ids: Vec<&str> = c.iter().map(|x| x.0.as_str()).collect();
     assert_eq!(
         ids,
@@ -133,6 +134,7 @@ fn a_clean_plugin_passes_every_check() {
             "disconnect-starting",
             "disconnect-configured",
             "interactive",
+            "applied",
             "no-leftovers",
         ]
     );
@@ -173,7 +175,7 @@ fn each_fault_is_reported_by_its_check() {
     assert_eq!(o.status.code(), Some(1));
     let x = std::fs::read_to_string(&xml).unwrap();
     assert!(
-        x.contains("tests=\"15\" failures=\"1\" skipped=\"2\"")
+        x.contains("tests=\"16\" failures=\"1\" skipped=\"3\"")
             && x.contains(
                 "name=\"ip4config-valid\"><failure message=\"Ip4Config: prefix: 33 is out of range (expected 1 to 32)\"/>"
             ),
@@ -278,7 +280,7 @@ fn deliberately_broken_plugins_are_each_caught_by_their_check() {
     let tmp = tempfile::tempdir().unwrap();
     let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broken_plugin.py");
     let keep = "STOPPED, but the name still owned 5 s";
-    let cases: [(&str, &[(&str, &str)]); 5] = [
+    let cases: [(&str, &[(&str, &str)]); 6] = [
         ("clean", &[]),
         (
             "keep-name",
@@ -317,8 +319,10 @@ fn deliberately_broken_plugins_are_each_caught_by_their_check() {
             "ip4-first",
             &[("config-order", "Ip4Config came before Config")],
         ),
+        // The kernel holds a route tinynmd was never told of.
+        ("own-route", &[("applied", "route 10.66.")]),
     ];
-    // The five runs at once: each world is its own.
+    // The runs at once: each world is its own.
     let runs: Vec<_> = cases
         .iter()
         .map(|(fault, _)| {
@@ -445,6 +449,7 @@ fn openvpn_plugins_pass_against_a_real_server() {
             "peer-watch",
             "disconnect-starting",
             "disconnect-configured",
+            "applied",
             "no-leftovers",
         ];
         // nm-openvpn-service connects interactively too; tinynm-openvpn says it does not.

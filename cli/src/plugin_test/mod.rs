@@ -23,6 +23,7 @@ use tinynm_vpn_plugin::proxy::VpnPluginProxy;
 use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig};
 use zbus::{MatchRule, MessageStream};
 
+mod applied;
 mod faults;
 mod scenario;
 mod server;

@@ -222,6 +222,16 @@ fn link_of(m: &LinkMessage) -> Option<Link> {
 /// Whether a link is a tunnel device a VPN may configure: tun and tap, the kernel's IP tunnels
 /// (ipip, sit, gre, ip6tnl, vti, xfrm, wireguard…) and ppp; never loopback, an ethernet link, a
 /// veth, a bridge, a vlan or anything else that carries other traffic.
+/// A tun or tap device (what a VPN plugin makes, and may leave behind).
+pub fn is_tun(m: &LinkMessage) -> bool {
+    m.attributes.iter().any(|a| match a {
+        LinkAttribute::LinkInfo(infos) => {
+            infos.iter().any(|i| matches!(i, Info::Kind(InfoKind::Tun)))
+        }
+        _ => false,
+    })
+}
+
 pub fn is_tunnel(m: &LinkMessage) -> bool {
     let kind = m.attributes.iter().find_map(|a| match a {
         LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {

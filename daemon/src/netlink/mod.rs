@@ -91,6 +91,8 @@ pub struct LinkState {
     pub mtu: u32,
     /// A tunnel device ([`links::is_tunnel`]).
     pub tunnel: bool,
+    /// A tun or tap device.
+    pub tun: bool,
 }
 
 /// How the kernel reaches an address today.
@@ -237,6 +239,20 @@ impl Netlink {
             Ok(m) => Ok(m.map(|m| link_state(&m))),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
             Err(e) => Err(rt_err(format!("look up link #{index}"), e)),
+        }
+    }
+
+    /// Deletes link `index` if it is still a tun device named `name` (not a link that has
+    /// since taken its name); whether it did.
+    pub async fn remove_tun(&self, index: u32, name: &str) -> Result<bool, NetlinkError> {
+        match self.link_by_name(name).await? {
+            Some(l) if l.index == index && l.tun => {}
+            _ => return Ok(false),
+        }
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(true),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(false),
+            Err(e) => Err(rt_err(format!("remove link '{name}'"), e)),
         }
     }
 
@@ -399,6 +415,7 @@ fn link_state(m: &LinkMessage) -> LinkState {
         up: m.header.flags.contains(LinkFlags::Up),
         mtu,
         tunnel: links::is_tunnel(m),
+        tun: links::is_tun(m),
     }
 }
 

@@ -31,6 +31,11 @@ pub struct Applier {
     ip_objects: Vec<IpObject>,
     /// What is in the kernel.
     journal: Option<Journal>,
+    /// Links with an index above this were made after the plugin was started.
+    pub newer_than: Option<u32>,
+    /// The tun device the plugin made for this VPN (name, index): removed, if the plugin
+    /// leaves it behind, once the plugin has gone.
+    pub made_tun: Option<(String, u32)>,
 }
 
 impl Applier {
@@ -179,7 +184,12 @@ impl Task {
                         "Config: tundev: '{name}' is not a tunnel device (tun, tap, ppp or an IP tunnel): tinynmd does not configure it"
                     )));
                 }
-                Ok(Some(l)) => (l.index, true),
+                Ok(Some(l)) => {
+                    if l.tun && self.applier.newer_than.is_some_and(|n| l.index > n) {
+                        self.applier.made_tun = Some((name.clone(), l.index));
+                    }
+                    (l.index, true)
+                }
                 Ok(None) => {
                     return Err(bad(format!(
                         "Config: tundev: interface '{name}' does not exist"

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::netlink::Netlink;
+
 use futures::StreamExt;
 use tinynm_config::daemon_config::Timeouts;
 use tinynm_vpn_plugin::proxy::VpnPluginProxy;
@@ -338,8 +340,9 @@ impl PluginLink {
     }
 
     /// Stops listening and, as NM does once on FAILED/DISCONNECTED, sends `Disconnect`
-    /// without waiting for it.
-    pub fn close(&mut self, call: Duration) {
+    /// without waiting for it; `tun`: the tun device the plugin made, removed if it is still
+    /// there once the plugin has gone.
+    pub fn close(&mut self, call: Duration, tun: Option<((String, u32), Netlink)>) {
         for f in self.forwarders.drain(..).chain(self.owner_watch.take()) {
             f.abort();
         }
@@ -349,7 +352,7 @@ impl PluginLink {
             });
         }
         if let (Some(pid), Some(exited)) = (self.pid, self.exited.take()) {
-            plugin::reap(pid, exited, call);
+            plugin::reap(pid, exited, call, tun);
         }
     }
 }

@@ -6,6 +6,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::netlink::Netlink;
+
 use tokio::sync::Notify;
 
 use tokio::process::Command;
@@ -158,8 +160,15 @@ pub struct Spawned {
 
 /// After `Disconnect`: a plugin that has not quit within `grace` gets SIGTERM, and SIGKILL after
 /// as long again (NM's plugins quit on their own; one that hangs must not outlive its
-/// connection with its tunnel).
-pub fn reap(pid: u32, mut exited: tokio::sync::watch::Receiver<bool>, grace: Duration) {
+/// connection with its tunnel). Once it has gone, the tun device it made (`tun`) is removed if
+/// it left it behind (Debian's nm-openconnect-service leaves its persistent tun after every
+/// disconnect, under NM too).
+pub fn reap(
+    pid: u32,
+    mut exited: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+    tun: Option<((String, u32), Netlink)>,
+) {
     tokio::spawn(async move {
         for signal in [
             nix::sys::signal::Signal::SIGTERM,
@@ -169,13 +178,23 @@ pub fn reap(pid: u32, mut exited: tokio::sync::watch::Receiver<bool>, grace: Dur
                 .await
                 .is_ok()
             {
-                return;
+                break;
             }
             tracing::warn!(
                 "the plugin (pid {pid}) has not quit {grace:?} after Disconnect: {signal}"
             );
             if let Ok(p) = i32::try_from(pid) {
                 let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), signal);
+            }
+        }
+        let _ = tokio::time::timeout(grace, exited.wait_for(|e| *e)).await;
+        if let Some(((name, index), nl)) = tun {
+            match nl.remove_tun(index, &name).await {
+                Ok(true) => tracing::info!(
+                    "removed the tun device {name} that the plugin (pid {pid}) left behind"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot remove the plugin's leftover {name}: {e}"),
             }
         }
     });

@@ -249,6 +249,15 @@ impl Task {
                 let bus = cfg.bus_address();
                 let bus = bus.as_deref();
                 let run = crate::state::paths::runtime_dir(&cfg.state_dir);
+                // Which links exist before the plugin runs: a tun it makes is newer.
+                self.applier.newer_than = self
+                    .p
+                    .h
+                    .netlink
+                    .links()
+                    .await
+                    .ok()
+                    .and_then(|ls| ls.iter().map(|l| l.index).max());
                 Box::pin(self.link.start(&self.p.plugin, bus, &run)).await
             }
             Action::TerminatePlugin => {
@@ -378,7 +387,10 @@ impl Task {
         self.timers.clear();
         self.remove_config().await;
         self.set_phase(end.phase, end.reason).await;
-        self.link.close(secs(self.t().plugin_call));
+        let tun = self.applier.made_tun.take();
+        let nl = self.p.h.netlink.clone();
+        self.link
+            .close(secs(self.t().plugin_call), tun.map(|t| (t, nl)));
         let _ = self.p.core.send(Command::Ended { n: self.p.n }).await;
     }
 }

@@ -122,7 +122,7 @@ fn routes(s: &Script, fam: Family) -> Result<Vec<PluginRoute>, PluginError> {
 }
 
 /// Opens a tun device (`IFF_TUN | IFF_NO_PI`); it lives as long as the returned fd.
-fn create_tun(name: &str) -> std::io::Result<(OwnedFd, String)> {
+fn create_tun(name: &str, persist: bool) -> std::io::Result<(OwnedFd, String)> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -142,6 +142,14 @@ fn create_tun(name: &str) -> std::io::Result<(OwnedFd, String)> {
     let r = unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF, req.as_mut_ptr()) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    if persist {
+        // It outlives the fd (and the plugin), as Debian's nm-openconnect-service makes its.
+        const TUNSETPERSIST: libc::c_ulong = 0x400454cb;
+        // SAFETY: an int argument by value on our own fd.
+        if unsafe { libc::ioctl(f.as_raw_fd(), TUNSETPERSIST, 1 as libc::c_ulong) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     let end = req[..16].iter().position(|b| *b == 0).unwrap_or(16);
     let got = String::from_utf8_lossy(&req[..end]).into_owned();
@@ -194,8 +202,8 @@ impl Testbench {
             _ if s.get("claim-tundev").is_some() => s.get("claim-tundev").map(str::to_string),
             _ => {
                 let want = s.get("tundev").unwrap_or("tbtun%d");
-                let (fd, name) =
-                    create_tun(want).map_err(|e| format!("cannot create tun '{want}': {e}"))?;
+                let (fd, name) = create_tun(want, s.is("persist-tun", "yes"))
+                    .map_err(|e| format!("cannot create tun '{want}': {e}"))?;
                 *self.inner.tun.lock().expect("poisoned") = Some(fd);
                 Some(name)
             }
