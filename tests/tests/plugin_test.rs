@@ -506,3 +506,128 @@ fn openvpn_plugins_pass_against_a_real_server() {
         assert_eq!(status(&c, "no-leftovers").0, "pass", "{who}: {c:?}");
     }
 }
+
+/// `--profile` (a TOML profile, `--data` adding to it), `--ipv6`, and `--keep`: the world stays
+/// up with a tinynmd holding the profile, and the real `nmcli` brings it up there.
+#[test]
+fn a_profile_file_and_a_kept_world_that_nmcli_drives() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = name_file(tmp.path(), SERVICE);
+    let toml = tmp.path().join("p.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[connection]\nid = \"mine\"\ntype = \"vpn\"\nuuid = \"0e6e9c3a-2c2e-4d0e-9a61-3f1f9b7c0a11\"\n\n\
+             [vpn]\nservice-type = \"{SERVICE}\"\ndata = {{ routes = \"10.55.0.0/16\" }}\n"
+        ),
+    )
+    .unwrap();
+    let o = plugin_test(&[
+        f.to_str().unwrap(),
+        "--profile",
+        toml.to_str().unwrap(),
+        "--data",
+        "tundev=tbprof0",
+        "--json",
+    ]);
+    let c = checks(&o);
+    assert_eq!(o.status.code(), Some(0), "{c:?}");
+    assert_eq!(
+        status(&c, "ip4config-valid"),
+        ("pass", "address 10.8.0.2/32, 1 route(s), 0 name server(s)")
+    );
+    assert!(
+        status(&c, "applied")
+            .1
+            .starts_with("tinynmd applied 10.8.0.2/32 on tbprof0 with 1 route(s)"),
+        "{c:?}"
+    );
+    // --ipv6: a plugin that brings none fails the check that says so.
+    let o = plugin_test(&[
+        f.to_str().unwrap(),
+        "--profile",
+        toml.to_str().unwrap(),
+        "--ipv6",
+        "--json",
+    ]);
+    assert_eq!(
+        status(&checks(&o), "ip6config-valid"),
+        ("fail", "no Ip6Config, and --ipv6 asks for one")
+    );
+    // A profile of another service type: named, nothing runs.
+    let other = tmp.path().join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&toml)
+            .unwrap()
+            .replace(SERVICE, "org.example.other"),
+    )
+    .unwrap();
+    let o = plugin_test(&[f.to_str().unwrap(), "--profile", other.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        format!(
+            "Error: --profile {}: its vpn.service-type is 'org.example.other', not this plugin's '{SERVICE}'",
+            other.display()
+        )
+    );
+    // --keep, driven by nmcli.
+    let mut kept = std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap())
+        .args([
+            "plugin-test",
+            f.to_str().unwrap(),
+            "--data",
+            "tundev=tbkeep9",
+        ])
+        .args(["--timeouts", "fast", "--keep"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(kept.stderr.take().unwrap());
+    let mut address = None;
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 {
+        if let Some(a) = line
+            .trim()
+            .strip_prefix("bus:       DBUS_SYSTEM_BUS_ADDRESS=")
+        {
+            address = Some(a.to_string());
+            break;
+        }
+        line.clear();
+    }
+    let address = address.expect("plugin-test --keep printed the bus");
+    let nmcli = |args: &[&str]| {
+        std::process::Command::new("nmcli")
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+            .output()
+            .expect("nmcli (apt-get install -y network-manager)")
+    };
+    let up = nmcli(&["connection", "up", "plugin-test"]);
+    assert!(
+        String::from_utf8_lossy(&up.stdout).starts_with("Connection successfully activated"),
+        "{up:?}"
+    );
+    let active = nmcli(&[
+        "-t",
+        "-f",
+        "NAME,TYPE,STATE",
+        "connection",
+        "show",
+        "--active",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&active.stdout).contains("plugin-test:vpn:activated"),
+        "{active:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kept.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(kept.wait().unwrap().code(), Some(0));
+}

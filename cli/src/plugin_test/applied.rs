@@ -16,18 +16,16 @@ const ACTIVATED: u32 = 5;
 const FAILED: u32 = 6;
 const DISCONNECTED: u32 = 7;
 
-pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<()> {
+/// A tinynmd of the world's own (the one beside this `tinynm`, and its test bench), whose
+/// plugin for the service is the plugin under test.
+pub(super) async fn start_daemon(w: &World<'_>) -> anyhow::Result<Daemon> {
     let here = std::env::current_exe()?;
     let dir = here.parent().map(Path::to_path_buf).unwrap_or_default();
     if !dir.join("tinynmd").is_file() || !dir.join("tinynm-testbench").is_file() {
-        c.skip(
-            "applied",
-            format!(
-                "no tinynmd (and tinynm-testbench) beside {}",
-                here.display()
-            ),
+        bail!(
+            "no tinynmd (and tinynm-testbench) beside {}",
+            here.display()
         );
-        return Ok(());
     }
     let opts = DaemonOptions {
         binary_dir: Some(dir),
@@ -35,13 +33,9 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
         log_level: "info".into(),
         ..Default::default()
     };
-    let daemon = match Daemon::start(&w.ns, &w.bus, opts).await {
-        Ok(d) => d,
-        Err(e) => {
-            c.skip("applied", format!("tinynmd did not start: {e}"));
-            return Ok(());
-        }
-    };
+    let daemon = Daemon::start(&w.ns, &w.bus, opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("tinynmd did not start: {e}"))?;
     // The plugin under test, and no other for its service.
     for e in std::fs::read_dir(&daemon.plugin_dir)?.flatten() {
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
@@ -55,6 +49,63 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
         &w.info.file,
         daemon.plugin_dir.join("plugin-under-test.name"),
     )?;
+    Ok(daemon)
+}
+
+/// Adds the profile to tinynmd (unsaved); its object path.
+pub(super) async fn add_profile(w: &World<'_>) -> anyhow::Result<OwnedObjectPath> {
+    Ok(w.conn
+        .call_method(
+            Some(NM),
+            "/org/freedesktop/NetworkManager/Settings",
+            Some("org.freedesktop.NetworkManager.Settings"),
+            "AddConnectionUnsaved",
+            &(to_dict(w.profile, true),),
+        )
+        .await?
+        .body()
+        .deserialize()?)
+}
+
+/// `--keep`: the world stays up, with a tinynmd holding the profile, until SIGINT or SIGTERM;
+/// how to enter it is printed (to stderr).
+pub(super) async fn keep(w: &World<'_>) -> anyhow::Result<()> {
+    let daemon = start_daemon(w).await?;
+    add_profile(w).await?;
+    let agent = w.bus.connect().await?;
+    crate::agent::register(
+        &agent,
+        crate::agent::Source::File(w.profile.vpn.secrets.clone().into_iter().collect()),
+        "tinynm-plugin-test",
+    )
+    .await?;
+    let pid = daemon.pid();
+    eprintln!(
+        "plugin-test: the world is kept until Ctrl-C (or SIGTERM):\n  \
+         bus:       DBUS_SYSTEM_BUS_ADDRESS={addr}\n  \
+         nmcli:     DBUS_SYSTEM_BUS_ADDRESS={addr} nmcli connection up plugin-test\n  \
+         namespace: nsenter --net=/proc/{pid}/ns/net ip address\n  \
+         tinynmd's log: {log}",
+        addr = w.bus.address,
+        log = daemon.log.display(),
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    drop((agent, daemon));
+    Ok(())
+}
+
+pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<()> {
+    let daemon = match start_daemon(w).await {
+        Ok(d) => d,
+        Err(e) => {
+            c.skip("applied", e.to_string());
+            return Ok(());
+        }
+    };
     // A secret agent with the secrets given, as a user's session would have: for the
     // plugins that ask again (SecretsRequired) through tinynmd.
     let agent = w.bus.connect().await?;
@@ -69,18 +120,7 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
         .build()?;
     let mut stream = MessageStream::for_match_rule(rule, &w.conn, None).await?;
     let base = w.ns.snapshot()?;
-    let path: OwnedObjectPath = w
-        .conn
-        .call_method(
-            Some(NM),
-            "/org/freedesktop/NetworkManager/Settings",
-            Some("org.freedesktop.NetworkManager.Settings"),
-            "AddConnectionUnsaved",
-            &(to_dict(w.profile, true),),
-        )
-        .await?
-        .body()
-        .deserialize()?;
+    let path = add_profile(w).await?;
     let root = zbus::ObjectPath::try_from("/")?;
     let ac: OwnedObjectPath = match w
         .conn

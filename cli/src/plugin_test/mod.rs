@@ -54,6 +54,13 @@ pub struct Opts {
     /// A `.name` file, or a service type (`org.freedesktop.NetworkManager.openvpn`) or
     /// plugin name found in NM's plugin directories or tinynm's.
     pub plugin: String,
+    /// The profile: a tinynm TOML profile (`.toml`) or an NM keyfile (`.nmconnection`) of
+    /// the plugin's service type; `--data` and `--secret` add to it.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// The plugin must bring IPv6 too: a missing Ip6Config fails `ip6config-valid`.
+    #[arg(long)]
+    pub ipv6: bool,
     /// `vpn.data` KEY=VALUE (repeat).
     #[arg(long = "data", value_name = "KEY=VALUE")]
     pub data: Vec<String>,
@@ -79,6 +86,10 @@ pub struct Opts {
     /// Wait, before the plugin starts, until the server's output holds TEXT.
     #[arg(long, value_name = "TEXT", requires = "server")]
     pub server_ready: Option<String>,
+    /// After the checks, keep the world up (with a tinynmd holding the profile, named
+    /// `plugin-test`) until Ctrl-C, and print how to enter it: the bus for `nmcli`, `nsenter`.
+    #[arg(long)]
+    pub keep: bool,
     /// Write every D-Bus message of the run to FILE, one JSON object per line (secrets
     /// redacted).
     #[arg(long, value_name = "FILE")]
@@ -229,22 +240,50 @@ fn junit(service: &str, checks: &[Check]) -> String {
     out
 }
 
+/// `--profile`: a TOML profile or an NM keyfile, for this plugin's service.
+fn load_profile(f: &Path, info: &PluginInfo) -> anyhow::Result<Profile> {
+    let text = std::fs::read_to_string(f)
+        .with_context(|| format!("--profile: cannot read {}", f.display()))?;
+    let keyfile = f.extension().is_some_and(|x| x == "nmconnection");
+    let p = if keyfile {
+        tinynm_config::keyfile::from_keyfile_str(&text)
+            .with_context(|| format!("--profile {}", f.display()))?
+            .with_context(|| format!("--profile {}: not a VPN profile", f.display()))?
+    } else {
+        tinynm_config::toml_profile::from_toml_str(&text)
+            .with_context(|| format!("--profile {}", f.display()))?
+    };
+    if !p.is_vpn() || !info.serves(&p.vpn.service_type) {
+        bail!(
+            "--profile {}: its vpn.service-type is '{}', not this plugin's '{}'",
+            f.display(),
+            p.vpn.service_type,
+            info.service
+        );
+    }
+    Ok(p)
+}
+
 /// Runs the checks; the report and whether nothing failed.
 pub async fn run(o: Opts) -> anyhow::Result<bool> {
     let info = find_plugin(&o.plugin)?;
     let data = pairs("--data", &o.data)?;
     let secrets = pairs("--secret", &o.secrets)?;
-    let mut profile = Profile::new_vpn(
-        "plugin-test",
-        "5e1f7e57-0000-4000-8000-00000000beef",
-        &info.service,
-    );
-    profile.vpn.data = data;
-    profile.vpn.secrets = secrets.clone();
+    let mut profile = match &o.profile {
+        Some(f) => load_profile(f, &info)?,
+        None => Profile::new_vpn(
+            "plugin-test",
+            "5e1f7e57-0000-4000-8000-00000000beef",
+            &info.service,
+        ),
+    };
+    profile.connection.id = "plugin-test".into();
+    profile.vpn.data.extend(data);
+    profile.vpn.secrets.extend(secrets);
     profile
         .validate()
         .context("the profile the options describe")?;
-    let checks = scenario::exercise(&info, &profile, &o).await?;
+    let (checks, world) = scenario::exercise(&info, &profile, &o).await?;
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     let passed = checks.iter().filter(|c| c.status == "pass").count();
     if let Some(f) = &o.junit {
@@ -272,5 +311,11 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
         }
         println!("{passed} passed, {failed} failed");
     }
+    if o.keep {
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        applied::keep(&world).await?;
+    }
+    drop(world);
     Ok(failed == 0)
 }

@@ -7,11 +7,11 @@ use super::{applied, faults};
 
 /// The scenarios: the main one (start, NeedSecrets, Connect, configs, Disconnect, SIGTERM),
 /// then the faults the bench injects, then what they all left.
-pub(super) async fn exercise(
-    info: &PluginInfo,
-    profile: &Profile,
+pub(super) async fn exercise<'a>(
+    info: &'a PluginInfo,
+    profile: &'a Profile,
     o: &Opts,
-) -> anyhow::Result<Vec<Check>> {
+) -> anyhow::Result<(Vec<Check>, World<'a>)> {
     let mut c = Checks::default();
     let mut w = World::new(info, profile, o).await?;
     let _trace = match &o.trace {
@@ -49,7 +49,7 @@ pub(super) async fn exercise(
             format!("left behind {}", w.left.join("; "))
         },
     );
-    Ok(c.0)
+    Ok((c.0, w))
 }
 
 /// The main scenario; whether the plugin connected.
@@ -177,7 +177,7 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
             },
         );
     }
-    check_configs(c, &seen, &w.ns)?;
+    check_configs(c, &seen, &w.ns, w.ipv6)?;
     // failure-reason
     match seen.iter().find_map(|s| match s {
         Sig::Failure(f) => Some(*f),
@@ -266,7 +266,12 @@ fn announced_came(seen: &[Sig]) -> bool {
 }
 
 /// `config-order`, `config-valid`, `ip4config-valid`, `ip6config-valid` from the signals seen.
-pub(super) fn check_configs(c: &mut Checks, seen: &[Sig], ns: &Netns) -> anyhow::Result<()> {
+pub(super) fn check_configs(
+    c: &mut Checks,
+    seen: &[Sig],
+    ns: &Netns,
+    ipv6: bool,
+) -> anyhow::Result<()> {
     let pos = |f: &dyn Fn(&Sig) -> bool| seen.iter().position(f);
     let config_at = pos(&|s| matches!(s, Sig::Config(_)));
     let ip4_at = pos(&|s| matches!(s, Sig::Ip4(_)));
@@ -353,7 +358,11 @@ pub(super) fn check_configs(c: &mut Checks, seen: &[Sig], ns: &Netns) -> anyhow:
         ("ip6config-valid", ip6_at, Family::V6),
     ] {
         let Some(i) = at else {
-            c.skip(id, "not sent (nor announced)");
+            if ipv6 && fam == Family::V6 {
+                c.put(id, false, "no Ip6Config, and --ipv6 asks for one");
+            } else {
+                c.skip(id, "not sent (nor announced)");
+            }
             continue;
         };
         let (Sig::Ip4(d) | Sig::Ip6(d)) = &seen[i] else {

@@ -140,6 +140,8 @@ pub(super) struct World<'a> {
     pub connect_timeout: Duration,
     /// What each scenario left behind, labelled with the scenario.
     pub left: Vec<String>,
+    /// `--ipv6`: the plugin must send an Ip6Config.
+    pub ipv6: bool,
     /// The next `Connection_N`.
     next: u64,
 }
@@ -172,6 +174,7 @@ impl<'a> World<'a> {
             five: o.limit(),
             connect_timeout: o.connect_limit(),
             left: Vec::new(),
+            ipv6: o.ipv6,
             next: 1,
             _server: server,
         })
