@@ -114,34 +114,22 @@ pub(super) async fn aborts(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<
             "right after Connect returned"
         };
         let t = Instant::now();
-        let called = inst.plugin.disconnect().await;
+        let called = disconnect_answer(inst.plugin.disconnect().await);
         let stopped = inst
             .signals_until(&mut seen, w.five, |s| matches!(s, Sig::State(STOPPED)))
             .await;
         let released = inst.released(&w.dbus, w.five).await?;
-        let secs = w.five.as_secs();
-        match (called, stopped, released) {
-            (Err(e), _, _) => c.put(id, false, format!("Disconnect {when} failed: {e}")),
-            (Ok(()), true, true) => c.put(
-                id,
-                true,
-                format!(
-                    "Disconnect {when}: STOPPED and the name released in {} ms",
-                    t.elapsed().as_millis()
-                ),
-            ),
-            (Ok(()), stopped, _) => c.put(
-                id,
-                false,
-                format!(
-                    "Disconnect {when}: {} {secs} s later",
-                    if stopped {
-                        "STOPPED, but the name still owned"
-                    } else {
-                        "no STOPPED"
-                    }
-                ),
-            ),
+        match called {
+            Err(e) => c.put(id, false, format!("Disconnect {when} failed: {e}")),
+            Ok(unreplied) => {
+                let (ok, how) = stop_verdict(stopped, released, unreplied, w.five);
+                let took = if ok {
+                    format!(" ({} ms)", t.elapsed().as_millis())
+                } else {
+                    String::new()
+                };
+                c.put(id, ok, format!("Disconnect {when}: {how}{took}"));
+            }
         }
         w.finish(inst, id).await?;
     }

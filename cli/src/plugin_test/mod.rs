@@ -27,6 +27,7 @@ mod applied;
 mod faults;
 mod scenario;
 mod server;
+mod suite;
 mod trace;
 mod world;
 
@@ -49,7 +50,7 @@ pub enum Timeouts {
 }
 
 /// What to run.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Opts {
     /// A `.name` file, or a service type (`org.freedesktop.NetworkManager.openvpn`) or
     /// plugin name found in NM's plugin directories or tinynm's.
@@ -61,6 +62,10 @@ pub struct Opts {
     /// The plugin must bring IPv6 too: a missing Ip6Config fails `ip6config-valid`.
     #[arg(long)]
     pub ipv6: bool,
+    /// Run the scenarios of this TOML file (`[[scenario]]`: name, data, secrets, ipv6,
+    /// server, expect), each in a world of its own; `--data`/`--secret` add to each.
+    #[arg(long, value_name = "FILE")]
+    pub scenarios: Option<PathBuf>,
     /// `vpn.data` KEY=VALUE (repeat).
     #[arg(long = "data", value_name = "KEY=VALUE")]
     pub data: Vec<String>,
@@ -211,32 +216,36 @@ fn xml(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-/// The report as a JUnit test suite: one test case per check, a failure or a skip with its
-/// evidence as the message.
-fn junit(service: &str, checks: &[Check]) -> String {
-    let count = |s: &str| checks.iter().filter(|c| c.status == s).count();
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"tinynm plugin-test {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
-        xml(service),
-        checks.len(),
-        count("fail"),
-        count("skip")
-    );
-    for c in checks {
-        let (class, id, detail) = (xml(service), c.id, xml(&c.detail));
-        out.push_str(&match c.status {
-            "fail" => format!(
-                "  <testcase classname=\"{class}\" name=\"{id}\"><failure message=\"{detail}\"/></testcase>\n"
-            ),
-            "skip" => format!(
-                "  <testcase classname=\"{class}\" name=\"{id}\"><skipped message=\"{detail}\"/></testcase>\n"
-            ),
-            _ => format!(
-                "  <testcase classname=\"{class}\" name=\"{id}\"><system-out>{detail}</system-out></testcase>\n"
-            ),
-        });
+/// The report as JUnit XML: a test suite per (name, checks), one test case per check, a
+/// failure or a skip with its evidence as the message.
+fn junit(suites: &[(String, Vec<Check>)]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for (name, checks) in suites {
+        let count = |s: &str| checks.iter().filter(|c| c.status == s).count();
+        out.push_str(&format!(
+            "<testsuite name=\"tinynm plugin-test {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
+            xml(name),
+            checks.len(),
+            count("fail"),
+            count("skip")
+        ));
+        for c in checks {
+            let (class, id, detail) = (xml(name), c.id, xml(&c.detail));
+            out.push_str(&match c.status {
+                "fail" => format!(
+                    "  <testcase classname=\"{class}\" name=\"{id}\"><failure message=\"{detail}\"/></testcase>\n"
+                ),
+                "skip" => format!(
+                    "  <testcase classname=\"{class}\" name=\"{id}\"><skipped message=\"{detail}\"/></testcase>\n"
+                ),
+                _ => format!(
+                    "  <testcase classname=\"{class}\" name=\"{id}\"><system-out>{detail}</system-out></testcase>\n"
+                ),
+            });
+        }
+        out.push_str("</testsuite>\n");
     }
-    out.push_str("</testsuite>\n");
+    out.push_str("</testsuites>\n");
     out
 }
 
@@ -264,13 +273,12 @@ fn load_profile(f: &Path, info: &PluginInfo) -> anyhow::Result<Profile> {
     Ok(p)
 }
 
-/// Runs the checks; the report and whether nothing failed.
-pub async fn run(o: Opts) -> anyhow::Result<bool> {
-    let info = find_plugin(&o.plugin)?;
+/// The profile the options describe.
+fn profile_of(o: &Opts, info: &PluginInfo) -> anyhow::Result<Profile> {
     let data = pairs("--data", &o.data)?;
     let secrets = pairs("--secret", &o.secrets)?;
     let mut profile = match &o.profile {
-        Some(f) => load_profile(f, &info)?,
+        Some(f) => load_profile(f, info)?,
         None => Profile::new_vpn(
             "plugin-test",
             "5e1f7e57-0000-4000-8000-00000000beef",
@@ -283,11 +291,22 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     profile
         .validate()
         .context("the profile the options describe")?;
+    Ok(profile)
+}
+
+/// Runs the checks (or with `--scenarios`, each scenario's); the report and whether nothing
+/// failed.
+pub async fn run(o: Opts) -> anyhow::Result<bool> {
+    let info = find_plugin(&o.plugin)?;
+    if let Some(f) = &o.scenarios {
+        return suite::run(&o, &info, f).await;
+    }
+    let profile = profile_of(&o, &info)?;
     let (checks, world) = scenario::exercise(&info, &profile, &o).await?;
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     let passed = checks.iter().filter(|c| c.status == "pass").count();
     if let Some(f) = &o.junit {
-        std::fs::write(f, junit(&info.service, &checks))
+        std::fs::write(f, junit(&[(info.service.clone(), checks.clone())]))
             .with_context(|| format!("cannot write {}", f.display()))?;
     }
     if o.json {
@@ -306,9 +325,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
             info.service,
             info.program.display()
         );
-        for c in &checks {
-            println!("{:<21} {:<4}  {}", c.id, c.status, c.detail);
-        }
+        table(&checks);
         println!("{passed} passed, {failed} failed");
     }
     if o.keep {
@@ -318,4 +335,11 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     }
     drop(world);
     Ok(failed == 0)
+}
+
+/// The checks as a table, a line each.
+fn table(checks: &[Check]) {
+    for c in checks {
+        println!("{:<21} {:<4}  {}", c.id, c.status, c.detail);
+    }
 }

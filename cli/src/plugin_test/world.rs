@@ -311,6 +311,54 @@ impl<'a> World<'a> {
     }
 }
 
+/// `Disconnect`'s answer, as NM takes it: a plugin may leave the bus before its reply goes
+/// out (Debian's plugins do, at times); NM is past needing it. `Ok(true)` for that case.
+pub(super) fn disconnect_answer(r: zbus::Result<()>) -> zbus::Result<bool> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(zbus::Error::MethodError(name, _, _))
+            if name.as_str() == "org.freedesktop.DBus.Error.NoReply" =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// How a plugin went after `Disconnect`, in words; and whether as NM expects (its name
+/// released: NM reads that as stopped, with or without STOPPED).
+pub(super) fn stop_verdict(
+    stopped: bool,
+    released: bool,
+    unreplied: bool,
+    five: Duration,
+) -> (bool, String) {
+    let secs = five.as_secs();
+    let note = if unreplied {
+        " (it left the bus before its reply went out, which NM tolerates)"
+    } else {
+        ""
+    };
+    match (stopped, released) {
+        (true, true) => (
+            true,
+            format!("STOPPED and the name released within {secs} s{note}"),
+        ),
+        (false, true) => (
+            true,
+            format!("the name released within {secs} s, without STOPPED{note}"),
+        ),
+        (true, false) => (
+            false,
+            format!("STOPPED, but the name still owned {secs} s later"),
+        ),
+        (false, false) => (
+            false,
+            format!("neither STOPPED nor the name released {secs} s later"),
+        ),
+    }
+}
+
 /// Sends `sig` to `pid`.
 pub(super) fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
