@@ -5,6 +5,7 @@
 pub mod dhcp;
 pub mod embedded;
 pub mod netns;
+pub mod ocserv;
 pub mod openvpn;
 pub mod polkit;
 pub mod reference;

@@ -727,3 +727,90 @@ fn the_openvpn_suite_passes_for_both_openvpn_plugins() {
         assert_eq!(v["passed"], 2, "{who}: {v:#}");
     }
 }
+
+/// Debian's nm-openconnect-service against a real ocserv that `--server` runs, logged in
+/// headlessly by `openconnect --authenticate` (`--secrets-command`): every applicable check
+/// passes but `no-leftovers`, which reports the persistent tun it leaves after every
+/// disconnect (under NM too); tinynmd removes it in `applied`.
+#[test]
+fn debian_openconnect_plugin_against_a_real_ocserv() {
+    tinynm_sandbox::require_root("plugin-test").unwrap();
+    let name = std::path::Path::new("/usr/lib/NetworkManager/VPN/nm-openconnect-service.name");
+    assert!(
+        name.exists(),
+        "Debian's plugin is missing: apt-get install -y network-manager-openconnect ocserv"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tinynm_sandbox::ocserv::prepare(tmp.path()).unwrap();
+    let ca = format!("cacert={}", files.ca.display());
+    let server = format!("exec ocserv -f -d 1 -c {}", files.conf.display());
+    let login = tinynm_sandbox::ocserv::login_command(&files);
+    let o = plugin_test(&[
+        name.to_str().unwrap(),
+        "--data",
+        "gateway=10.99.0.1",
+        "--data",
+        "protocol=anyconnect",
+        "--data",
+        &ca,
+        "--server",
+        &server,
+        "--server-ready",
+        tinynm_sandbox::ocserv::READY,
+        "--secrets-command",
+        &login,
+        // The network behind the server, reached only through the tunnel.
+        "--ping",
+        "10.200.0.1",
+        "--json",
+    ]);
+    let c = checks(&o);
+    assert_eq!(o.status.code(), Some(1), "{c:?}");
+    let failed: Vec<(&str, &str)> = c
+        .iter()
+        .filter(|x| x.1 == "fail")
+        .map(|x| (x.0.as_str(), x.2.as_str()))
+        .collect();
+    // Its persistent tun, after the main scenario's Disconnect (and perhaps after others').
+    assert_eq!(failed.len(), 1, "{c:?}");
+    assert_eq!(failed[0].0, "no-leftovers", "{c:?}");
+    assert!(
+        failed[0]
+            .1
+            .starts_with("left behind after the main scenario: link vpn0"),
+        "{c:?}"
+    );
+    for id in [
+        "name-claim",
+        "need-secrets",
+        "connect",
+        "config-order",
+        "config-valid",
+        "ip4config-valid",
+        "disconnect",
+        "sigterm",
+        "peer-watch",
+        "disconnect-starting",
+        "disconnect-configured",
+    ] {
+        assert_eq!(status(&c, id).0, "pass", "{id}: {c:?}");
+    }
+    // ocserv's pool, its pushed route and DNS server.
+    assert_eq!(
+        status(&c, "ip4config-valid").1,
+        "address 10.96.0.50/24, 1 route(s), 1 name server(s)"
+    );
+    assert_eq!(
+        status(&c, "interactive"),
+        (
+            "skip",
+            "ConnectInteractive answered InteractiveNotSupported (NM falls back to Connect)"
+        )
+    );
+    // Under tinynmd, the tun it leaves is removed: nothing of the VPN stays.
+    assert!(
+        status(&c, "applied").1
+            == "tinynmd applied 10.96.0.50/24 on vpn0 with 1 route(s); 10.200.0.1 answered a ping; the kernel held exactly the configs, and none of it once down",
+        "{c:?}"
+    );
+}

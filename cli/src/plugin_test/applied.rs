@@ -60,7 +60,7 @@ pub(super) async fn add_profile(w: &World<'_>) -> anyhow::Result<OwnedObjectPath
             "/org/freedesktop/NetworkManager/Settings",
             Some("org.freedesktop.NetworkManager.Settings"),
             "AddConnectionUnsaved",
-            &(to_dict(w.profile, true),),
+            &(to_dict(&w.profile, true),),
         )
         .await?
         .body()
@@ -69,7 +69,8 @@ pub(super) async fn add_profile(w: &World<'_>) -> anyhow::Result<OwnedObjectPath
 
 /// `--keep`: the world stays up, with a tinynmd holding the profile, until SIGINT or SIGTERM;
 /// how to enter it is printed (to stderr).
-pub(super) async fn keep(w: &World<'_>) -> anyhow::Result<()> {
+pub(super) async fn keep(w: &mut World<'_>) -> anyhow::Result<()> {
+    w.refresh_secrets()?;
     let daemon = start_daemon(w).await?;
     add_profile(w).await?;
     let agent = w.bus.connect().await?;
@@ -106,6 +107,7 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
             return Ok(());
         }
     };
+    w.refresh_secrets()?;
     // A secret agent with the secrets given, as a user's session would have: for the
     // plugins that ask again (SecretsRequired) through tinynmd.
     let agent = w.bus.connect().await?;
@@ -178,8 +180,21 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
         return Ok(());
     }
     let up = w.ns.snapshot()?;
-    let problems = compare(&base, &up, &seen);
-    let summary = expected_summary(&seen);
+    let mut problems = compare(&base, &up, &seen);
+    let mut summary = expected_summary(&seen);
+    // --ping: traffic crosses the tunnel.
+    for addr in &w.ping {
+        let mut ping = std::process::Command::new("ping");
+        ping.args(["-c", "1", "-W", "3", addr])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        w.ns.prepare(&mut ping);
+        match ping.status() {
+            Ok(s) if s.success() => summary.push_str(&format!("; {addr} answered a ping")),
+            Ok(_) => problems.push(format!("{addr} did not answer a ping through the VPN")),
+            Err(e) => problems.push(format!("cannot run ping: {e}")),
+        }
+    }
     // Down again: nothing of it may stay.
     let _ = w
         .conn
@@ -216,7 +231,7 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
             "applied",
             stayed.is_empty(),
             if stayed.is_empty() {
-                format!("tinynmd applied {summary}: the kernel held exactly that, and none of it once down")
+                format!("tinynmd applied {summary}; the kernel held exactly the configs, and none of it once down")
             } else {
                 format!("applied as configured, but after the VPN went down: {}", stayed.join(", "))
             },

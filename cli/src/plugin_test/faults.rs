@@ -115,10 +115,7 @@ pub(super) async fn aborts(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<
         };
         let t = Instant::now();
         let called = disconnect_answer(inst.plugin.disconnect().await);
-        let stopped = inst
-            .signals_until(&mut seen, w.five, |s| matches!(s, Sig::State(STOPPED)))
-            .await;
-        let released = inst.released(&w.dbus, w.five).await?;
+        let (stopped, released) = inst.stop_seen(&w.dbus, w.five).await?;
         match called {
             Err(e) => c.put(id, false, format!("Disconnect {when} failed: {e}")),
             Ok(unreplied) => {

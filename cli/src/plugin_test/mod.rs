@@ -95,6 +95,14 @@ pub struct Opts {
     /// `plugin-test`) until Ctrl-C, and print how to enter it: the bus for `nmcli`, `nsenter`.
     #[arg(long)]
     pub keep: bool,
+    /// In `applied`, ADDR must answer a ping through the VPN (repeat).
+    #[arg(long, value_name = "ADDR")]
+    pub ping: Vec<String>,
+    /// Run COMMAND (by `sh -c`) in the plugin's namespace once `--server` is up, and take
+    /// each `KEY=VALUE` line it prints as a secret (a headless login: `openconnect
+    /// --authenticate`'s cookie).
+    #[arg(long, value_name = "COMMAND")]
+    pub secrets_command: Option<String>,
     /// Write every D-Bus message of the run to FILE, one JSON object per line (secrets
     /// redacted).
     #[arg(long, value_name = "FILE")]
@@ -302,7 +310,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
         return suite::run(&o, &info, f).await;
     }
     let profile = profile_of(&o, &info)?;
-    let (checks, world) = scenario::exercise(&info, &profile, &o).await?;
+    let (checks, mut world) = scenario::exercise(&info, profile, &o).await?;
     let failed = checks.iter().filter(|c| c.status == "fail").count();
     let passed = checks.iter().filter(|c| c.status == "pass").count();
     if let Some(f) = &o.junit {
@@ -331,7 +339,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     if o.keep {
         use std::io::Write;
         std::io::stdout().flush()?;
-        applied::keep(&world).await?;
+        applied::keep(&mut world).await?;
     }
     drop(world);
     Ok(failed == 0)

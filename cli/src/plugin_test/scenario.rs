@@ -9,7 +9,7 @@ use super::{applied, faults};
 /// then the faults the bench injects, then what they all left.
 pub(super) async fn exercise<'a>(
     info: &'a PluginInfo,
-    profile: &'a Profile,
+    profile: Profile,
     o: &Opts,
 ) -> anyhow::Result<(Vec<Check>, World<'a>)> {
     let mut c = Checks::default();
@@ -55,7 +55,7 @@ pub(super) async fn exercise<'a>(
 
 /// The main scenario; whether the plugin connected.
 async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
-    let (five, connect_timeout, profile) = (w.five, w.connect_timeout, w.profile);
+    let (five, connect_timeout, profile) = (w.five, w.connect_timeout, w.profile.clone());
     // name-claim
     let mut inst = match w.launch().await? {
         Ok(i) => i,
@@ -207,10 +207,7 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
         ),
         Err(e) => c.put("disconnect", false, format!("Disconnect failed: {e}")),
         Ok(unreplied) => {
-            let stopped = inst
-                .signals_until(&mut Vec::new(), five, |s| matches!(s, Sig::State(STOPPED)))
-                .await;
-            let released = inst.released(&w.dbus, five).await?;
+            let (stopped, released) = inst.stop_seen(&w.dbus, five).await?;
             let (ok, how) = stop_verdict(stopped, released, unreplied, five);
             let took = if ok {
                 format!(" ({} ms)", t.elapsed().as_millis())

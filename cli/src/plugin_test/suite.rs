@@ -6,6 +6,7 @@
 //! name = "wrong password"
 //! data = { remote = "10.99.0.1" }
 //! secrets = { password = "wrong" }
+//! ping = ["10.200.0.1"]
 //! server = { command = "exec openvpn --config ${PKI}/server.conf", ready = "Initialization Sequence Completed" }
 //! expect = { outcome = "failed", reason = "login", skip = ["peer-watch"] }
 //! ```
@@ -35,6 +36,9 @@ struct Scenario {
     secrets: BTreeMap<String, String>,
     #[serde(default)]
     ipv6: bool,
+    /// Addresses that must answer a ping through the VPN (`applied`).
+    #[serde(default)]
+    ping: Vec<String>,
     timeouts: Option<String>,
     server: Option<ServerSpec>,
     #[serde(default)]
@@ -255,6 +259,7 @@ pub(super) async fn run(o: &Opts, info: &PluginInfo, file: &Path) -> anyhow::Res
             .chain(o.secrets.iter().cloned())
             .collect();
         so.ipv6 |= s.ipv6;
+        so.ping.extend(s.ping.iter().cloned());
         if let Some(t) = &s.timeouts {
             so.timeouts = if t == "fast" {
                 Timeouts::Fast
@@ -267,7 +272,7 @@ pub(super) async fn run(o: &Opts, info: &PluginInfo, file: &Path) -> anyhow::Res
             so.server_ready = srv.ready.clone();
         }
         let profile = profile_of(&so, info).with_context(|| format!("scenario '{}'", s.name))?;
-        let (mut checks, world) = scenario::exercise(info, &profile, &so)
+        let (mut checks, world) = scenario::exercise(info, profile, &so)
             .await
             .with_context(|| format!("scenario '{}'", s.name))?;
         drop(world);

@@ -130,7 +130,8 @@ pub(super) struct World<'a> {
     /// `--server`'s process, if any (first: it ends before the namespaces go).
     _server: Option<super::server::Server>,
     pub info: &'a PluginInfo,
-    pub profile: &'a Profile,
+    /// The profile, with what `--secrets-command` printed among its secrets.
+    pub profile: Profile,
     pub ns: Netns,
     pub bus: Bus,
     pub conn: zbus::Connection,
@@ -142,12 +143,17 @@ pub(super) struct World<'a> {
     pub left: Vec<String>,
     /// `--ipv6`: the plugin must send an Ip6Config.
     pub ipv6: bool,
+    /// `--ping`: addresses that must answer through the VPN in `applied`.
+    pub ping: Vec<String>,
     /// The next `Connection_N`.
     next: u64,
+    /// `--secrets-command`, run again before each further instance: a login's cookie is
+    /// good for one session.
+    secrets_command: Option<String>,
 }
 
 impl<'a> World<'a> {
-    pub async fn new(info: &'a PluginInfo, profile: &'a Profile, o: &Opts) -> anyhow::Result<Self> {
+    pub async fn new(info: &'a PluginInfo, mut profile: Profile, o: &Opts) -> anyhow::Result<Self> {
         let ns = Netns::new().context("a network namespace")?;
         let server = match &o.server {
             Some(cmd) => Some(super::server::start(
@@ -161,6 +167,12 @@ impl<'a> World<'a> {
                 None
             }
         };
+        if let Some(cmd) = &o.secrets_command {
+            profile
+                .vpn
+                .secrets
+                .extend(secrets_from(&ns, cmd, o.connect_limit())?);
+        }
         let bus = Bus::start().context("a private bus")?;
         let conn = bus.connect().await.context("the private bus")?;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
@@ -175,19 +187,33 @@ impl<'a> World<'a> {
             connect_timeout: o.connect_limit(),
             left: Vec::new(),
             ipv6: o.ipv6,
+            ping: o.ping.clone(),
             next: 1,
+            secrets_command: o.secrets_command.clone(),
             _server: server,
         })
     }
 
+    /// Runs `--secrets-command` again (a fresh login), if there is one.
+    pub fn refresh_secrets(&mut self) -> anyhow::Result<()> {
+        if let Some(cmd) = &self.secrets_command {
+            let fresh = secrets_from(&self.ns, cmd, self.connect_timeout)?;
+            self.profile.vpn.secrets.extend(fresh);
+        }
+        Ok(())
+    }
+
     /// The profile as the plugin gets it in `Connect`.
     pub fn dict(&self) -> tinynm_config::dbus::SettingsDict {
-        tinynm_config::dbus::to_plugin_dict(self.profile)
+        tinynm_config::dbus::to_plugin_dict(&self.profile)
     }
 
     /// Execs the next instance and waits for its name: the instance, or why it has none
     /// (with the plugin's last words if it exited).
     pub async fn launch(&mut self) -> anyhow::Result<Result<Instance, String>> {
+        if self.next > 1 {
+            self.refresh_secrets()?;
+        }
         let n = self.next;
         self.next += 1;
         let bus_name = self.info.bus_name(n);
@@ -316,6 +342,7 @@ impl<'a> World<'a> {
 pub(super) fn disconnect_answer(r: zbus::Result<()>) -> zbus::Result<bool> {
     match r {
         Ok(()) => Ok(false),
+        Err(zbus::Error::FDO(e)) if matches!(*e, zbus::fdo::Error::NoReply(_)) => Ok(true),
         Err(zbus::Error::MethodError(name, _, _))
             if name.as_str() == "org.freedesktop.DBus.Error.NoReply" =>
         {
@@ -357,6 +384,62 @@ pub(super) fn stop_verdict(
             format!("neither STOPPED nor the name released {secs} s later"),
         ),
     }
+}
+
+/// `--secrets-command`: runs `cmd` (by `sh -c`) in the plugin's namespace, once `--server` is
+/// up; each `KEY=VALUE` line it prints is a secret (a cookie a headless login step makes).
+fn secrets_from(
+    ns: &Netns,
+    cmd: &str,
+    limit: Duration,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut c = std::process::Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    ns.prepare(&mut c);
+    let child = c
+        .spawn()
+        .with_context(|| format!("--secrets-command: cannot run {cmd:?}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(limit) {
+        Ok(o) => o?,
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            bail!(
+                "--secrets-command did not finish within {} s",
+                limit.as_secs()
+            );
+        }
+    };
+    if !out.status.success() {
+        bail!(
+            "--secrets-command failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut secrets = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let Some((k, v)) = line.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            bail!("--secrets-command printed '{line}': expected KEY=VALUE lines");
+        };
+        secrets.insert(k.to_string(), v.to_string());
+    }
+    Ok(secrets)
 }
 
 /// Sends `sig` to `pid`.
@@ -411,6 +494,45 @@ impl Instance {
         }
         self.note_processes();
         false
+    }
+
+    /// After `Disconnect`: waits up to `limit` for STOPPED and the name's release, whichever
+    /// come (a plugin that leaves the bus first sends no STOPPED); (stopped, released).
+    pub async fn stop_seen(
+        &mut self,
+        dbus: &zbus::fdo::DBusProxy<'_>,
+        limit: Duration,
+    ) -> anyhow::Result<(bool, bool)> {
+        let end = tokio::time::Instant::now() + limit;
+        let mut stopped = false;
+        loop {
+            tokio::select! {
+                m = tokio::time::timeout_at(end, self.signals.next()) => match m {
+                    Ok(Some(Ok(m))) => {
+                        if matches!(sig_of(&m), Some(Sig::State(STOPPED))) {
+                            let released = self.released(dbus, end - tokio::time::Instant::now()).await?;
+                            return Ok((true, released));
+                        }
+                    }
+                    _ => break,
+                },
+                o = tokio::time::timeout_at(end, self.owners.next()) => match o {
+                    Ok(Some(s)) if s.args().is_ok_and(|a| a.new_owner().is_none()) => {
+                        // Gone: a STOPPED it sent before going is already queued.
+                        while let Ok(Some(Ok(m))) =
+                            tokio::time::timeout(Duration::from_millis(50), self.signals.next()).await
+                        {
+                            stopped |= matches!(sig_of(&m), Some(Sig::State(STOPPED)));
+                        }
+                        return Ok((stopped, true));
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                },
+            }
+        }
+        let released = self.released(dbus, Duration::ZERO).await?;
+        Ok((stopped, released))
     }
 
     /// Whether its name is released within `limit`.

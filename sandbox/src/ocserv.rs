@@ -1,0 +1,144 @@
+//! A real AnyConnect server for tests: `ocserv` 1.1 with password authentication, serving on
+//! [`Netns::add_server`]'s address 10.99.0.1 (TCP and UDP 443), with a PKI made on the spot (a
+//! CA and a server certificate for that address), a password file for [`USER`], and a pool
+//! 10.96.0.0/24 that pushes a route to 10.200.0.0/24 and a DNS server. Recipe: spec
+//! OPENCONNECT.md. Nothing is written outside the directory; the host's ocserv service is
+//! never involved.
+//!
+//! [`Netns::add_server`]: crate::Netns::add_server
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::openvpn::{PASSWORD, USER};
+use crate::{SandboxError, require_tool};
+
+/// What [`prepare`] made.
+pub struct Files {
+    /// The server's configuration: `ocserv -f -c` it in the server's namespace.
+    pub conf: PathBuf,
+    /// The CA the server's certificate is signed by.
+    pub ca: PathBuf,
+}
+
+/// The log line that says the server serves.
+pub const READY: &str = "sec-mod initialized";
+
+fn run(cmd: &mut Command) -> Result<(), SandboxError> {
+    let o = cmd
+        .output()
+        .map_err(|e| SandboxError::Sys("run a PKI command", e))?;
+    if !o.status.success() {
+        return Err(SandboxError::Setup(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// Makes the PKI, the password file and the configuration in `dir` (made traversable for the
+/// `ocserv` user the server's workers run as).
+pub fn prepare(dir: &Path) -> Result<Files, SandboxError> {
+    let openssl = require_tool("openssl", "openssl")?;
+    let ocpasswd = require_tool("ocpasswd", "ocserv")?;
+    let io = |what: &'static str| move |e| SandboxError::Sys(what, e);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io("chmod the ocserv directory"))?;
+    let d = |f: &str| dir.join(f).display().to_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(Command::new(&openssl)
+        .args(["req", "-x509"])
+        .args(ec)
+        .args(["-keyout", &d("oc-ca.key"), "-out", &d("oc-ca.crt")])
+        .args(["-subj", "/CN=tinynm ocserv CA", "-days", "2"]))?;
+    run(Command::new(&openssl)
+        .arg("req")
+        .args(ec)
+        .args(["-keyout", &d("oc-server.key"), "-out", &d("oc-server.csr")])
+        .args(["-subj", "/CN=10.99.0.1"]))?;
+    std::fs::write(
+        dir.join("oc-server.ext"),
+        "subjectAltName=IP:10.99.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(io("write the certificate extensions"))?;
+    run(Command::new(&openssl)
+        .args(["x509", "-req", "-in", &d("oc-server.csr")])
+        .args(["-CA", &d("oc-ca.crt"), "-CAkey", &d("oc-ca.key")])
+        .args(["-CAcreateserial", "-days", "2"])
+        .args(["-out", &d("oc-server.crt"), "-extfile", &d("oc-server.ext")]))?;
+    // Its workers, as user ocserv, read the key.
+    std::fs::set_permissions(
+        dir.join("oc-server.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .map_err(io("chmod the server key"))?;
+    // ocpasswd reads the password twice from stdin.
+    let mut child = Command::new(&ocpasswd)
+        .args(["-c", &d("ocpasswd"), USER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io("run ocpasswd"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(format!("{PASSWORD}\n{PASSWORD}\n").as_bytes())
+        .map_err(io("write to ocpasswd"))?;
+    let o = child.wait_with_output().map_err(io("wait for ocpasswd"))?;
+    if !o.status.success() {
+        return Err(SandboxError::Setup(format!(
+            "ocpasswd: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    let conf = dir.join("ocserv.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "auth = \"plain[passwd={passwd}]\"\nlisten-host = 10.99.0.1\ntcp-port = 443\nudp-port = 443\n\
+             run-as-user = ocserv\nrun-as-group = ocserv\nsocket-file = {sock}\nserver-cert = {cert}\n\
+             server-key = {key}\nisolate-workers = false\nmax-clients = 16\nmax-same-clients = 16\n\
+             keepalive = 32400\ndpd = 90\nmobile-dpd = 1800\ntry-mtu-discovery = false\n\
+             tls-priorities = \"NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1\"\n\
+             auth-timeout = 240\nmin-reauth-time = 1\nmax-ban-score = 0\ncookie-timeout = 300\n\
+             deny-roaming = false\nrekey-time = 172800\nrekey-method = ssl\nuse-occtl = false\n\
+             pid-file = {pid}\nlog-level = 2\ndevice = vpns\npredictable-ips = true\n\
+             ipv4-network = 10.96.0.0\nipv4-netmask = 255.255.255.0\ndns = 10.99.0.53\n\
+             route = 10.200.0.0/255.255.255.0\nping-leases = false\ncisco-client-compat = true\n\
+             dtls-legacy = true\n",
+            passwd = d("ocpasswd"),
+            sock = d("ocserv-socket"),
+            cert = d("oc-server.crt"),
+            key = d("oc-server.key"),
+            pid = d("ocserv.pid"),
+        ),
+    )
+    .map_err(io("write ocserv.conf"))?;
+    Ok(Files {
+        conf,
+        ca: dir.join("oc-ca.crt"),
+    })
+}
+
+/// A shell command that logs in headlessly (`openconnect --authenticate`, [`USER`]'s password
+/// on stdin, the CA given) and prints the three secrets Debian's nm-openconnect-service needs,
+/// as `KEY=VALUE` lines: `cookie`, `gateway`, `gwcert`.
+pub fn login_command(files: &Files) -> String {
+    format!(
+        "out=$(printf '%s\\n' '{PASSWORD}' | openconnect --authenticate --protocol=anyconnect \
+         --user={USER} --passwd-on-stdin --cafile={ca} https://10.99.0.1/) && eval \"$out\" && \
+         printf 'cookie=%s\\ngateway=%s\\ngwcert=%s\\n' \"$COOKIE\" \"$HOST\" \"$FINGERPRINT\"",
+        ca = files.ca.display()
+    )
+}
