@@ -119,6 +119,61 @@ struct AgentIface {
     source: Source,
 }
 
+/// `{"vpn": {"secrets": got}}`.
+fn reply(got: HashMap<String, String>) -> Result<SettingsDict, AgentError> {
+    let v = zbus::Variant::from(got)
+        .try_into_owned()
+        .map_err(|e| AgentError::Failed(e.to_string()))?;
+    Ok(HashMap::from([(
+        "vpn".to_string(),
+        HashMap::from([("secrets".to_string(), v)]),
+    )]))
+}
+
+impl AgentIface {
+    /// An OpenConnect profile's secrets by a headless login (`openconnect --authenticate`),
+    /// with the username and password from the secrets file (`username`, `password`) or the
+    /// terminal; `None` when the file has the cookie itself (it goes as it is).
+    async fn openconnect(
+        &self,
+        p: &tinynm_config::Profile,
+        flags: u32,
+    ) -> Result<Option<HashMap<String, String>>, AgentError> {
+        let (user, password) = match &self.source {
+            Source::File(map) if map.contains_key("cookie") => return Ok(None),
+            Source::File(map) => match (map.get("username"), map.get("password")) {
+                (Some(u), Some(pw)) => (u.clone(), pw.clone()),
+                _ => {
+                    return Err(AgentError::NoSecrets(
+                        "an OpenConnect login needs vpn.secrets.username and vpn.secrets.password in the secrets file (or cookie, gateway and gwcert)".into(),
+                    ));
+                }
+            },
+            Source::Terminal => {
+                if flags & ALLOW_INTERACTION == 0 {
+                    return Err(AgentError::NoSecrets(
+                        "Stored passwords not supported".into(),
+                    ));
+                }
+                let gw = p.vpn.data.get("gateway").cloned().unwrap_or_default();
+                let ask = |text: String| async move {
+                    tokio::task::spawn_blocking(move || prompt(&text))
+                        .await
+                        .map_err(|e| AgentError::Failed(e.to_string()))?
+                        .map_err(|e| AgentError::UserCanceled(e.to_string()))
+                };
+                let user = ask(format!("Username for {gw} ('{}'): ", p.connection.id)).await?;
+                let password = ask(format!("Password for {user}@{gw}: ")).await?;
+                (user, password)
+            }
+        };
+        crate::openconnect::login(p, &user, &password)
+            .await
+            .map(Some)
+            .map_err(AgentError::NoSecrets)
+    }
+}
+
 #[zbus::interface(name = "org.freedesktop.NetworkManager.SecretAgent")]
 impl AgentIface {
     async fn get_secrets(
@@ -136,6 +191,11 @@ impl AgentIface {
         }
         let p = tinynm_config::dbus::from_dict(&connection)
             .map_err(|e| AgentError::InvalidConnection(e.to_string()))?;
+        if p.vpn.service_type == crate::openconnect::SERVICE
+            && let Some(got) = self.openconnect(&p, flags).await?
+        {
+            return reply(got);
+        }
         let keys = wanted(&p, &hints);
         let mut got: HashMap<String, String> = HashMap::new();
         match &self.source {
@@ -177,13 +237,7 @@ impl AgentIface {
                 )
             }));
         }
-        let v = zbus::Variant::from(got)
-            .try_into_owned()
-            .map_err(|e| AgentError::Failed(e.to_string()))?;
-        Ok(HashMap::from([(
-            "vpn".to_string(),
-            HashMap::from([("secrets".to_string(), v)]),
-        )]))
+        reply(got)
     }
 
     fn cancel_get_secrets(&self, _connection_path: OwnedObjectPath, _setting_name: String) {}

@@ -5,6 +5,7 @@ mod connection;
 mod demo;
 mod dns;
 mod online;
+mod openconnect;
 mod plugin_test;
 
 use std::path::PathBuf;

@@ -142,3 +142,72 @@ pub fn login_command(files: &Files) -> String {
         ca = files.ca.display()
     )
 }
+
+/// `ocserv` serving [`Files`] in a namespace, stopped (its process group, by PID) when dropped.
+pub struct Server {
+    child: std::process::Child,
+}
+
+impl Server {
+    /// Starts it in `ns` (the server's) and waits (bounded) until it serves.
+    pub fn start(ns: &crate::Netns, files: &Files) -> Result<Server, SandboxError> {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        let ocserv = require_tool("ocserv", "ocserv")?;
+        let mut cmd = Command::new(ocserv);
+        cmd.args(["-f", "-d", "1", "-c"])
+            .arg(&files.conf)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        ns.prepare(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| SandboxError::Sys("spawn ocserv", e))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outs: Vec<Box<dyn std::io::Read + Send>> = vec![
+            Box::new(child.stdout.take().expect("piped")),
+            Box::new(child.stderr.take().expect("piped")),
+        ];
+        for out in outs {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let server = Server { child };
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(end.saturating_duration_since(std::time::Instant::now())) {
+                Ok(l) if l.contains(READY) => return Ok(server),
+                Ok(l) => seen.push(l),
+                Err(_) => {
+                    return Err(SandboxError::Setup(format!(
+                        "ocserv never logged {READY:?}:\n{}",
+                        seen.join("\n")
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // ocserv forks its security module and a worker per client: the whole group goes.
+        let pg = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGTERM);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
