@@ -42,6 +42,10 @@ fn shell_pair(line: &str) -> Option<(&str, String)> {
         } else if let Some(r) = rest.strip_prefix("\\'") {
             out.push('\'');
             rest = r;
+        } else if let Some(r) = rest.strip_prefix('\\') {
+            // A backslash before anything but a quote stands for itself.
+            out.push('\\');
+            rest = r;
         } else {
             let end = rest.find(['\'', '\\']).unwrap_or(rest.len());
             out.push_str(&rest[..end]);
@@ -128,6 +132,23 @@ pub async fn login(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What openconnect prints is shell-quoted; any value comes back whole.
+        #[test]
+        fn any_quoted_value_comes_back(v in "\\PC{0,80}") {
+            let quoted = format!("'{}'", v.replace('\'', "'\\''"));
+            let line = format!("COOKIE={quoted}");
+            prop_assert_eq!(shell_pair(&line), Some(("COOKIE", v)));
+        }
+
+        /// Any line: a pair or nothing, never a panic.
+        #[test]
+        fn any_line_is_a_pair_or_nothing(line in "\\PC{0,80}") {
+            let _ = shell_pair(&line);
+        }
+    }
 
     #[test]
     fn shell_quoted_values_are_unquoted() {
@@ -142,5 +163,6 @@ mod tests {
         );
         assert_eq!(shell_pair("no equals"), None);
         assert_eq!(shell_pair("X='unclosed"), None);
+        assert_eq!(shell_pair("X=a\\b"), Some(("X", "a\\b".to_string())));
     }
 }

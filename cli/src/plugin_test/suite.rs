@@ -136,7 +136,12 @@ fn expand(text: &str, file: &Path) -> anyhow::Result<String> {
 fn load(file: &Path) -> anyhow::Result<Suite> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("--scenarios: cannot read {}", file.display()))?;
-    let suite: Suite = toml::from_str(&expand(&text, file)?)
+    parse(&text, file)
+}
+
+/// A suite from its text (`file` names it in errors).
+fn parse(text: &str, file: &Path) -> anyhow::Result<Suite> {
+    let suite: Suite = toml::from_str(&expand(text, file)?)
         .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message()))?;
     if suite.scenario.is_empty() {
         bail!("{}: no [[scenario]]", file.display());
@@ -329,4 +334,43 @@ pub(super) async fn run(o: &Opts, info: &PluginInfo, file: &Path) -> anyhow::Res
         );
     }
     Ok(failed_scenarios == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A suite file is the author's input: whatever it holds, an error or a suite, never a
+        /// panic.
+        #[test]
+        fn any_text_is_a_suite_or_an_error(text in "\\PC{0,400}") {
+            let _ = parse(&text, Path::new("s.toml"));
+        }
+
+        /// Scenarios of any names, data and expectations parse back as written.
+        #[test]
+        fn written_suites_parse_back(
+            names in proptest::collection::vec("[a-z ]{1,12}", 1..4),
+            key in "[a-z-]{1,10}",
+            value in "[a-zA-Z0-9./ -]{0,20}",
+            fail in any::<bool>(),
+        ) {
+            let mut text = String::new();
+            for n in &names {
+                text.push_str(&format!(
+                    "[[scenario]]\nname = {n:?}\ndata = {{ {key:?} = {value:?} }}\nexpect = {{ outcome = {:?} }}\n",
+                    if fail { "failed" } else { "activated" }
+                ));
+            }
+            let s = parse(&text, Path::new("s.toml")).unwrap();
+            prop_assert_eq!(s.scenario.len(), names.len());
+            for (sc, n) in s.scenario.iter().zip(&names) {
+                prop_assert_eq!(&sc.name, n);
+                prop_assert_eq!(sc.data.get(&key), Some(&value));
+                prop_assert_eq!(sc.expect.outcome == Outcome::Failed, fail);
+            }
+        }
+    }
 }
