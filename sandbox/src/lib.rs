@@ -715,6 +715,45 @@ impl Drop for Daemon {
     }
 }
 
+/// Every line `child` writes to its piped stdout and stderr, as they come (one reader thread
+/// each).
+pub fn lines_of(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut outs: Vec<Box<dyn std::io::Read + Send>> = Vec::new();
+    if let Some(o) = child.stdout.take() {
+        outs.push(Box::new(o));
+    }
+    if let Some(e) = child.stderr.take() {
+        outs.push(Box::new(e));
+    }
+    for out in outs {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Runs a PKI command (openssl, openvpn --genkey); its stderr is the error when it fails.
+pub(crate) fn run_pki(cmd: &mut Command) -> Result<(), SandboxError> {
+    let o = cmd
+        .output()
+        .map_err(|e| SandboxError::Sys("run a PKI command", e))?;
+    if !o.status.success() {
+        return Err(SandboxError::Setup(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    Ok(())
+}
+
 /// The processes below `pid` (its children, theirs…), by walking `/proc`.
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut parents = vec![pid];

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::openvpn::{PASSWORD, USER};
-use crate::{SandboxError, require_tool};
+use crate::{SandboxError, lines_of, require_tool, run_pki};
 
 /// What [`prepare`] made.
 pub struct Files {
@@ -25,19 +25,6 @@ pub struct Files {
 
 /// The log line that says the server serves.
 pub const READY: &str = "sec-mod initialized";
-
-fn run(cmd: &mut Command) -> Result<(), SandboxError> {
-    let o = cmd
-        .output()
-        .map_err(|e| SandboxError::Sys("run a PKI command", e))?;
-    if !o.status.success() {
-        return Err(SandboxError::Setup(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )));
-    }
-    Ok(())
-}
 
 /// Makes the PKI, the password file and the configuration in `dir` (made traversable for the
 /// `ocserv` user the server's workers run as).
@@ -55,26 +42,32 @@ pub fn prepare(dir: &Path) -> Result<Files, SandboxError> {
         "ec_paramgen_curve:prime256v1",
         "-nodes",
     ];
-    run(Command::new(&openssl)
-        .args(["req", "-x509"])
-        .args(ec)
-        .args(["-keyout", &d("oc-ca.key"), "-out", &d("oc-ca.crt")])
-        .args(["-subj", "/CN=tinynm ocserv CA", "-days", "2"]))?;
-    run(Command::new(&openssl)
-        .arg("req")
-        .args(ec)
-        .args(["-keyout", &d("oc-server.key"), "-out", &d("oc-server.csr")])
-        .args(["-subj", "/CN=10.99.0.1"]))?;
+    run_pki(
+        Command::new(&openssl)
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-keyout", &d("oc-ca.key"), "-out", &d("oc-ca.crt")])
+            .args(["-subj", "/CN=tinynm ocserv CA", "-days", "2"]),
+    )?;
+    run_pki(
+        Command::new(&openssl)
+            .arg("req")
+            .args(ec)
+            .args(["-keyout", &d("oc-server.key"), "-out", &d("oc-server.csr")])
+            .args(["-subj", "/CN=10.99.0.1"]),
+    )?;
     std::fs::write(
         dir.join("oc-server.ext"),
         "subjectAltName=IP:10.99.0.1\nextendedKeyUsage=serverAuth\n",
     )
     .map_err(io("write the certificate extensions"))?;
-    run(Command::new(&openssl)
-        .args(["x509", "-req", "-in", &d("oc-server.csr")])
-        .args(["-CA", &d("oc-ca.crt"), "-CAkey", &d("oc-ca.key")])
-        .args(["-CAcreateserial", "-days", "2"])
-        .args(["-out", &d("oc-server.crt"), "-extfile", &d("oc-server.ext")]))?;
+    run_pki(
+        Command::new(&openssl)
+            .args(["x509", "-req", "-in", &d("oc-server.csr")])
+            .args(["-CA", &d("oc-ca.crt"), "-CAkey", &d("oc-ca.key")])
+            .args(["-CAcreateserial", "-days", "2"])
+            .args(["-out", &d("oc-server.crt"), "-extfile", &d("oc-server.ext")]),
+    )?;
     // Its workers, as user ocserv, read the key.
     std::fs::set_permissions(
         dir.join("oc-server.key"),
@@ -151,7 +144,6 @@ pub struct Server {
 impl Server {
     /// Starts it in `ns` (the server's) and waits (bounded) until it serves.
     pub fn start(ns: &crate::Netns, files: &Files) -> Result<Server, SandboxError> {
-        use std::io::{BufRead, BufReader};
         use std::os::unix::process::CommandExt;
         let ocserv = require_tool("ocserv", "ocserv")?;
         let mut cmd = Command::new(ocserv);
@@ -165,21 +157,7 @@ impl Server {
         let mut child = cmd
             .spawn()
             .map_err(|e| SandboxError::Sys("spawn ocserv", e))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let outs: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("piped")),
-            Box::new(child.stderr.take().expect("piped")),
-        ];
-        for out in outs {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let rx = lines_of(&mut child);
         let server = Server { child };
         let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut seen = Vec::new();

@@ -3,7 +3,6 @@
 //! [`Netns::add_server`]'s address 10.99.0.1, pushing a route to 10.200.0.0/24 and a DNS server.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::{Netns, SandboxError, require_tool, terminate};
+use crate::{Netns, SandboxError, lines_of, require_tool, run_pki, terminate};
 
 /// The service name of OpenVPN plugins.
 pub const OPENVPN: &str = "org.freedesktop.NetworkManager.openvpn";
@@ -19,19 +18,6 @@ pub const OPENVPN: &str = "org.freedesktop.NetworkManager.openvpn";
 pub const USER: &str = "alice";
 /// Her password.
 pub const PASSWORD: &str = "wonderland";
-
-fn run(cmd: &mut Command) -> Result<(), SandboxError> {
-    let o = cmd
-        .output()
-        .map_err(|e| SandboxError::Sys("run a PKI command", e))?;
-    if !o.status.success() {
-        return Err(SandboxError::Setup(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )));
-    }
-    Ok(())
-}
 
 fn write(path: &Path, text: &str) -> Result<(), SandboxError> {
     std::fs::write(path, text).map_err(|e| SandboxError::Sys("write a server file", e))
@@ -56,30 +42,36 @@ impl Pki {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
         ];
-        run(Command::new(&openssl)
-            .args(["req", "-x509"])
-            .args(ec)
-            .args(["-keyout", &d("ca.key"), "-out", &d("ca.crt")])
-            .args(["-subj", "/CN=tinynm test CA", "-days", "2"]))?;
-        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
-            run(Command::new(&openssl)
-                .arg("req")
+        run_pki(
+            Command::new(&openssl)
+                .args(["req", "-x509"])
                 .args(ec)
-                .args(["-keyout", &d(&format!("{name}.key"))])
-                .args(["-out", &d(&format!("{name}.csr"))])
-                .args(["-subj", &format!("/CN={name}")]))?;
+                .args(["-keyout", &d("ca.key"), "-out", &d("ca.crt")])
+                .args(["-subj", "/CN=tinynm test CA", "-days", "2"]),
+        )?;
+        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            run_pki(
+                Command::new(&openssl)
+                    .arg("req")
+                    .args(ec)
+                    .args(["-keyout", &d(&format!("{name}.key"))])
+                    .args(["-out", &d(&format!("{name}.csr"))])
+                    .args(["-subj", &format!("/CN={name}")]),
+            )?;
             let ext = d(&format!("{name}.ext"));
             write(
                 Path::new(&ext),
                 &format!("extendedKeyUsage={usage}\nkeyUsage=digitalSignature,keyAgreement\n"),
             )?;
-            run(Command::new(&openssl)
-                .args(["x509", "-req", "-in", &d(&format!("{name}.csr"))])
-                .args(["-CA", &d("ca.crt"), "-CAkey", &d("ca.key")])
-                .args(["-CAcreateserial", "-days", "2"])
-                .args(["-out", &d(&format!("{name}.crt")), "-extfile", &ext]))?;
+            run_pki(
+                Command::new(&openssl)
+                    .args(["x509", "-req", "-in", &d(&format!("{name}.csr"))])
+                    .args(["-CA", &d("ca.crt"), "-CAkey", &d("ca.key")])
+                    .args(["-CAcreateserial", "-days", "2"])
+                    .args(["-out", &d(&format!("{name}.crt")), "-extfile", &ext]),
+            )?;
         }
-        run(Command::new(&openvpn).args(["--genkey", "tls-crypt", &d("tc.key")]))?;
+        run_pki(Command::new(&openvpn).args(["--genkey", "tls-crypt", &d("tc.key")]))?;
         Ok(Pki {
             dir: dir.to_path_buf(),
         })
@@ -178,21 +170,7 @@ impl Server {
         let mut child = cmd
             .spawn()
             .map_err(|e| SandboxError::Sys("spawn the openvpn server", e))?;
-        let (tx, log) = mpsc::channel();
-        let outs: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("piped")),
-            Box::new(child.stderr.take().expect("piped")),
-        ];
-        for out in outs {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(l).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let log = lines_of(&mut child);
         let mut s = Server {
             child,
             log,

@@ -52,6 +52,19 @@ pub(super) async fn start_daemon(w: &World<'_>) -> anyhow::Result<Daemon> {
     Ok(daemon)
 }
 
+/// A secret agent answering from the secrets given, as a user's session would have one: for
+/// plugins that ask again (SecretsRequired) through tinynmd.
+async fn secret_agent(w: &World<'_>) -> anyhow::Result<zbus::Connection> {
+    let agent = w.bus.connect().await?;
+    crate::agent::register(
+        &agent,
+        crate::agent::Source::File(w.profile.vpn.secrets.clone().into_iter().collect()),
+        "tinynm-plugin-test",
+    )
+    .await?;
+    Ok(agent)
+}
+
 /// Adds the profile to tinynmd (unsaved); its object path.
 pub(super) async fn add_profile(w: &World<'_>) -> anyhow::Result<OwnedObjectPath> {
     Ok(w.conn
@@ -73,13 +86,7 @@ pub(super) async fn keep(w: &mut World<'_>) -> anyhow::Result<()> {
     w.refresh_secrets()?;
     let daemon = start_daemon(w).await?;
     add_profile(w).await?;
-    let agent = w.bus.connect().await?;
-    crate::agent::register(
-        &agent,
-        crate::agent::Source::File(w.profile.vpn.secrets.clone().into_iter().collect()),
-        "tinynm-plugin-test",
-    )
-    .await?;
+    let agent = secret_agent(w).await?;
     let pid = daemon.pid();
     eprintln!(
         "plugin-test: the world is kept until Ctrl-C (or SIGTERM):\n  \
@@ -110,13 +117,7 @@ pub(super) async fn applied(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result
     w.refresh_secrets()?;
     // A secret agent with the secrets given, as a user's session would have: for the
     // plugins that ask again (SecretsRequired) through tinynmd.
-    let agent = w.bus.connect().await?;
-    crate::agent::register(
-        &agent,
-        crate::agent::Source::File(w.profile.vpn.secrets.clone().into_iter().collect()),
-        "tinynm-plugin-test",
-    )
-    .await?;
+    let _agent = secret_agent(w).await?;
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .build()?;

@@ -327,12 +327,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
-            "plugin {} ({}, {})",
-            info.name,
-            info.service,
-            info.program.display()
-        );
+        header(&info);
         table(&checks);
         println!("{passed} passed, {failed} failed");
     }
@@ -343,6 +338,16 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
     }
     drop(world);
     Ok(failed == 0)
+}
+
+/// The report's first line: the plugin.
+fn header(info: &PluginInfo) {
+    println!(
+        "plugin {} ({}, {})",
+        info.name,
+        info.service,
+        info.program.display()
+    );
 }
 
 /// The checks as a table, a line each.

@@ -3,9 +3,6 @@
 //! 10.200.0.0/24 on `behind0`), started before the plugin and ended (by its process group)
 //! after.
 
-use std::io::{BufRead, BufReader};
-use std::sync::mpsc;
-
 use super::*;
 
 /// The server's process, ended when dropped.
@@ -53,22 +50,7 @@ pub(super) fn start(
     let mut child = c
         .spawn()
         .with_context(|| format!("--server: cannot run {cmd:?}"))?;
-    let (tx, lines) = mpsc::channel::<String>();
-    let outs: Vec<Box<dyn std::io::Read + Send>> = vec![
-        Box::new(child.stdout.take().expect("piped")),
-        Box::new(child.stderr.take().expect("piped")),
-    ];
-    for out in outs {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
+    let lines = tinynm_sandbox::lines_of(&mut child);
     let server = Server {
         child,
         _ns: server_ns,

@@ -311,12 +311,7 @@ pub(super) async fn run(o: &Opts, info: &PluginInfo, file: &Path) -> anyhow::Res
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
-            "plugin {} ({}, {})",
-            info.name,
-            info.service,
-            info.program.display()
-        );
+        header(info);
         for (name, checks) in &results {
             println!(
                 "\nscenario {name}: {}",
