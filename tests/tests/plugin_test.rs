@@ -181,29 +181,6 @@ fn each_fault_is_reported_by_its_check() {
             ),
         "{x}"
     );
-    for (data, id, evidence) in [
-        (
-            "malformed=prefix33",
-            "ip4config-valid",
-            "Ip4Config: prefix: 33 is out of range (expected 1 to 32)",
-        ),
-        (
-            "malformed=bad-tundev",
-            "config-valid",
-            "tundev: 'tbnosuch0' is not a link in the namespace",
-        ),
-    ] {
-        let o = plugin_test(&[f, "--data", data, "--json"]);
-        let c = checks(&o);
-        assert_eq!(o.status.code(), Some(1), "{data}: {c:?}");
-        assert_eq!(status(&c, id), ("fail", evidence), "{data}: {c:?}");
-        let failed: Vec<&str> = c
-            .iter()
-            .filter(|x| x.1 == "fail")
-            .map(|x| x.0.as_str())
-            .collect();
-        assert_eq!(failed, [id], "{data}: only its own check fails: {c:?}");
-    }
     // A failure the plugin reports, with one of NM's reasons.
     let o = plugin_test(&[
         f,
@@ -813,4 +790,108 @@ fn debian_openconnect_plugin_against_a_real_ocserv() {
             == "tinynmd applied 10.96.0.50/24 on vpn0 with 1 route(s); 10.200.0.1 answered a ping; the kernel held exactly the configs, and none of it once down",
         "{c:?}"
     );
+}
+
+/// The test bench in every fault mode it has: each is reported by the check that owns it, and
+/// by that check only; what NM accepts (duplicate routes, no tundev) passes.
+#[test]
+fn every_test_bench_fault_is_reported_by_its_check() {
+    tinynm_sandbox::require_root("plugin-test").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let f = name_file(tmp.path(), SERVICE);
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["malformed=wrong-type"],
+            "ip4config-valid",
+            "Ip4Config: address: expected D-Bus type 'u', got 's'",
+        ),
+        (
+            &["malformed=prefix33"],
+            "ip4config-valid",
+            "Ip4Config: prefix: 33 is out of range (expected 1 to 32)",
+        ),
+        (
+            &["malformed=zero-address"],
+            "ip4config-valid",
+            "Ip4Config: address: 0.0.0.0 is not a usable address",
+        ),
+        (
+            &["malformed=no-gateway"],
+            "config-valid",
+            "gateway: missing (NM fails the VPN: IP_CONFIG_INVALID)",
+        ),
+        (
+            &["malformed=bad-tundev"],
+            "config-valid",
+            "tundev: 'tbnosuch0' is not a link in the namespace",
+        ),
+        (&["malformed=dup-routes", "routes=10.55.0.0/16"], "", ""),
+        (&["malformed=no-tundev"], "", ""),
+        (
+            &["claim-tundev=lo"],
+            "applied",
+            "tinynmd's VPN state 6 (reason 5) instead of ACTIVATED",
+        ),
+        (
+            &["exit-at=need-secrets"],
+            "need-secrets",
+            "NeedSecrets failed: org.freedesktop.DBus.Error.NoReply",
+        ),
+        (
+            &["exit-at=connect"],
+            "connect",
+            "Connect failed: org.freedesktop.DBus.Error.NoReply",
+        ),
+        (
+            &["exit-at=config"],
+            "connect",
+            "states [3] before the plugin left the bus (expected 3 then 4); the plugin's last lines: ",
+        ),
+        (
+            &["exit-at=ip4"],
+            "connect",
+            "states [3] before the plugin left the bus (expected 3 then 4)",
+        ),
+        (
+            &["exit-at=activated"],
+            "connect",
+            "STARTED, then the plugin left the bus before Disconnect (NM: the VPN fails, SERVICE_STOPPED)",
+        ),
+        (
+            &["failure-at=connect"],
+            "connect",
+            "Connect failed: org.freedesktop.NetworkManager.VPN.Error.LaunchFailed: scripted failure at connect",
+        ),
+    ];
+    let runs: Vec<_> = cases
+        .iter()
+        .map(|(data, _, _)| {
+            let mut cmd = std::process::Command::new(tinynm_sandbox::binary("tinynm").unwrap());
+            cmd.args(["plugin-test", f.to_str().unwrap(), "--json"]);
+            for d in *data {
+                cmd.args(["--data", d]);
+            }
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ((data, id, evidence), run) in cases.iter().zip(runs) {
+        let o = run.wait_with_output().unwrap();
+        let c = checks(&o);
+        let failed: Vec<(&str, &str)> = c
+            .iter()
+            .filter(|x| x.1 == "fail")
+            .map(|x| (x.0.as_str(), x.2.as_str()))
+            .collect();
+        if id.is_empty() {
+            assert_eq!(o.status.code(), Some(0), "{data:?}: {c:?}");
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(1), "{data:?}: {c:?}");
+        assert_eq!(failed.len(), 1, "{data:?}: only its own check fails: {c:?}");
+        assert_eq!(failed[0].0, *id, "{data:?}: {c:?}");
+        assert!(failed[0].1.starts_with(evidence), "{data:?}: {c:?}");
+    }
 }

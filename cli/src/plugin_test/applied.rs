@@ -272,7 +272,7 @@ fn configs(seen: &[Sig]) -> (Option<String>, Vec<IpConfig>) {
 
 fn expected_summary(seen: &[Sig]) -> String {
     let (tundev, cfgs) = configs(seen);
-    let dev = tundev.unwrap_or_else(|| "(no tundev)".into());
+    let dev = tundev.unwrap_or_else(|| "the parent interface".into());
     cfgs.iter()
         .map(|c| {
             format!(
@@ -294,16 +294,22 @@ fn expected_summary(seen: &[Sig]) -> String {
 /// What the kernel lacks of the configs, and what it holds on the tunnel that they do not say.
 fn compare(base: &Kernel, up: &Kernel, seen: &[Sig]) -> Vec<String> {
     let (tundev, cfgs) = configs(seen);
-    let Some(dev) = tundev else {
-        return vec!["the plugin's Config named no tundev".into()];
+    // Without a tundev (a route-based VPN) the config goes on the parent interface.
+    let own = tundev.is_some();
+    let dev = tundev.unwrap_or_else(|| "the parent interface".into());
+    let on_dev = if own {
+        format!(" dev {dev}")
+    } else {
+        " dev ".to_string()
     };
-    let on_dev = format!(" dev {dev}");
     let mut problems = Vec::new();
     let mut expected_routes: Vec<String> = Vec::new();
     for cfg in &cfgs {
         let a = cfg.address.to_string();
         if !up.addresses.iter().any(|x| {
-            x.starts_with(&a) && x.contains(&format!("/{}", cfg.prefix)) && x.ends_with(&on_dev)
+            x.starts_with(&a)
+                && x.contains(&format!("/{}", cfg.prefix))
+                && (!own || x.ends_with(&on_dev))
         }) {
             problems.push(format!("address {a}/{} is not on {dev}", cfg.prefix));
         }
@@ -331,7 +337,8 @@ fn compare(base: &Kernel, up: &Kernel, seen: &[Sig]) -> Vec<String> {
         }
     }
     for r in up.routes.iter().filter(|r| !base.routes.contains(r)) {
-        if r.contains(&on_dev)
+        if own
+            && r.contains(&on_dev)
             && !r.contains(" proto kernel")
             && !expected_routes
                 .iter()

@@ -44,7 +44,7 @@ pub(super) async fn peer_watch(c: &mut Checks, w: &mut World<'_>) -> anyhow::Res
         drop(plugin);
         caller.close().await?;
         let t = Instant::now();
-        let released = owner_change(&mut inst.owners, true, w.five).await.is_some();
+        let released = inst.gone || owner_change(&mut inst.owners, true, w.five).await.is_some();
         ok &= released;
         found.push(if released {
             format!(

@@ -350,9 +350,19 @@ fn header(info: &PluginInfo) {
     );
 }
 
-/// The checks as a table, a line each.
+/// The checks as a table, a line each; the status in colour on a terminal (not with
+/// `NO_COLOR`).
 fn table(checks: &[Check]) {
+    use std::io::IsTerminal;
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for c in checks {
-        println!("{:<21} {:<4}  {}", c.id, c.status, c.detail);
+        let status = format!("{:<4}", c.status);
+        let status = match (colour, c.status) {
+            (true, "pass") => format!("\x1b[32m{status}\x1b[0m"),
+            (true, "fail") => format!("\x1b[1;31m{status}\x1b[0m"),
+            (true, _) => format!("\x1b[33m{status}\x1b[0m"),
+            (false, _) => status,
+        };
+        println!("{:<21} {status}  {}", c.id, c.detail);
     }
 }

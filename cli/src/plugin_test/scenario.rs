@@ -25,7 +25,11 @@ pub(super) async fn exercise<'a>(
     } else {
         c.skip("peer-watch", "the plugin does not connect");
     }
-    faults::interactive(&mut c, &mut w).await?;
+    if connected {
+        faults::interactive(&mut c, &mut w).await?;
+    } else {
+        c.skip("interactive", "the plugin does not connect");
+    }
     // tinynmd refuses what these found, as NM does: the fault is theirs to report.
     let invalid = c.0.iter().find(|x| {
         (x.id.ends_with("config-valid") || x.id == "config-order")
@@ -117,10 +121,24 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
     c.put("need-secrets", ok, detail);
     // connect, and every signal until STARTED
     let t = Instant::now();
-    let called = inst.plugin.connect(full).await;
     let mut seen: Vec<Sig> = Vec::new();
     let mut connected = false;
-    if let Err(e) = &called {
+    let mut stayed = true;
+    let left_early = inst.released(&w.dbus, Duration::ZERO).await?;
+    let called = if left_early {
+        c.skip(
+            "connect",
+            format!(
+                "the plugin left the bus before Connect{}",
+                last_words(&inst)
+            ),
+        );
+        Ok(())
+    } else {
+        inst.plugin.connect(full).await
+    };
+    if left_early {
+    } else if let Err(e) = &called {
         c.put(
             "connect",
             false,
@@ -156,15 +174,28 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
             })
             .collect();
         connected = states.contains(&STARTING) && states.contains(&STARTED);
+        // A moment to see it stay up once STARTED (the window ends early if it leaves).
+        if connected {
+            inst.signals_until(&mut seen, five / 5, |_| false).await;
+        }
+        stayed = !connected || !(inst.gone || inst.released(&w.dbus, Duration::ZERO).await?);
         c.put(
             "connect",
-            connected,
+            connected && stayed,
             match started_at {
+                Some(_) if connected && !stayed => format!(
+                    "STARTED, then the plugin left the bus before Disconnect (NM: the VPN fails, SERVICE_STOPPED){}",
+                    last_words(&inst)
+                ),
                 Some(d) if connected => format!("STARTING → STARTED in {} ms", d.as_millis()),
                 _ => {
                     format!(
-                        "states {states:?} within {} s (expected {STARTING} then {STARTED}){}",
-                        connect_timeout.as_secs(),
+                        "states {states:?} {} (expected {STARTING} then {STARTED}){}",
+                        if inst.gone {
+                            "before the plugin left the bus".to_string()
+                        } else {
+                            format!("within {} s", connect_timeout.as_secs())
+                        },
                         seen.iter()
                             .find_map(|s| if let Sig::Failure(f) = s {
                                 Some(*f)
@@ -178,7 +209,8 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
             },
         );
     }
-    check_configs(c, &seen, &w.ns, w.ipv6)?;
+    let alive = !(inst.gone || inst.released(&w.dbus, Duration::ZERO).await?);
+    check_configs(c, &seen, &w.ns, w.ipv6, connected, alive)?;
     // failure-reason
     match seen.iter().find_map(|s| match s {
         Sig::Failure(f) => Some(*f),
@@ -198,12 +230,11 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
     }
     // disconnect (moot when the plugin has stopped and gone by itself, as after a Failure)
     let t = Instant::now();
-    let left_already = seen.iter().any(|s| matches!(s, Sig::State(STOPPED)))
-        && inst.released(&w.dbus, Duration::ZERO).await?;
+    let left_already = inst.released(&w.dbus, Duration::ZERO).await?;
     match disconnect_answer(inst.plugin.disconnect().await) {
         Err(_) if left_already => c.skip(
             "disconnect",
-            "the plugin stopped and left the bus by itself before Disconnect",
+            "the plugin had left the bus by itself before Disconnect",
         ),
         Err(e) => c.put("disconnect", false, format!("Disconnect failed: {e}")),
         Ok(unreplied) => {
@@ -227,7 +258,8 @@ async fn main(c: &mut Checks, w: &mut World<'_>) -> anyhow::Result<bool> {
             format!("still running {} s after SIGTERM (killed)", five.as_secs()),
         ),
     }
-    Ok(connected)
+    // What needs a plugin that connects and stays (the faults, applied) is judged only then.
+    Ok(connected && stayed)
 }
 
 /// `; the plugin's last lines: …`, when it wrote any.
@@ -258,17 +290,16 @@ pub(super) fn check_configs(
     seen: &[Sig],
     ns: &Netns,
     ipv6: bool,
+    connected: bool,
+    alive: bool,
 ) -> anyhow::Result<()> {
     let pos = |f: &dyn Fn(&Sig) -> bool| seen.iter().position(f);
     let config_at = pos(&|s| matches!(s, Sig::Config(_)));
     let ip4_at = pos(&|s| matches!(s, Sig::Ip4(_)));
     let ip6_at = pos(&|s| matches!(s, Sig::Ip6(_)));
     let Some(ci) = config_at else {
-        if seen
-            .iter()
-            .any(|s| matches!(s, Sig::State(STOPPED) | Sig::Failure(_)))
-        {
-            c.skip("config-order", "the plugin failed before any Config");
+        if !connected {
+            c.skip("config-order", "no Config: the plugin did not connect");
         } else {
             c.put("config-order", false, "no Config signal");
         }
@@ -289,7 +320,9 @@ pub(super) fn check_configs(
     for (name, at, announced) in [("Ip4Config", ip4_at, has4), ("Ip6Config", ip6_at, has6)] {
         match at {
             Some(i) if i < ci => order.push(format!("{name} came before Config")),
-            None if announced => order.push(format!("{name} announced (has-…) but never came")),
+            None if announced && connected => {
+                order.push(format!("{name} announced (has-…) but never came"))
+            }
             _ => {}
         }
     }
@@ -311,9 +344,22 @@ pub(super) fn check_configs(
         },
     );
     let gw = match &generic {
+        Ok(g) if g.gateway.is_none() => {
+            c.put(
+                "config-valid",
+                false,
+                "gateway: missing (NM fails the VPN: IP_CONFIG_INVALID)",
+            );
+            None
+        }
         Ok(g) => {
             let k = ns.snapshot()?;
             match &g.tundev {
+                Some(t) if k.link(t).is_none() && !alive => c.put(
+                    "config-valid",
+                    true,
+                    format!("tundev {t} (gone with the plugin, which has exited: not checked)"),
+                ),
                 Some(t) if k.link(t).is_none() => {
                     c.put(
                         "config-valid",

@@ -262,6 +262,7 @@ impl<'a> World<'a> {
             signals,
             plugin,
             below: Default::default(),
+            gone: false,
         }))
     }
 
@@ -347,6 +348,12 @@ pub(super) fn disconnect_answer(r: zbus::Result<()>) -> zbus::Result<bool> {
             if name.as_str() == "org.freedesktop.DBus.Error.NoReply" =>
         {
             Ok(true)
+        }
+        // libnm's answer when it had already stopped (a Connect that failed): as good.
+        Err(zbus::Error::MethodError(name, _, _))
+            if name.as_str() == "org.freedesktop.NetworkManager.VPN.Error.AlreadyStopped" =>
+        {
+            Ok(false)
         }
         Err(e) => Err(e),
     }
@@ -465,6 +472,8 @@ pub(super) struct Instance {
     pub plugin: VpnPluginProxy<'static>,
     /// Every process seen below it or in its process group.
     below: std::collections::BTreeSet<u32>,
+    /// Its name was seen released.
+    pub gone: bool,
 }
 
 impl Instance {
@@ -483,13 +492,43 @@ impl Instance {
         stop: impl Fn(&Sig) -> bool,
     ) -> bool {
         let end = tokio::time::Instant::now() + limit;
-        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, self.signals.next()).await {
-            let Some(s) = sig_of(&m) else { continue };
-            let done = stop(&s);
-            seen.push(s);
-            if done {
-                self.note_processes();
-                return true;
+        loop {
+            tokio::select! {
+                biased;
+                m = tokio::time::timeout_at(end, self.signals.next()) => match m {
+                    Ok(Some(Ok(m))) => {
+                        if let Some(s) = sig_of(&m) {
+                            let done = stop(&s);
+                            seen.push(s);
+                            if done {
+                                self.note_processes();
+                                return true;
+                            }
+                        }
+                    }
+                    _ => break,
+                },
+                o = self.owners.next(), if !self.gone => match o {
+                    Some(s) if s.args().is_ok_and(|a| a.new_owner().is_none()) => {
+                        // The plugin left the bus: what it sent before is queued; nothing more
+                        // will come.
+                        self.gone = true;
+                        while let Ok(Some(Ok(m))) =
+                            tokio::time::timeout(Duration::from_millis(50), self.signals.next()).await
+                        {
+                            if let Some(s) = sig_of(&m) {
+                                let done = stop(&s);
+                                seen.push(s);
+                                if done {
+                                    return true;
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    Some(_) => {}
+                    None => self.gone = true,
+                },
             }
         }
         self.note_processes();
@@ -505,6 +544,14 @@ impl Instance {
     ) -> anyhow::Result<(bool, bool)> {
         let end = tokio::time::Instant::now() + limit;
         let mut stopped = false;
+        if self.gone {
+            while let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(50), self.signals.next()).await
+            {
+                stopped |= matches!(sig_of(&m), Some(Sig::State(STOPPED)));
+            }
+            return Ok((stopped, true));
+        }
         loop {
             tokio::select! {
                 m = tokio::time::timeout_at(end, self.signals.next()) => match m {
