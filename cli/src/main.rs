@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 /// tinynm: drive tinynmd (or NetworkManager) from the command line.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "tinynm", version, about)]
 struct Cli {
     /// D-Bus address of the bus tinynmd is on (default: the system bus, honouring
     /// DBUS_SYSTEM_BUS_ADDRESS).
@@ -59,6 +59,15 @@ enum Cmd {
     /// it against NM's contract: a line per check (id, pass/fail/skip, the evidence); exit 0
     /// only if nothing failed.
     PluginTest(Box<plugin_test::Opts>),
+    /// Prints the shell completion script for SHELL (bash, zsh, fish, …), generated from
+    /// these very definitions.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page tinynm(1) (roff), generated from these very definitions.
+    Manual,
     /// Waits until tinynmd is connected (NM's `nm-online`): exit 0 once it is, 1 when
     /// `--timeout` (30 s) runs out first, 2 on another error. For health checks, and for a
     /// container that shares the network of tinynmd's.
@@ -94,6 +103,19 @@ async fn main() {
                 std::process::exit(2);
             }
         },
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tinynm", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)
+                .context("cannot write the completions")
+        }
+        Cmd::Manual => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual")
+        }
         Cmd::WaitOnline { vpn } => {
             let limit = Duration::from_secs(cli.timeout.unwrap_or(30));
             let call = Duration::from_secs(call_timeout.min(cli.timeout.unwrap_or(25)));

@@ -28,7 +28,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// tinynmd: a small, fast NetworkManager for VPN connections.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "tinynmd", version, about)]
 struct Args {
     /// daemon.toml (default: /etc/tinynm/daemon.toml when it exists).
     #[arg(long, value_name = "FILE")]
@@ -52,6 +52,9 @@ struct Args {
     /// Log level: off, error, warn, info, debug, trace.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Print the manual page tinynmd(8) (roff), generated from these options, and exit.
+    #[arg(long)]
+    manual: bool,
 }
 
 fn load_config(a: &Args) -> anyhow::Result<DaemonConfig> {
@@ -84,6 +87,13 @@ fn load_config(a: &Args) -> anyhow::Result<DaemonConfig> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.manual {
+        use clap::CommandFactory;
+        clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut std::io::stdout())?;
+        return Ok(());
+    }
     let cfg = load_config(&args)?;
     let level: LevelFilter = cfg.log_level.parse().map_err(|_| {
         anyhow::anyhow!(

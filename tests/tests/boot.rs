@@ -52,10 +52,56 @@ fn install_puts_everything_at_fhs_paths_and_the_policy_works_on_a_real_bus() {
             0o644,
         ),
         ("etc/tinynm/daemon.toml", 0o644),
+        ("usr/share/man/man1/tinynm.1", 0o644),
+        ("usr/share/man/man8/tinynmd.8", 0o644),
+        ("usr/share/bash-completion/completions/tinynm", 0o644),
+        ("usr/share/zsh/vendor-completions/_tinynm", 0o644),
+        ("usr/share/fish/vendor_completions.d/tinynm.fish", 0o644),
     ] {
         let m = std::fs::metadata(d.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(m.permissions().mode() & 0o777, mode, "{file}");
     }
+    // The manuals and completions come from the clap definitions: every command and option.
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let man1 = read("usr/share/man/man1/tinynm.1");
+    assert!(
+        man1.starts_with(".ie \\n(.g .ds Aq \\(aq") || man1.contains(".TH tinynm 1"),
+        "{man1}"
+    );
+    assert!(man1.contains(".TH tinynm 1"), "{man1}");
+    for cmd in [
+        "connection",
+        "plugin\\-test",
+        "wait\\-online",
+        "completions",
+        "agent",
+    ] {
+        assert!(man1.contains(cmd), "{cmd} in tinynm(1):\n{man1}");
+    }
+    let man8 = read("usr/share/man/man8/tinynmd.8");
+    assert!(man8.contains(".TH tinynmd 8"), "{man8}");
+    for opt in [
+        "\\-\\-config",
+        "\\-\\-bus",
+        "\\-\\-profile\\-dir",
+        "\\-\\-log\\-level",
+    ] {
+        assert!(man8.contains(opt), "{opt} in tinynmd(8):\n{man8}");
+    }
+    let bash = read("usr/share/bash-completion/completions/tinynm");
+    assert!(
+        bash.contains("complete -F _tinynm") && bash.contains("plugin-test"),
+        "{bash}"
+    );
+    // bash itself accepts the script.
+    let ok = std::process::Command::new("bash")
+        .args(["-n"])
+        .arg(d.join("usr/share/bash-completion/completions/tinynm"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(read("usr/share/zsh/vendor-completions/_tinynm").starts_with("#compdef tinynm"));
+    assert!(read("usr/share/fish/vendor_completions.d/tinynm.fish").contains("complete -c tinynm"));
     // The example daemon.toml is one tinynmd accepts.
     let text = std::fs::read_to_string(d.join("etc/tinynm/daemon.toml")).unwrap();
     let cfg = tinynm_config::DaemonConfig::from_toml_str(&text, Path::new("daemon.toml")).unwrap();
