@@ -25,6 +25,7 @@ use zbus::{MatchRule, MessageStream};
 
 mod applied;
 mod faults;
+mod instance;
 mod scenario;
 mod server;
 mod suite;
