@@ -97,14 +97,17 @@ fn prompt(text: &str) -> anyhow::Result<String> {
         .open("/dev/tty")
         .context("no terminal to ask on (use --secrets-file)")?;
     let mut out = tty.try_clone()?;
-    write!(out, "{text}")?;
-    out.flush()?;
+    // Echo off before the prompt shows: what is typed once it shows is never echoed (rpassword
+    // shows the prompt first, which a fast typist or a script can beat: hence no crate here).
     let saved = tcgetattr(&tty).ok();
     if let Some(t) = &saved {
         let mut quiet = t.clone();
         quiet.local_flags.remove(LocalFlags::ECHO);
         let _ = tcsetattr(&tty, SetArg::TCSANOW, &quiet);
     }
+    // From the start of a clean line: `up`'s progress line may be on the terminal.
+    write!(out, "\r\x1b[K{text}")?;
+    out.flush()?;
     let mut line = String::new();
     let read = std::io::BufReader::new(&tty).read_line(&mut line);
     if let Some(t) = &saved {

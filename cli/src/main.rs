@@ -3,9 +3,14 @@
 mod agent;
 mod connection;
 mod demo;
+mod device;
 mod dns;
+mod general;
+mod monitor;
+mod names;
 mod online;
 mod openconnect;
+mod out;
 mod plugin_test;
 
 use std::path::PathBuf;
@@ -13,10 +18,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use out::{Color, Exit, Out};
 
 /// tinynm: drive tinynmd (or NetworkManager) from the command line.
 #[derive(Parser, Debug)]
-#[command(name = "tinynm", version, about)]
+#[command(name = "tinynm", version, about, after_long_help = EXIT_CODES)]
 struct Cli {
     /// D-Bus address of the bus tinynmd is on (default: the system bus, honouring
     /// DBUS_SYSTEM_BUS_ADDRESS).
@@ -26,12 +32,68 @@ struct Cli {
     /// default, 25); for `wait-online`, how long to wait (30, as nm-online).
     #[arg(long, global = true, value_name = "SECS")]
     timeout: Option<u64>,
+    /// JSON output (the schema: docs/cli.md); errors too, as {"error": {exit, kind, message}}
+    /// on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Terse output for scripts, as nmcli's -t: no header, fields separated by ':' (a ':' or
+    /// '\' in a value escaped with '\').
+    #[arg(short = 't', long, global = true, conflicts_with = "json")]
+    terse: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    color: Color,
+    /// How long `connection up` waits for the VPN (default 90 s, as nmcli) and `connection
+    /// down` for it to be gone (default 10 s); 0: do not wait.
+    #[arg(short = 'w', long, global = true, value_name = "SECS")]
+    wait: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+/// The exit codes, for `--help` and the manual (docs/cli.md has the same).
+const EXIT_CODES: &str = "\
+Exit status (nmcli's numbers; 11 is tinynm's own):
+  0   success
+  1   any other error
+  2   wrong invocation, invalid value, or an ambiguous name (two profiles with that id)
+  3   --wait or --timeout ran out
+  4   the activation failed
+  5   the deactivation failed, or the connection was not active
+  6   disconnecting a device failed
+  7   deleting a profile failed
+  8   no tinynmd (or NetworkManager) on the bus
+  10  no such profile, device or active connection
+  11  not authorized
+With --json an error is printed on stdout as {\"error\": {\"exit\", \"kind\", \"message\"}}.
+
+Environment: NO_COLOR (no colour with --color auto), DBUS_SYSTEM_BUS_ADDRESS (the bus when
+--bus-address is not given).";
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// The daemon: its state, what you may do.
+    #[command(visible_alias = "g")]
+    General {
+        #[command(subcommand)]
+        cmd: Option<general::GeneralCmd>,
+    },
+    /// Network interfaces as the daemon sees them.
+    #[command(visible_alias = "d")]
+    Device {
+        #[command(subcommand)]
+        cmd: Option<device::DeviceCmd>,
+    },
+    /// Follows the daemon live (devices, active connections, VPN states with reasons, DNS)
+    /// until stopped: a line per change.
+    #[command(visible_alias = "m")]
+    Monitor,
     /// Connection profiles.
     #[command(subcommand, visible_alias = "c")]
     Connection(connection::ConnCmd),
@@ -90,19 +152,31 @@ enum DnsCmd {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    let out = Out {
+        json: cli.json,
+        terse: cli.terse,
+        color: cli.color.stdout(),
+    };
     let call_timeout = cli.timeout.unwrap_or(25);
     let connect = |address: Option<String>| async move {
         connect(address.as_deref(), Duration::from_secs(call_timeout)).await
     };
     let r = match cli.cmd {
-        Cmd::PluginTest(opts) => match plugin_test::run(*opts).await {
-            Ok(true) => std::process::exit(0),
-            Ok(false) => std::process::exit(1),
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                std::process::exit(2);
+        Cmd::PluginTest(opts) => {
+            let o = plugin_test::Opts {
+                json: out.json,
+                color: out.color,
+                ..*opts
+            };
+            match plugin_test::run(o).await {
+                Ok(true) => std::process::exit(0),
+                Ok(false) => std::process::exit(1),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    std::process::exit(2);
+                }
             }
-        },
+        }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();
@@ -137,7 +211,19 @@ async fn main() {
         }
         Cmd::Demo { routes, hold } => demo::run(routes, hold).await,
         Cmd::Dns(DnsCmd::Explain { name }) => match connect(cli.bus_address.clone()).await {
-            Ok(conn) => dns::explain(&conn, &name).await,
+            Ok(conn) => dns::explain(&conn, &name, out).await,
+            Err(e) => Err(e),
+        },
+        Cmd::General { cmd } => match connect(cli.bus_address.clone()).await {
+            Ok(conn) => general::run(&conn, cmd.unwrap_or_default(), out).await,
+            Err(e) => Err(e),
+        },
+        Cmd::Device { cmd } => match connect(cli.bus_address.clone()).await {
+            Ok(conn) => device::run(&conn, cmd.unwrap_or_default(), out).await,
+            Err(e) => Err(e),
+        },
+        Cmd::Monitor => match connect(cli.bus_address.clone()).await {
+            Ok(conn) => monitor::run(&conn, out).await,
             Err(e) => Err(e),
         },
         Cmd::Agent { secrets_file } => match connect(cli.bus_address.clone()).await {
@@ -145,19 +231,30 @@ async fn main() {
             Err(e) => Err(e),
         },
         Cmd::Connection(c) => match connect(cli.bus_address.clone()).await {
-            Ok(conn) => connection::run(&conn, c).await,
+            Ok(conn) => connection::run(&conn, c, out, cli.wait).await,
             Err(e) => Err(e),
         },
     };
     if let Err(e) = r {
-        if timed_out(&e) {
-            eprintln!(
-                "Error: {e:#}: no answer within {call_timeout} s (is tinynmd running and answering on this bus? see --timeout)"
-            );
+        let exit = out::classify(&e);
+        let msg = if timed_out(&e) {
+            format!(
+                "{e:#}: no answer within {call_timeout} s (is tinynmd running and answering on this bus? see --timeout)"
+            )
+        } else if exit == Exit::NotRunning {
+            format!("{e:#} (is tinynmd running on this bus?)")
         } else {
-            eprintln!("Error: {e:#}");
+            format!("{e:#}")
+        };
+        if out.json {
+            let v = serde_json::json!({"error": {"exit": exit as i32, "kind": exit.name(), "message": msg}});
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else if cli.color.stderr() {
+            eprintln!("\x1b[1;31mError\x1b[0m: {msg}");
+        } else {
+            eprintln!("Error: {msg}");
         }
-        std::process::exit(1);
+        std::process::exit(exit as i32);
     }
 }
 
@@ -183,5 +280,10 @@ async fn connect(address: Option<&str>, timeout: Duration) -> anyhow::Result<zbu
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
         .context("cannot connect to the bus")?
-        .context("cannot connect to the bus (is tinynmd's bus up? see --bus-address)")
+        .map_err(|e| {
+            anyhow::Error::new(e).context(out::Fail {
+                exit: Exit::NotRunning,
+                msg: "cannot connect to the bus (is tinynmd's bus up? see --bus-address)".into(),
+            })
+        })
 }

@@ -39,6 +39,19 @@ pub trait Manager {
     /// The primary connection.
     #[zbus(property)]
     fn primary_connection(&self) -> zbus::Result<OwnedObjectPath>;
+    /// NMConnectivityState.
+    #[zbus(property)]
+    fn connectivity(&self) -> zbus::Result<u32>;
+    /// Still starting up.
+    #[zbus(property)]
+    fn startup(&self) -> zbus::Result<bool>;
+    /// Networking enabled.
+    #[zbus(property)]
+    fn networking_enabled(&self) -> zbus::Result<bool>;
+    /// What the caller may do: permission → yes, no or auth.
+    fn get_permissions(&self) -> zbus::Result<HashMap<String, String>>;
+    /// The realized devices.
+    fn get_devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
 }
 
 /// `org.freedesktop.NetworkManager.Device`
@@ -56,6 +69,53 @@ pub trait Device {
     /// Its active connection.
     #[zbus(property)]
     fn active_connection(&self) -> zbus::Result<OwnedObjectPath>;
+    /// NMDeviceType.
+    #[zbus(property)]
+    fn device_type(&self) -> zbus::Result<u32>;
+    /// The state and why.
+    #[zbus(property)]
+    fn state_reason(&self) -> zbus::Result<(u32, u32)>;
+    /// MAC address.
+    #[zbus(property)]
+    fn hw_address(&self) -> zbus::Result<String>;
+    /// MTU.
+    #[zbus(property)]
+    fn mtu(&self) -> zbus::Result<u32>;
+    /// Managed by the daemon.
+    #[zbus(property)]
+    fn managed(&self) -> zbus::Result<bool>;
+    /// Its IPv4 config ("/" when none).
+    #[zbus(property)]
+    fn ip4_config(&self) -> zbus::Result<OwnedObjectPath>;
+    /// Its IPv6 config ("/" when none).
+    #[zbus(property)]
+    fn ip6_config(&self) -> zbus::Result<OwnedObjectPath>;
+    /// Takes its connection down and keeps it from autoconnecting.
+    fn disconnect(&self) -> zbus::Result<()>;
+}
+
+/// `org.freedesktop.NetworkManager.IP4Config` and `IP6Config` (the same properties; build with
+/// `.interface(…IP6Config)` for the second).
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.IP4Config",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+pub trait IpConfig {
+    /// Addresses: {address, prefix}.
+    #[zbus(property)]
+    fn address_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
+    /// The gateway ("" when none).
+    #[zbus(property)]
+    fn gateway(&self) -> zbus::Result<String>;
+    /// Routes: {dest, prefix, next-hop?, metric?}.
+    #[zbus(property)]
+    fn route_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
+    /// Name servers: {address}.
+    #[zbus(property)]
+    fn nameserver_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
+    /// Search domains.
+    #[zbus(property)]
+    fn domains(&self) -> zbus::Result<Vec<String>>;
 }
 
 /// `org.freedesktop.NetworkManager.Settings`
@@ -124,6 +184,15 @@ pub trait Active {
     /// Its IPv4 config.
     #[zbus(property)]
     fn ip4_config(&self) -> zbus::Result<OwnedObjectPath>;
+    /// Profile UUID.
+    #[zbus(property)]
+    fn uuid(&self) -> zbus::Result<String>;
+    /// NMActivationStateFlags (0x80: external, configured outside the daemon).
+    #[zbus(property)]
+    fn state_flags(&self) -> zbus::Result<u32>;
+    /// Profile type (`vpn`, `802-3-ethernet`…).
+    #[zbus(property, name = "Type")]
+    fn kind(&self) -> zbus::Result<String>;
     /// State changes.
     #[zbus(signal, name = "StateChanged")]
     fn state_signal(&self, state: u32, reason: u32) -> zbus::Result<()>;

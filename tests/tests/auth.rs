@@ -73,6 +73,8 @@ fn refused(o: &Output, error: &str, action: &str) {
     );
     let e = err(o);
     assert!(e.contains(error), "not {error}: {e}");
+    // tinynm's own exit code for "not authorized".
+    assert_eq!(o.status.code(), Some(11), "{e}");
     assert!(
         e.contains(&format!("needs org.freedesktop.NetworkManager.{action}")),
         "the action is not named: {e}"

@@ -1,11 +1,12 @@
 //! `tinynm connection add`, `modify` and `delete`.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use tinynm_client::{SettingsConnectionProxy, SettingsProxy};
 use tinynm_config::Profile;
 
 use super::{find, json_of, key_value, yes_no};
+use crate::out::{Exit, Out};
 
 /// `tinynm connection add`
 #[derive(Args, Debug)]
@@ -32,13 +33,10 @@ pub struct AddArgs {
     /// settings.modify.own rather than settings.modify.system.
     #[arg(long)]
     pub private: bool,
-    /// JSON output.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `tinynm connection add`.
-pub async fn run_add(conn: &zbus::Connection, a: AddArgs) -> anyhow::Result<()> {
+pub async fn run_add(conn: &zbus::Connection, a: AddArgs, out: Out) -> anyhow::Result<()> {
     let AddArgs {
         name,
         vpn_type,
@@ -47,7 +45,6 @@ pub async fn run_add(conn: &zbus::Connection, a: AddArgs) -> anyhow::Result<()> 
         autoconnect,
         unsaved,
         private,
-        json,
     } = a;
     let mut p = Profile::new_vpn(&name, &uuid::Uuid::new_v4().to_string(), &vpn_type);
     p.connection.autoconnect = autoconnect;
@@ -58,7 +55,8 @@ pub async fn run_add(conn: &zbus::Connection, a: AddArgs) -> anyhow::Result<()> 
     }
     p.vpn.data.extend(data);
     p.vpn.secrets.extend(secret);
-    p.validate()?;
+    p.validate()
+        .map_err(|e| anyhow::Error::new(e).context(usage("the profile is not valid")))?;
     let settings = SettingsProxy::new(conn).await?;
     let d = tinynm_config::dbus::to_dict(&p, true);
     let path = if unsaved {
@@ -67,7 +65,7 @@ pub async fn run_add(conn: &zbus::Connection, a: AddArgs) -> anyhow::Result<()> 
         settings.add_connection(d).await
     }
     .with_context(|| format!("cannot add '{name}'"))?;
-    if json {
+    if out.json {
         println!("{}", serde_json::to_string_pretty(&json_of(&path, &p))?);
     } else {
         println!(
@@ -101,7 +99,7 @@ pub struct ModifyArgs {
 }
 
 /// `tinynm connection modify`.
-pub async fn run_modify(conn: &zbus::Connection, a: ModifyArgs) -> anyhow::Result<()> {
+pub async fn run_modify(conn: &zbus::Connection, a: ModifyArgs, out: Out) -> anyhow::Result<()> {
     let ModifyArgs {
         id,
         data,
@@ -113,7 +111,10 @@ pub async fn run_modify(conn: &zbus::Connection, a: ModifyArgs) -> anyhow::Resul
     let (path, mut p) = find(conn, &id).await?;
     for k in &remove_data {
         if p.vpn.data.remove(k).is_none() {
-            bail!("'{}' has no vpn.data item '{k}'", p.connection.id);
+            return Err(crate::out::fail(
+                Exit::Usage,
+                format!("'{}' has no vpn.data item '{k}'", p.connection.id),
+            ));
         }
     }
     p.vpn.data.extend(data);
@@ -123,21 +124,27 @@ pub async fn run_modify(conn: &zbus::Connection, a: ModifyArgs) -> anyhow::Resul
     if let Some(n) = never_default {
         p.ipv4.never_default = n;
     }
-    p.validate()?;
+    p.validate()
+        .map_err(|e| anyhow::Error::new(e).context(usage("the profile is not valid")))?;
     // Without secrets tinynmd keeps the stored ones; given ones replace them.
     let with_secrets = !secret.is_empty();
     p.vpn.secrets.extend(secret);
     let c = SettingsConnectionProxy::builder(conn)
-        .path(path)
+        .path(path.clone())
         .build()
         .await?;
     c.update(tinynm_config::dbus::to_dict(&p, with_secrets))
         .await
         .with_context(|| format!("cannot modify '{}'", p.connection.id))?;
-    println!(
-        "Connection '{}' ({}) successfully modified.",
-        p.connection.id, p.connection.uuid
-    );
+    p.vpn.secrets.clear();
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&json_of(&path, &p))?);
+    } else {
+        println!(
+            "Connection '{}' ({}) successfully modified.",
+            p.connection.id, p.connection.uuid
+        );
+    }
     Ok(())
 }
 
@@ -149,19 +156,36 @@ pub struct DeleteArgs {
 }
 
 /// `tinynm connection delete`.
-pub async fn run_delete(conn: &zbus::Connection, a: DeleteArgs) -> anyhow::Result<()> {
+pub async fn run_delete(conn: &zbus::Connection, a: DeleteArgs, out: Out) -> anyhow::Result<()> {
     let DeleteArgs { id } = a;
     let (path, p) = find(conn, &id).await?;
     let c = SettingsConnectionProxy::builder(conn)
-        .path(path)
+        .path(path.clone())
         .build()
         .await?;
-    c.delete()
-        .await
-        .with_context(|| format!("cannot delete '{}'", p.connection.id))?;
-    println!(
-        "Connection '{}' ({}) successfully deleted.",
-        p.connection.id, p.connection.uuid
-    );
+    c.delete().await.map_err(|err| {
+        crate::out::call_failed(
+            err,
+            Exit::Delete,
+            format!("cannot delete '{}'", p.connection.id),
+        )
+    })?;
+    if out.json {
+        let v = serde_json::json!({"id": p.connection.id, "uuid": p.connection.uuid, "path": path.as_str(), "deleted": true});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "Connection '{}' ({}) successfully deleted.",
+            p.connection.id, p.connection.uuid
+        );
+    }
     Ok(())
+}
+
+/// A context saying the input was wrong (exit 2).
+fn usage(msg: &str) -> crate::out::Fail {
+    crate::out::Fail {
+        exit: Exit::Usage,
+        msg: msg.into(),
+    }
 }

@@ -9,6 +9,7 @@ use tinynm_config::Profile;
 use zbus::OwnedObjectPath;
 
 use super::json_of;
+use crate::out::Out;
 
 /// `tinynm connection import`
 #[derive(Args, Debug)]
@@ -25,22 +26,18 @@ pub struct ImportArgs {
     /// tinynmd's default profile directory, in `certs/`).
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
-    /// JSON output.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `tinynm connection import`.
-pub async fn run_import(conn: &zbus::Connection, a: ImportArgs) -> anyhow::Result<()> {
+pub async fn run_import(conn: &zbus::Connection, a: ImportArgs, out: Out) -> anyhow::Result<()> {
     let ImportArgs {
         file,
         name,
         cert_dir,
-        json,
         ..
     } = a;
     let (path, p) = import_openvpn(conn, &file, name, cert_dir).await?;
-    if json {
+    if out.json {
         println!("{}", serde_json::to_string_pretty(&json_of(&path, &p))?);
     } else {
         println!(

@@ -7,17 +7,22 @@ mod up;
 
 use anyhow::Context;
 use clap::Subcommand;
-use tinynm_client::{SettingsConnectionProxy, SettingsProxy};
+use tinynm_client::{
+    ActiveProxy, DeviceProxy, ManagerProxy, SettingsConnectionProxy, SettingsProxy,
+};
 use tinynm_config::Profile;
 use zbus::OwnedObjectPath;
+
+use crate::out::{Exit, Out, fail};
 
 /// `tinynm connection …`
 #[derive(Subcommand, Debug)]
 pub enum ConnCmd {
-    /// Lists the profiles.
+    /// Lists the profiles: name, UUID, type, device and state when active.
     #[command(visible_alias = "show-all")]
     List(show::ListArgs),
-    /// Shows one profile (secrets only with --show-secrets).
+    /// Shows one profile (secrets only with --show-secrets); without a name, lists them
+    /// (`--active`: only the active ones).
     Show(show::ShowArgs),
     /// Activates a profile and follows it until it is up or has failed.
     Up(up::UpArgs),
@@ -33,17 +38,22 @@ pub enum ConnCmd {
     Import(import::ImportArgs),
 }
 
-/// Runs one `connection` subcommand.
-pub async fn run(conn: &zbus::Connection, c: ConnCmd) -> anyhow::Result<()> {
+/// Runs one `connection` subcommand; `wait` is the global `--wait`.
+pub async fn run(
+    conn: &zbus::Connection,
+    c: ConnCmd,
+    out: Out,
+    wait: Option<u64>,
+) -> anyhow::Result<()> {
     match c {
-        ConnCmd::List(a) => show::run_list(conn, a).await,
-        ConnCmd::Show(a) => show::run_show(conn, a).await,
-        ConnCmd::Up(a) => up::run_up(conn, a).await,
-        ConnCmd::Down(a) => up::run_down(conn, a).await,
-        ConnCmd::Add(a) => edit::run_add(conn, a).await,
-        ConnCmd::Modify(a) => edit::run_modify(conn, a).await,
-        ConnCmd::Delete(a) => edit::run_delete(conn, a).await,
-        ConnCmd::Import(a) => import::run_import(conn, a).await,
+        ConnCmd::List(a) => show::run_list(conn, a, out).await,
+        ConnCmd::Show(a) => show::run_show(conn, a, out).await,
+        ConnCmd::Up(a) => up::run_up(conn, a, out, wait).await,
+        ConnCmd::Down(a) => up::run_down(conn, a, out, wait).await,
+        ConnCmd::Add(a) => edit::run_add(conn, a, out).await,
+        ConnCmd::Modify(a) => edit::run_modify(conn, a, out).await,
+        ConnCmd::Delete(a) => edit::run_delete(conn, a, out).await,
+        ConnCmd::Import(a) => import::run_import(conn, a, out).await,
     }
 }
 
@@ -62,41 +72,81 @@ pub(crate) fn yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Every profile: (path, settings).
-pub(crate) async fn profiles(
-    conn: &zbus::Connection,
-) -> anyhow::Result<Vec<(OwnedObjectPath, Profile)>> {
-    let settings = SettingsProxy::new(conn)
-        .await
-        .context("org.freedesktop.NetworkManager is not on this bus")?;
+/// A profile as the daemon lists it: what any profile has, and the VPN profile tinynm edits.
+pub(crate) struct Entry {
+    pub path: OwnedObjectPath,
+    pub id: String,
+    pub uuid: String,
+    /// connection.type, as on the bus (`vpn`, `802-3-ethernet`…).
+    pub kind: String,
+    /// connection.timestamp: when it was last up (seconds since the epoch; 0: never).
+    pub timestamp: u64,
+    /// The profile, for the types tinynm edits (VPN and wired); `None` for others (the
+    /// generated profile of an interface configured outside the daemon…).
+    pub profile: Option<Profile>,
+    /// The settings as the daemon gave them.
+    pub dict: tinynm_client::SettingsDict,
+}
+
+impl Entry {
+    /// nmcli's short name of the type.
+    pub fn type_name(&self) -> &str {
+        match self.kind.as_str() {
+            "802-3-ethernet" => "ethernet",
+            "802-11-wireless" => "wifi",
+            k => k,
+        }
+    }
+}
+
+/// Every profile the caller may see.
+pub(crate) async fn entries(conn: &zbus::Connection) -> anyhow::Result<Vec<Entry>> {
+    let settings = SettingsProxy::new(conn).await?;
+    let list = settings.list_connections().await.map_err(|e| {
+        anyhow::Error::new(e).context("org.freedesktop.NetworkManager is not on this bus")
+    })?;
     let mut out = Vec::new();
-    for p in settings
-        .list_connections()
-        .await
-        .context("ListConnections")?
-    {
+    for p in list {
         let c = SettingsConnectionProxy::builder(conn)
             .path(p.clone())
             .build()
             .await?;
-        // Profiles generated for interfaces configured outside tinynmd are not VPNs: skipped.
-        // One that went between the listing and now is skipped too.
+        // One that went between the listing and now is skipped.
         let d = match c.get_settings().await {
             Ok(d) => d,
             Err(e) if gone(&e) => continue,
             Err(e) => return Err(e).with_context(|| format!("GetSettings on {p}")),
         };
-        if d.get("connection")
-            .and_then(|c| c.get("type"))
-            .and_then(|t| <&str>::try_from(&**t).ok())
-            .is_some_and(|t| t != "vpn")
-        {
-            continue;
-        }
-        match tinynm_config::dbus::from_dict(&d) {
-            Ok(prof) => out.push((p, prof)),
-            Err(e) => eprintln!("Warning: {p} is not a VPN profile tinynm understands: {e}"),
-        }
+        let get = |k: &str| {
+            d.get("connection")
+                .and_then(|c| c.get(k))
+                .and_then(|v| v.try_clone().ok())
+        };
+        let text = |k: &str| {
+            get(k)
+                .and_then(|v| String::try_from(v).ok())
+                .unwrap_or_default()
+        };
+        let kind = text("type");
+        let profile = match tinynm_config::dbus::from_dict(&d) {
+            Ok(prof) => Some(prof),
+            Err(e) if kind == "vpn" || kind == "802-3-ethernet" => {
+                eprintln!("Warning: {p} is not a profile tinynm understands: {e}");
+                None
+            }
+            Err(_) => None,
+        };
+        out.push(Entry {
+            id: text("id"),
+            uuid: text("uuid"),
+            kind,
+            timestamp: get("timestamp")
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(0),
+            profile,
+            path: p,
+            dict: d,
+        });
     }
     Ok(out)
 }
@@ -115,16 +165,148 @@ fn gone(e: &zbus::Error) -> bool {
     }
 }
 
+/// The one profile `id` names: its UUID, its D-Bus path, or its id (connection.id). Two
+/// profiles with that id are an error that lists their UUIDs (exit 2); none is exit 10, with
+/// the nearest id when one is close.
+pub(crate) async fn find_entry(conn: &zbus::Connection, id: &str) -> anyhow::Result<Entry> {
+    let all = entries(conn).await?;
+    pick(all, id)
+}
+
+fn pick(all: Vec<Entry>, id: &str) -> anyhow::Result<Entry> {
+    if let Some(i) = all
+        .iter()
+        .position(|e| e.uuid.eq_ignore_ascii_case(id) || e.path.as_str() == id)
+    {
+        return Ok(all.into_iter().nth(i).expect("found"));
+    }
+    let mut same: Vec<Entry> = all.iter().filter(|e| e.id == id).map(clone_entry).collect();
+    match same.len() {
+        1 => Ok(same.remove(0)),
+        0 => {
+            let near = all
+                .iter()
+                .map(|e| (strsim::jaro_winkler(&e.id, id), &e.id))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let hint = match near {
+                Some((_, n)) => format!("; did you mean '{n}'?"),
+                None => String::new(),
+            };
+            Err(fail(
+                Exit::NotFound,
+                format!("unknown connection '{id}' (no profile has that id or UUID){hint}"),
+            ))
+        }
+        _ => {
+            same.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+            let list: Vec<String> = same
+                .iter()
+                .map(|e| format!("{} ({})", e.uuid, e.type_name()))
+                .collect();
+            Err(fail(
+                Exit::Usage,
+                format!(
+                    "'{id}' is ambiguous: {} profiles have that id: {}; name one by its UUID",
+                    same.len(),
+                    list.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn clone_entry(e: &Entry) -> Entry {
+    Entry {
+        path: e.path.clone(),
+        id: e.id.clone(),
+        uuid: e.uuid.clone(),
+        kind: e.kind.clone(),
+        timestamp: e.timestamp,
+        profile: e.profile.clone(),
+        dict: e
+            .dict
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.try_clone().ok()?)))
+                        .collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The profile `id` names (see [`find_entry`]); one of a type tinynm does not edit is an
+/// error saying so.
 pub(crate) async fn find(
     conn: &zbus::Connection,
     id: &str,
 ) -> anyhow::Result<(OwnedObjectPath, Profile)> {
-    let all = profiles(conn).await?;
-    all.into_iter()
-        .find(|(_, p)| p.connection.id == id || p.connection.uuid == id)
-        .ok_or_else(|| {
-            anyhow::anyhow!("unknown connection '{id}' (no profile has that id or UUID)")
-        })
+    let e = find_entry(conn, id).await?;
+    match e.profile {
+        Some(p) => Ok((e.path, p)),
+        None => Err(fail(
+            Exit::Usage,
+            format!(
+                "'{}' is a {} profile: tinynm edits VPN and wired profiles only",
+                e.id,
+                e.type_name()
+            ),
+        )),
+    }
+}
+
+/// An active connection.
+pub(crate) struct ActiveInfo {
+    pub path: OwnedObjectPath,
+    /// Its profile's path.
+    pub profile: OwnedObjectPath,
+    pub state: u32,
+    pub vpn: bool,
+    /// Its devices' interface names.
+    pub devices: Vec<String>,
+}
+
+/// Every active connection (one that goes meanwhile is left out).
+pub(crate) async fn actives(conn: &zbus::Connection) -> anyhow::Result<Vec<ActiveInfo>> {
+    use zbus::proxy::CacheProperties;
+    let m = ManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    let mut out = Vec::new();
+    for path in m.active_connections().await? {
+        let a = ActiveProxy::builder(conn)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        let (Ok(profile), Ok(state)) = (a.connection().await, a.state().await) else {
+            continue;
+        };
+        let mut devices = Vec::new();
+        for d in a.devices().await.unwrap_or_default() {
+            let dev = DeviceProxy::builder(conn)
+                .path(d)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await?;
+            if let Ok(i) = dev.interface().await {
+                devices.push(i);
+            }
+        }
+        out.push(ActiveInfo {
+            path,
+            profile,
+            state,
+            vpn: a.vpn().await.unwrap_or(false),
+            devices,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn json_of(path: &OwnedObjectPath, p: &Profile) -> serde_json::Value {

@@ -79,9 +79,13 @@ pub struct Opts {
     /// NM's timers (`nm`: 5 s) or a fifth of them (`fast`).
     #[arg(long, value_enum, default_value = "nm")]
     pub timeouts: Timeouts,
-    /// The report as JSON: {plugin, service, checks: [{id, status, detail}], passed, failed}.
-    #[arg(long)]
+    /// The report as JSON (the global `--json`): {plugin, service, checks: [{id, status,
+    /// detail}], passed, failed}.
+    #[arg(skip)]
     pub json: bool,
+    /// Colour (the global `--color`).
+    #[arg(skip)]
+    pub color: bool,
     /// Also write the report as JUnit XML to FILE (one test case per check).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -329,7 +333,7 @@ pub async fn run(o: Opts) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         header(&info);
-        table(&checks);
+        table(&checks, o.color);
         println!("{passed} passed, {failed} failed");
     }
     if o.keep {
@@ -353,9 +357,7 @@ fn header(info: &PluginInfo) {
 
 /// The checks as a table, a line each; the status in colour on a terminal (not with
 /// `NO_COLOR`).
-fn table(checks: &[Check]) {
-    use std::io::IsTerminal;
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+fn table(checks: &[Check], colour: bool) {
     for c in checks {
         let status = format!("{:<4}", c.status);
         let status = match (colour, c.status) {

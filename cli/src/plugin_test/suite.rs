@@ -321,7 +321,7 @@ pub(super) async fn run(o: &Opts, info: &PluginInfo, file: &Path) -> anyhow::Res
                     "FAIL"
                 }
             );
-            table(checks);
+            table(checks, o.color);
         }
         println!(
             "\n{} scenarios passed, {failed_scenarios} failed",
