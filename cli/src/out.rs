@@ -99,6 +99,14 @@ pub struct Fail {
     pub msg: String,
 }
 
+/// A context that makes the error it wraps end with `exit`.
+pub fn because(exit: Exit, msg: impl Into<String>) -> Fail {
+    Fail {
+        exit,
+        msg: msg.into(),
+    }
+}
+
 /// An error ending with `exit`.
 pub fn fail(exit: Exit, msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Fail {

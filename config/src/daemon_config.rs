@@ -240,6 +240,12 @@ pub enum DaemonConfigError {
 }
 
 impl DaemonConfig {
+    /// Where profiles' certificates and keys from imported files go: `certs/` in the profile
+    /// directory.
+    pub fn cert_dir(&self) -> PathBuf {
+        self.profile_dir.join("certs")
+    }
+
     /// The socket of the embedded bus, when `bus` asks for one.
     pub fn embedded_bus(&self) -> Option<PathBuf> {
         match self.bus.as_str() {

@@ -94,6 +94,21 @@ const OVPN: &[&str] = &[
     "</key>",
     "key-direction ",
     "reneg-sec ",
+    "comp-lzo ",
+    "compress ",
+    "dhcp-option DNS ",
+    "dhcp-option DOMAIN ",
+    "http-proxy ",
+    "keepalive ",
+    "tls-version-min ",
+    "mode ",
+    "<pkcs12>",
+    "</pkcs12>",
+    "\"",
+    "'",
+    "\\",
+    "--",
+    "\u{feff}",
 ];
 
 const DAEMON: &[&str] = &[
@@ -129,6 +144,17 @@ proptest! {
             Ok(i) => prop_assert!(!i.profile.vpn.data.contains_key("tun-mtu")),
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
+    }
+
+    #[test]
+    fn ovpn_lines_split_as_openvpn_and_plain_words_come_back(
+        text in "[a-z0-9 \"'\\#;-]{0,40}",
+        plain in proptest::collection::vec("[a-z0-9./-]{1,8}", 0..5),
+    ) {
+        // Any line: words or an error, never a panic.
+        let _ = ovpn::words(&text);
+        // Words without quotes or escapes come back as they were.
+        prop_assert_eq!(ovpn::words(&plain.join("  ")).unwrap(), plain);
     }
 
     #[test]

@@ -239,7 +239,12 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
         )
         .serve_at(
             state::paths::TINYNM_SETTINGS_PATH,
-            bus::keepup::KeepUpView { snap: keepup_rx },
+            bus::keepup::KeepUpView {
+                snap: keepup_rx,
+                cmd: cmd_tx.clone(),
+                auth: authority.clone(),
+                cert_dir: cfg.cert_dir(),
+            },
         )
         .build()
         .await

@@ -213,7 +213,7 @@ async fn import_of_a_bad_ovpn_names_the_line_and_changes_nothing() {
     let f = tmp.path().join("bad.ovpn");
     std::fs::write(
         &f,
-        "client\nremote 10.99.0.1\n<ca>\nX\n</ca>\nfragment 1300\n",
+        "client\nremote 10.99.0.1\n<ca>\nX\n</ca>\ncomp-lzo maybe\n",
     )
     .unwrap();
     let certs = tmp.path().join("certs");
@@ -230,7 +230,11 @@ async fn import_of_a_bad_ovpn_names_the_line_and_changes_nothing() {
     );
     assert!(!o.status.success());
     let err = text(&o.stderr);
-    assert!(err.contains("line 6: 'fragment' is not supported"), "{err}");
+    assert!(
+        err.contains("line 6: unsupported comp-lzo argument"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(!certs.exists(), "no inline file written");
     assert!(w.vpn_profiles().await.is_empty(), "no profile added");
 }

@@ -55,8 +55,9 @@ pub async fn run_add(conn: &zbus::Connection, a: AddArgs, out: Out) -> anyhow::R
     }
     p.vpn.data.extend(data);
     p.vpn.secrets.extend(secret);
-    p.validate()
-        .map_err(|e| anyhow::Error::new(e).context(usage("the profile is not valid")))?;
+    p.validate().map_err(|e| {
+        anyhow::Error::new(e).context(crate::out::because(Exit::Usage, "the profile is not valid"))
+    })?;
     let settings = SettingsProxy::new(conn).await?;
     let d = tinynm_config::dbus::to_dict(&p, true);
     let path = if unsaved {
@@ -124,8 +125,9 @@ pub async fn run_modify(conn: &zbus::Connection, a: ModifyArgs, out: Out) -> any
     if let Some(n) = never_default {
         p.ipv4.never_default = n;
     }
-    p.validate()
-        .map_err(|e| anyhow::Error::new(e).context(usage("the profile is not valid")))?;
+    p.validate().map_err(|e| {
+        anyhow::Error::new(e).context(crate::out::because(Exit::Usage, "the profile is not valid"))
+    })?;
     // Without secrets tinynmd keeps the stored ones; given ones replace them.
     let with_secrets = !secret.is_empty();
     p.vpn.secrets.extend(secret);
@@ -180,12 +182,4 @@ pub async fn run_delete(conn: &zbus::Connection, a: DeleteArgs, out: Out) -> any
         );
     }
     Ok(())
-}
-
-/// A context saying the input was wrong (exit 2).
-fn usage(msg: &str) -> crate::out::Fail {
-    crate::out::Fail {
-        exit: Exit::Usage,
-        msg: msg.into(),
-    }
 }

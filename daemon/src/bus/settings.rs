@@ -121,6 +121,31 @@ fn dict_permissions(d: &SettingsDict) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// AddConnection, with the files the profile names (`org.tinynm.Settings`'s
+/// `AddConnectionWithFiles`; none for NM's calls). Authorized before anything is written.
+pub(crate) async fn add_profile(
+    cmd: &mpsc::Sender<Command>,
+    auth: &crate::auth::Authority,
+    settings: SettingsDict,
+    save: bool,
+    files: Vec<(String, Vec<u8>)>,
+    hdr: &zbus::message::Header<'_>,
+    conn: &zbus::Connection,
+) -> Result<OwnedObjectPath, SettingsError> {
+    let uid = may_modify(auth, conn, hdr, &dict_permissions(&settings)).await?;
+    let (reply, rx) = oneshot::channel();
+    cmd.send(Command::Add {
+        uid,
+        settings,
+        save,
+        files,
+        reply,
+    })
+    .await
+    .map_err(closed)?;
+    rx.await?
+}
+
 impl SettingsView {
     async fn add(
         &self,
@@ -129,18 +154,7 @@ impl SettingsView {
         hdr: &zbus::message::Header<'_>,
         conn: &zbus::Connection,
     ) -> Result<OwnedObjectPath, SettingsError> {
-        let uid = may_modify(&self.auth, conn, hdr, &dict_permissions(&settings)).await?;
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Add {
-                uid,
-                settings,
-                save,
-                reply,
-            })
-            .await
-            .map_err(closed)?;
-        rx.await?
+        add_profile(&self.cmd, &self.auth, settings, save, Vec::new(), hdr, conn).await
     }
 }
 

@@ -34,14 +34,14 @@ fn matching(patterns: &[String]) -> Vec<PathBuf> {
     out
 }
 
-fn write_private(path: &Path, body: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    f.write_all(body.as_bytes())
+    f.write_all(body)
 }
 
 impl Core {
@@ -88,8 +88,17 @@ impl Core {
             return Ok(false);
         }
         let certs = self.h.cfg.state_dir.join("import");
+        let source = tinynm_config::ovpn::Source {
+            name: &name,
+            uuid: &uuid,
+            cert_dir: &certs,
+            base_dir: path.parent(),
+        };
         let mut imported =
-            tinynm_config::ovpn::import(&text, &name, &uuid, &certs).map_err(|e| e.to_string())?;
+            tinynm_config::ovpn::import_from(&text, source).map_err(|e| e.to_string())?;
+        for w in &imported.warnings {
+            tracing::warn!("{}: {w}", file.display());
+        }
         let data = &mut imported.profile.vpn.data;
         let import = self.h.cfg.import.clone();
         for (key, on) in [

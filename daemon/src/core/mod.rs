@@ -223,9 +223,10 @@ impl Core {
                 uid,
                 settings,
                 save,
+                files,
                 reply,
             } => {
-                let _ = reply.send(self.add(uid, settings, save).await);
+                let _ = reply.send(self.add_with_files(uid, settings, save, files).await);
                 self.wired_links().await;
             }
             Command::Update {

@@ -95,6 +95,27 @@ impl Core {
             .await
     }
 
+    /// Writes `files` into the certificate directory, then adds the profile; if the profile is
+    /// refused, the files written are removed again.
+    pub(super) async fn add_with_files(
+        &mut self,
+        uid: u32,
+        d: SettingsDict,
+        save: bool,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<OwnedObjectPath, SettingsError> {
+        let dir = self.h.cfg.cert_dir();
+        let written = crate::store::write_new_files(&dir, &files)
+            .map_err(|e| SettingsError::Failed(format!("{}: {e}", dir.display())))?;
+        let r = self.add(uid, d, save).await;
+        if r.is_err() {
+            for f in &written {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+        r
+    }
+
     pub(super) async fn add(
         &mut self,
         uid: u32,

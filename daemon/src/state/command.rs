@@ -47,6 +47,9 @@ pub enum Command {
         settings: SettingsDict,
         /// Write it to disk.
         save: bool,
+        /// Files the profile names, to write first into the daemon's certificate directory
+        /// (`org.tinynm.Settings.AddConnectionWithFiles`): file name → contents.
+        files: Vec<(String, Vec<u8>)>,
         /// Reply.
         reply: oneshot::Sender<Result<OwnedObjectPath, SettingsError>>,
     },

@@ -191,6 +191,69 @@ pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> 
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Writes new files (mode 0600) into `dir` (made 0700 if missing): `name` must be a plain file
+/// name. A file already there with the same contents is taken as it is; one with other contents
+/// is an error, and so is any other failure, after the files written so far are removed.
+/// Returns the files it wrote.
+pub fn write_new_files(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<PathBuf>> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let mut written = Vec::new();
+    let r = (|| {
+        if files.is_empty() {
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        for (name, body) in files {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("'{name}' is not a plain file name"),
+                ));
+            }
+            let path = dir.join(name);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    written.push(path.clone());
+                    f.write_all(body)?;
+                    f.sync_all()?;
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    if std::fs::read(&path).ok().as_deref() != Some(body.as_slice()) {
+                        return Err(Error::new(
+                            ErrorKind::AlreadyExists,
+                            format!(
+                                "{} already exists with other contents (another profile's?): import under another name",
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            for f in &written {
+                let _ = std::fs::remove_file(f);
+            }
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
