@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// NM's plugin directories, in priority order (spec §2.2).
 pub const NM_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/NetworkManager/VPN", "/etc/NetworkManager/VPN"];
@@ -30,7 +30,7 @@ pub fn system_bus_address_from(var: Option<String>) -> String {
 }
 
 /// The daemon's settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DaemonConfig {
     /// `system` (honours `DBUS_SYSTEM_BUS_ADDRESS`), a D-Bus address, or `embedded[:PATH]`: a
@@ -74,7 +74,7 @@ pub struct DaemonConfig {
 /// `[import]`: configuration files read at each start, kept in memory as profiles (the files
 /// stay the truth: changed, they are read anew at the next start; a profile saved with the
 /// same UUID wins).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ImportSettings {
     /// Glob patterns of OpenVPN client files (`.ovpn`), e.g. `"/config/*.ovpn"`; the
@@ -97,7 +97,7 @@ impl Default for ImportSettings {
 }
 
 /// `[firewall]`: tinynm's kill switch (nftables table `inet tinynm`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct FirewallSettings {
     /// Fail closed always: from start-up on, only loopback, DHCP, the VPN servers, the
@@ -136,7 +136,7 @@ pub fn parse_prefix(s: &str) -> Result<ipnetwork::IpNetwork, String> {
 }
 
 /// `[dns]`: the backend that puts the VPNs' DNS in force.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DnsSettings {
     /// `none` (tinynmd touches nothing), `file` (it writes `resolv-conf`), `resolved`
@@ -159,7 +159,7 @@ impl Default for DnsSettings {
 }
 
 /// NM's timers (spec §3.4), in seconds.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Timeouts {
     /// Waiting for the plugin to claim its bus name after exec.
@@ -419,6 +419,72 @@ mod tests {
             e,
             "daemon.toml: [timeouts] plugin-call: expected a positive number of seconds, found -1"
         );
+    }
+
+    /// The keys of a TOML table, `section.key`, recursively (the free-form `[authorization]`
+    /// only as a section).
+    fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let name = format!("{prefix}{k}");
+                out.push(name.clone());
+                if k != "authorization" {
+                    keys(v, &format!("{name}."), out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_manual_documents_every_key_the_code_reads() {
+        let man = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/tinynm-daemon.toml.5"),
+        )
+        .unwrap();
+        // Every key the code reads: the full settings (the optional ones set) as TOML.
+        let mut full = DaemonConfig {
+            secrets_file: Some("/s".into()),
+            ..DaemonConfig::default()
+        };
+        full.authorization
+            .insert("network-control".into(), vec!["group:netdev".into()]);
+        let code: toml::Value = toml::Value::try_from(&full).unwrap();
+        let mut want = Vec::new();
+        keys(&code, "", &mut want);
+        // The manual's example holds them all, and the code takes it as it is.
+        let example = man
+            .split(".EX\n")
+            .nth(1)
+            .and_then(|e| e.split("\n.EE").next())
+            .expect("an .EX … .EE example");
+        DaemonConfig::from_toml_str(example, Path::new("example")).unwrap();
+        let mut have = Vec::new();
+        keys(&toml::from_str(example).unwrap(), "", &mut have);
+        want.sort();
+        have.sort();
+        assert_eq!(
+            have, want,
+            "the manual's example and the code's keys differ"
+        );
+        // And each key has its own paragraph: `\fBkey\fR = …`, under its section's heading.
+        for k in &want {
+            let (section, key) = match k.rsplit_once('.') {
+                Some((s, k)) => (Some(s), k),
+                None => (None, k.as_str()),
+            };
+            if section.is_none() && full_is_table(&code, key) {
+                assert!(man.contains(&format!(".SH [{key}]")), "no section [{key}]");
+                continue;
+            }
+            assert!(
+                man.contains(&format!("\\fB{key}\\fR = ")),
+                "{k} is not documented"
+            );
+        }
+    }
+
+    fn full_is_table(v: &toml::Value, key: &str) -> bool {
+        v.get(key).is_some_and(toml::Value::is_table)
     }
 
     #[test]

@@ -243,20 +243,7 @@ impl RoutingRule {
     pub fn parse(s: &str) -> Result<RoutingRule, String> {
         let words: Vec<&str> = s.split_whitespace().collect();
         let (mut priority, mut from, mut to, mut table) = (None, None, None, None);
-        let prefix = |w: &str| -> Result<(IpAddr, u8), String> {
-            let (a, l) = w.split_once('/').unwrap_or((w, ""));
-            let a: IpAddr = a.parse().map_err(|_| format!("'{w}' is not ADDRESS/LEN"))?;
-            let max = if a.is_ipv4() { 32 } else { 128 };
-            let l = if l.is_empty() {
-                max
-            } else {
-                l.parse::<u8>()
-                    .ok()
-                    .filter(|l| *l <= max)
-                    .ok_or_else(|| format!("'{w}' is not ADDRESS/LEN"))?
-            };
-            Ok((a, l))
-        };
+        let prefix = |w: &str| parse_prefix(w).ok_or_else(|| format!("'{w}' is not ADDRESS/LEN"));
         let mut i = 0;
         while i < words.len() {
             let v = words
@@ -641,19 +628,17 @@ pub fn is_uuid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Parses `ADDR/PREFIX` (or a bare address, taken as a host route).
+/// Parses `ADDR/PREFIX` (or a bare address, taken as a host route), by `ipnetwork` (the crate
+/// rustables takes prefixes in); the address is kept as written (host bits and all).
 pub fn parse_prefix(s: &str) -> Option<(IpAddr, u8)> {
-    let (a, p) = match s.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
-    };
-    let addr: IpAddr = a.trim().parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = match p {
-        Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
-        None => max,
-    };
-    Some((addr, prefix))
+    // `ipnetwork` also takes a netmask after the slash; NM's forms have a length.
+    if s.split_once('/')
+        .is_some_and(|(_, p)| !p.trim().bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let n: ipnetwork::IpNetwork = s.trim().parse().ok()?;
+    Some((n.ip(), n.prefix()))
 }
 
 #[cfg(test)]

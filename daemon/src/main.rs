@@ -7,6 +7,7 @@ mod bus;
 mod core;
 mod dns;
 mod firewall;
+mod logging;
 mod memory;
 mod netlink;
 mod secrets;
@@ -22,13 +23,16 @@ use anyhow::Context;
 use clap::Parser;
 use tinynm_config::DaemonConfig;
 use tokio::sync::{mpsc, watch};
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::filter::LevelFilter;
 
 /// tinynmd: a small, fast NetworkManager for VPN connections.
 #[derive(Parser, Debug)]
-#[command(name = "tinynmd", version, about)]
+#[command(
+    name = "tinynmd",
+    version,
+    about,
+    after_long_help = "Settings: /etc/tinynm/daemon.toml (--config), every key described in tinynm-daemon.toml(5).\nEnvironment: TINYNM_LOG (else RUST_LOG), a log filter over log-level; JOURNAL_STREAM (set by systemd): log to the journal."
+)]
 struct Args {
     /// daemon.toml (default: /etc/tinynm/daemon.toml when it exists).
     #[arg(long, value_name = "FILE")]
@@ -101,21 +105,7 @@ fn main() -> anyhow::Result<()> {
             cfg.log_level
         )
     })?;
-    // Our own modules at the chosen level; libraries (zbus…) only from warnings up.
-    let filter = Targets::new()
-        .with_target("tinynmd", level)
-        .with_target("tinynm_vpn_plugin", level)
-        .with_target("mozim", level)
-        .with_default(level.min(LevelFilter::WARN));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(|| tinynm_vpn_plugin::service::QuietStderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_target(false),
-        )
-        .with(filter)
-        .init();
+    logging::init(level)?;
     tracing::debug!("starting with {cfg:?}");
     // The embedded bus first: it runs on a thread of its own, tinynmd connects to it below.
     if let Some(path) = cfg.embedded_bus() {

@@ -139,6 +139,7 @@ fn layers_import_only_below_them() {
     may("store", &[]);
     may("memory", &[]);
     may("broker", &[]);
+    may("logging", &[]);
     may("firewall", &[]);
     may("auth", &[]);
     may("dns", &["store"]);

@@ -304,10 +304,29 @@ pub(crate) fn private_mount_namespace() -> std::io::Result<()> {
 /// Makes `cmd` start in a mount namespace of its own, with a tmpfs over `/run` holding
 /// `/run/dbus/system_bus_socket` (a link to `socket`) and an empty `/run/NetworkManager`.
 pub fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxError> {
+    private_run_with_journal(cmd, socket, None)
+}
+
+/// [`private_run_for`], and with `journal`, `/run/systemd/journal/socket` there is that socket
+/// (journald's, for a test to read what a program logs to the journal).
+pub fn private_run_with_journal(
+    cmd: &mut Command,
+    socket: &Path,
+    journal: Option<&Path>,
+) -> Result<(), SandboxError> {
     use std::ffi::CString;
     let c = |s: &str| CString::new(s).expect("no NUL");
     let target = CString::new(socket.as_os_str().as_encoded_bytes())
         .map_err(|_| SandboxError::Setup("bus socket path has a NUL".into()))?;
+    let journal = journal
+        .map(|j| CString::new(j.as_os_str().as_encoded_bytes()))
+        .transpose()
+        .map_err(|_| SandboxError::Setup("journal socket path has a NUL".into()))?;
+    let (systemd, journal_dir, journal_link) = (
+        c("/run/systemd"),
+        c("/run/systemd/journal"),
+        c("/run/systemd/journal/socket"),
+    );
     let (run, tmpfs, dbus, link, nm, opts) = (
         c("/run"),
         c("tmpfs"),
@@ -338,6 +357,11 @@ pub fn private_run_for(cmd: &mut Command, socket: &Path) -> Result<(), SandboxEr
             ))?;
             check(libc::mkdir(dbus.as_ptr(), 0o755))?;
             check(libc::symlink(target.as_ptr(), link.as_ptr()))?;
+            if let Some(j) = &journal {
+                check(libc::mkdir(systemd.as_ptr(), 0o755))?;
+                check(libc::mkdir(journal_dir.as_ptr(), 0o755))?;
+                check(libc::symlink(j.as_ptr(), journal_link.as_ptr()))?;
+            }
             check(libc::mkdir(nm.as_ptr(), 0o755))
         });
     }
@@ -365,6 +389,7 @@ pub struct Daemon {
 struct Launch {
     bind_mounts: Vec<BindMount>,
     private_run: bool,
+    journal_socket: Option<PathBuf>,
     bus_in_config_only: bool,
     env: Vec<(String, String)>,
 }
@@ -456,6 +481,8 @@ pub struct DaemonOptions {
     pub private_tmp: bool,
     /// Files bind-mounted in tinynmd's own mount namespace (the host sees none of them).
     pub bind_mounts: Vec<BindMount>,
+    /// With `private_run`: the socket that is `/run/systemd/journal/socket` there.
+    pub journal_socket: Option<PathBuf>,
 }
 
 impl Default for DaemonOptions {
@@ -472,6 +499,7 @@ impl Default for DaemonOptions {
             env: Vec::new(),
             private_tmp: false,
             bind_mounts: Vec::new(),
+            journal_socket: None,
         }
     }
 }
@@ -552,6 +580,7 @@ impl Daemon {
         let launch = Launch {
             bind_mounts: opts.bind_mounts.clone(),
             private_run: opts.private_run,
+            journal_socket: opts.journal_socket.clone(),
             bus_in_config_only: opts.bus_in_config_only,
             env,
         };
@@ -598,7 +627,7 @@ impl Daemon {
         cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         ns.prepare(&mut cmd);
         if launch.private_run {
-            private_run_for(&mut cmd, &bus.socket())?;
+            private_run_with_journal(&mut cmd, &bus.socket(), launch.journal_socket.as_deref())?;
         }
         if !launch.bind_mounts.is_empty() {
             bind_mounts_for(&mut cmd, &launch.bind_mounts)?;

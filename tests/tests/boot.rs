@@ -54,6 +54,9 @@ fn install_puts_everything_at_fhs_paths_and_the_policy_works_on_a_real_bus() {
         ("etc/tinynm/daemon.toml", 0o644),
         ("usr/share/man/man1/tinynm.1", 0o644),
         ("usr/share/man/man8/tinynmd.8", 0o644),
+        ("usr/share/man/man5/tinynm-daemon.toml.5", 0o644),
+        ("usr/share/doc/tinynm/examples/daemon.toml", 0o644),
+        ("usr/share/doc/tinynm/cli.md", 0o644),
         ("usr/share/bash-completion/completions/tinynm", 0o644),
         ("usr/share/zsh/vendor-completions/_tinynm", 0o644),
         ("usr/share/fish/vendor_completions.d/tinynm.fish", 0o644),
@@ -75,6 +78,10 @@ fn install_puts_everything_at_fhs_paths_and_the_policy_works_on_a_real_bus() {
         "wait\\-online",
         "completions",
         "agent",
+        "general",
+        "device",
+        "monitor",
+        "Exit status",
     ] {
         assert!(man1.contains(cmd), "{cmd} in tinynm(1):\n{man1}");
     }

@@ -5,23 +5,30 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// What a resolv.conf says: its servers, search domains and the other lines.
+/// What a resolv.conf says: its servers and search domains as the `resolv-conf` crate reads
+/// them (glibc's rules: the last `search` or `domain` line wins; a line it cannot read is
+/// skipped), and the other lines (`options`, `sortlist`…) as they are, to be kept.
 pub fn parse_resolv(text: &str) -> (Vec<IpAddr>, Vec<String>, Vec<String>) {
-    let (mut servers, mut search, mut other) = (Vec::new(), Vec::new(), Vec::new());
-    for l in text.lines() {
-        let t = l.trim();
-        let mut w = t.split_whitespace();
-        match w.next() {
-            Some("nameserver") => {
-                if let Some(a) = w.next().and_then(|a| a.parse().ok()) {
-                    servers.push(a);
-                }
-            }
-            Some("search" | "domain") => search.extend(w.map(str::to_string)),
-            Some(x) if !x.starts_with('#') && !x.starts_with(';') => other.push(t.to_string()),
-            _ => {}
-        }
-    }
+    let (cfg, _skipped) = resolv_conf::Config::parse_with_errors(text.as_bytes());
+    let servers = cfg
+        .nameservers
+        .iter()
+        .map(|s| IpAddr::from(s.clone()))
+        .collect();
+    let search = match (cfg.get_search(), cfg.get_domain()) {
+        (Some(s), _) => s.clone(),
+        (None, Some(d)) => vec![d.clone()],
+        (None, None) => Vec::new(),
+    };
+    let other = text
+        .lines()
+        .map(str::trim)
+        .filter(|t| match t.split_whitespace().next() {
+            Some("nameserver" | "search" | "domain") | None => false,
+            Some(x) => !x.starts_with('#') && !x.starts_with(';'),
+        })
+        .map(str::to_string)
+        .collect();
     (servers, search, other)
 }
 

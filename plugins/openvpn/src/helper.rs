@@ -129,15 +129,13 @@ fn configs(env: &Env) -> Result<(GenericConfig, Option<IpConfig>, Option<IpConfi
                 let Some(net) = env.get(&format!("route_ipv6_network_{i}")) else {
                     break;
                 };
-                let (a, p) = net.split_once('/').unwrap_or((net, "128"));
-                let dest: Ipv6Addr = a.parse().map_err(|_| {
-                    format!("route_ipv6_network_{i}: '{net}' is not ADDRESS/PREFIX")
-                })?;
-                let p: u8 = p.parse().ok().filter(|p| *p <= 128).ok_or_else(|| {
-                    format!("route_ipv6_network_{i}: '{net}' is not ADDRESS/PREFIX")
-                })?;
+                let (dest, p) = tinynm_config::profile::parse_prefix(net)
+                    .filter(|(a, _)| a.is_ipv6())
+                    .ok_or_else(|| {
+                        format!("route_ipv6_network_{i}: '{net}' is not ADDRESS/PREFIX")
+                    })?;
                 routes.push(PluginRoute {
-                    dest: IpAddr::V6(dest),
+                    dest,
                     prefix: p,
                     next_hop: env.addr::<IpAddr>(&format!("route_ipv6_gateway_{i}"))?,
                     pref_src: None,
