@@ -36,8 +36,15 @@ pub async fn run(conn: &zbus::Connection, out: Out) -> anyhow::Result<()> {
                 ("org.freedesktop.NetworkManager.Device", "StateChanged") => {
                     let (new, _old, reason): (u32, u32, u32) = m.body().deserialize()?;
                     let dev = names.device(conn, &path).await;
-                    let mut e = Event::new("device", &dev, names::device_state(new));
-                    if new == 120 || new == 30 {
+                    // As nmcli: an interface configured outside the daemon is "connecting
+                    // (externally)", then "connected (externally)".
+                    let state = match new {
+                        40..=90 if external(conn, &path).await => "connecting (externally)",
+                        100 if external(conn, &path).await => "connected (externally)",
+                        s => names::device_state(s),
+                    };
+                    let mut e = Event::new("device", &dev, state);
+                    if new == 120 {
                         e.reason = Some(names::device_reason(reason));
                     }
                     e
@@ -58,6 +65,11 @@ pub async fn run(conn: &zbus::Connection, out: Out) -> anyhow::Result<()> {
                 ("org.freedesktop.NetworkManager.Connection.Active", "StateChanged") => {
                     let (state, reason): (u32, u32) = m.body().deserialize()?;
                     let id = names.active(conn, &path).await;
+                    if id == path {
+                        // Gone before it could be named (an external connection's end): as
+                        // nmcli, nothing to say.
+                        continue;
+                    }
                     let mut e = Event::new("connection", &id, names::ac_state(state));
                     if state == 4 {
                         // Kept: the VPN's last VpnStateChanged may come after this.
@@ -107,6 +119,32 @@ pub async fn run(conn: &zbus::Connection, out: Out) -> anyhow::Result<()> {
         r = follow => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+/// Whether the device's active connection was configured outside the daemon.
+async fn external(conn: &zbus::Connection, device: &str) -> bool {
+    let flags = async {
+        let d = tinynm_client::DeviceProxy::builder(conn)
+            .path(device.to_string())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .ok()?;
+        let ac = d.active_connection().await.ok()?;
+        if ac.as_str() == "/" {
+            return None;
+        }
+        tinynm_client::ActiveProxy::builder(conn)
+            .path(ac)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .ok()?
+            .state_flags()
+            .await
+            .ok()
+    };
+    flags.await.is_some_and(|f| f & 0x80 != 0)
 }
 
 fn path_arg(m: &zbus::Message) -> String {

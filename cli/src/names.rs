@@ -55,7 +55,7 @@ pub fn ac_state(v: u32) -> &'static str {
     }
 }
 
-/// `NMDeviceType`, as nmcli names it.
+/// `NMDeviceType`, as nmcli names it (a veth is an ethernet to libnm, as in nmcli's `device`).
 pub fn device_type(v: u32) -> &'static str {
     match v {
         1 => "ethernet",
@@ -73,7 +73,7 @@ pub fn device_type(v: u32) -> &'static str {
         17 => "ip-tunnel",
         18 => "macvlan",
         19 => "vxlan",
-        20 => "veth",
+        20 => "ethernet",
         21 => "macsec",
         22 => "dummy",
         23 => "ppp",

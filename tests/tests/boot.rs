@@ -43,10 +43,7 @@ fn install_puts_everything_at_fhs_paths_and_the_policy_works_on_a_real_bus() {
         ("usr/libexec/tinynm/tinynm-testbench", 0o755),
         ("usr/lib/tinynm/VPN/tinynm-openvpn.name", 0o644),
         ("lib/systemd/system/tinynmd.service", 0o644),
-        (
-            "usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf",
-            0o644,
-        ),
+        ("usr/share/dbus-1/system.d/tinynm.conf", 0o644),
         (
             "usr/share/dbus-1/system-services/org.freedesktop.NetworkManager.service",
             0o644,

@@ -327,7 +327,7 @@ async fn monitor_follows_vpn_states_and_devices() {
     wait_for(serde_json::json!({"event": "vpn", "object": "mon", "state": "ACTIVATED"})).await;
     wait_for(serde_json::json!({"event": "connection", "object": "mon", "state": "activated"}))
         .await;
-    wait_for(serde_json::json!({"event": "device", "object": "tbmon", "state": "connected"})).await;
+    wait_for(serde_json::json!({"event": "device", "object": "tbmon", "state": "connected (externally)"})).await;
     w.manager().await.deactivate_connection(&ac).await.unwrap();
     wait_for(
         serde_json::json!({"event": "vpn", "object": "mon", "state": "DISCONNECTED",
