@@ -193,7 +193,21 @@ async fn main() {
         Cmd::WaitOnline { vpn } => {
             let limit = Duration::from_secs(cli.timeout.unwrap_or(30));
             let call = Duration::from_secs(call_timeout.min(cli.timeout.unwrap_or(25)));
-            match online::wait(cli.bus_address.as_deref(), vpn, limit, call).await {
+            let started = std::time::Instant::now();
+            let r = online::wait(cli.bus_address.as_deref(), vpn, limit, call).await;
+            if out.json {
+                let v = match &r {
+                    Ok(online) => serde_json::json!({
+                        "online": online, "vpn": vpn,
+                        "seconds": started.elapsed().as_secs_f64(),
+                    }),
+                    Err(e) => {
+                        serde_json::json!({"error": {"exit": 2, "kind": "error", "message": format!("{e:#}")}})
+                    }
+                };
+                println!("{v}");
+            }
+            match r {
                 Ok(true) => std::process::exit(0),
                 Ok(false) => {
                     eprintln!(

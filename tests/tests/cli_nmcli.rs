@@ -220,6 +220,23 @@ async fn exit_codes_names_and_json_errors() {
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(json(&o)["error"]["kind"], "activation-failed");
 
+    // A plugin that dies: NM's reason, and the last line the plugin wrote (tinynmd keeps it).
+    w.add("dies", &[("tundev", "tbdie"), ("exit-at", "connect")])
+        .await;
+    let o = tinynm(&w, &["connection", "up", "dies"]).await;
+    assert_eq!(o.status.code(), Some(4));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("Connection activation failed: The VPN service stopped unexpectedly"),
+        "{err}"
+    );
+    assert!(
+        err.contains("The plugin's last line: ")
+            && err.contains("exit-at=connect: exiting as scripted"),
+        "{err}\n{}",
+        w.daemon.log_text()
+    );
+
     // A mistyped command: clap's suggestion, usage exit 2.
     let o = tinynm(&w, &["conection", "list"]).await;
     assert_eq!(o.status.code(), Some(2));

@@ -145,6 +145,21 @@ async fn ac_signals(conn: &zbus::Connection, member: &str) -> anyhow::Result<Mes
     Ok(MessageStream::for_match_rule(rule, conn, None).await?)
 }
 
+/// The last line the plugin of the profile's failed VPN wrote (tinynmd's
+/// `org.tinynm.Settings.PluginLog`; `None` from NetworkManager, or when it wrote nothing).
+async fn plugin_said(conn: &zbus::Connection, uuid: &str) -> Option<String> {
+    let p = zbus::Proxy::new(
+        conn,
+        "org.tinynm",
+        "/org/tinynm/Settings",
+        "org.tinynm.Settings",
+    )
+    .await
+    .ok()?;
+    let lines: Vec<String> = p.call("PluginLog", &(uuid,)).await.ok()?;
+    lines.last().cloned()
+}
+
 /// Prints the states as they come: on a terminal one line, rewritten, with the time taken;
 /// otherwise a plain line per state (`VPN state: NAME`, as before).
 struct Progress {
@@ -247,10 +262,14 @@ pub async fn follow_up(
                 return Ok(());
             }
             if down {
+                let said = match plugin_said(conn, &e.uuid).await {
+                    Some(l) => format!("\nThe plugin's last line: {l}"),
+                    None => String::new(),
+                };
                 return Err(fail(
                     Exit::Activation,
                     format!(
-                        "Connection activation failed: {}",
+                        "Connection activation failed: {}{said}",
                         Reason::from_u32(reason).nmcli_text()
                     ),
                 ));

@@ -44,6 +44,29 @@ impl KeepUpView {
         super::settings::add_profile(&self.cmd, &self.auth, settings, save, files, &hdr, conn).await
     }
 
+    /// The last lines the plugin of the profile `uuid`'s last VPN wrote, oldest first (none
+    /// when it has not run since tinynmd started): what `tinynm connection up` shows beside
+    /// NM's reason when it fails. Needs `network-control`, as activating does.
+    async fn plugin_log(
+        &self,
+        uuid: String,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<Vec<String>, SettingsError> {
+        let caller = crate::auth::Caller::of(conn, &hdr).await?;
+        self.auth
+            .require(&caller, "network-control")
+            .await
+            .map_err(SettingsError::PermissionDenied)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.cmd
+            .send(Command::LastPluginLog { uuid, reply })
+            .await
+            .map_err(|_| SettingsError::Failed("tinynmd is stopping".into()))?;
+        rx.await
+            .map_err(|_| SettingsError::Failed("tinynmd is stopping".into()))
+    }
+
     /// Where `AddConnectionWithFiles` writes: the profile directory's `certs/`.
     #[zbus(property)]
     fn cert_dir(&self) -> String {

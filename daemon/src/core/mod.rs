@@ -90,7 +90,13 @@ pub struct Core {
     leases: crate::wired::Leases,
     /// The kill switch (`killswitch.rs`).
     killswitch: killswitch::KillSwitch,
+    /// The last lines of the plugin of each profile's last VPN, by UUID (at most
+    /// [`PLUGIN_LOGS`] profiles).
+    plugin_logs: BTreeMap<String, Vec<String>>,
 }
+
+/// How many profiles' plugin lines are kept.
+const PLUGIN_LOGS: usize = 64;
 
 impl Core {
     /// A core with no profiles yet.
@@ -125,6 +131,7 @@ impl Core {
             secondary_of: BTreeMap::new(),
             leases,
             killswitch: killswitch::KillSwitch::default(),
+            plugin_logs: BTreeMap::new(),
         }
     }
 
@@ -243,6 +250,15 @@ impl Core {
             Command::Delete { uid, n, reply } => {
                 let _ = reply.send(self.delete(uid, n).await);
                 self.killswitch_sync().await;
+            }
+            Command::PluginLog { uuid, lines } => {
+                if self.plugin_logs.len() >= PLUGIN_LOGS && !self.plugin_logs.contains_key(&uuid) {
+                    self.plugin_logs.pop_first();
+                }
+                self.plugin_logs.insert(uuid, lines);
+            }
+            Command::LastPluginLog { uuid, reply } => {
+                let _ = reply.send(self.plugin_logs.get(&uuid).cloned().unwrap_or_default());
             }
             Command::Ended { n } => {
                 self.wired_ended(n).await;

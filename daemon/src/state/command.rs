@@ -80,6 +80,22 @@ pub enum Command {
         /// The active connection.
         n: AcId,
     },
+    /// A VPN is about to announce its end (FAILED, DISCONNECTED): its plugin's last lines, kept
+    /// by profile UUID for `org.tinynm.Settings.PluginLog` (sent before the signal, so that a
+    /// client that asks on seeing the end gets them).
+    PluginLog {
+        /// The profile's UUID.
+        uuid: String,
+        /// The plugin's last lines, oldest first.
+        lines: Vec<String>,
+    },
+    /// The last lines the plugin of a profile's last VPN wrote.
+    LastPluginLog {
+        /// The profile's UUID.
+        uuid: String,
+        /// Reply.
+        reply: oneshot::Sender<Vec<String>>,
+    },
     /// An active connection reached or left ACTIVATED.
     Changed,
     /// A VPN's config is in the kernel and it is about to announce ACTIVATED: answered once the

@@ -51,6 +51,8 @@ pub struct PluginLink {
     proxy: Option<VpnPluginProxy<'static>>,
     pid: Option<u32>,
     exited: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The plugin's last lines.
+    pub lines: plugin::PluginLines,
 }
 
 /// Whether a failed call failed because the plugin left the bus, not because it answered an
@@ -86,6 +88,7 @@ impl PluginLink {
             proxy: None,
             pid: None,
             exited: None,
+            lines: plugin::PluginLines::default(),
         }
     }
 
@@ -206,9 +209,16 @@ impl PluginLink {
         runtime: &std::path::Path,
     ) -> Option<Event> {
         let tx = self.events_tx.clone();
-        match plugin::spawn(info, &self.bus_name, bus, runtime, move |how| {
-            let _ = tx.send(Ev::Exited(how));
-        }) {
+        match plugin::spawn(
+            info,
+            &self.bus_name,
+            bus,
+            runtime,
+            self.lines.clone(),
+            move |how| {
+                let _ = tx.send(Ev::Exited(how));
+            },
+        ) {
             Ok(plugin::Spawned { pid, exited }) => {
                 tracing::info!(
                     "started {} (pid {pid}) for {}",

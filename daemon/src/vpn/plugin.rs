@@ -88,11 +88,64 @@ pub fn describe_exit(s: std::process::ExitStatus) -> String {
 /// Starts the plugin; `on_exit` gets how it ended. Returns its pid. `bus`: the address of
 /// tinynmd's bus when it is not the system bus, given to the plugin as its system bus (the only
 /// one an NM plugin connects to).
+/// The last lines a plugin wrote (stdout and stderr), kept to say why a VPN failed, and
+/// whether its output has ended.
+#[derive(Clone)]
+pub struct PluginLines(std::sync::Arc<LinesInner>);
+
+struct LinesInner {
+    lines: std::sync::Mutex<std::collections::VecDeque<String>>,
+    ended: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for PluginLines {
+    fn default() -> Self {
+        PluginLines(std::sync::Arc::new(LinesInner {
+            lines: Default::default(),
+            ended: tokio::sync::watch::Sender::new(false),
+        }))
+    }
+}
+
+impl PluginLines {
+    /// How many lines are kept.
+    const KEEP: usize = 5;
+    /// How long a line kept may be (a longer one is cut).
+    const WIDTH: usize = 400;
+
+    fn push(&self, line: &str) {
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        let cut: String = line.chars().take(Self::WIDTH).collect();
+        let mut q = self.0.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == Self::KEEP {
+            q.pop_front();
+        }
+        q.push_back(cut);
+    }
+
+    /// The lines, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        let q = self.0.lines.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter().cloned().collect()
+    }
+
+    /// Waits (at most `limit`) until the plugin's output has ended: a plugin that died may
+    /// have written its last words after its bus name went.
+    pub async fn ended(&self, limit: Duration) {
+        let mut rx = self.0.ended.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|e| *e)).await;
+    }
+}
+
 pub fn spawn(
     info: &PluginInfo,
     bus_name: &str,
     bus: Option<&str>,
     runtime: &std::path::Path,
+    lines: PluginLines,
     on_exit: impl FnOnce(String) + Send + 'static,
 ) -> Result<Spawned, ExecError> {
     let mut cmd = Command::new(&info.program);
@@ -125,9 +178,11 @@ pub fn spawn(
     LIVE.fetch_add(1, Ordering::SeqCst);
     let span = tracing::Span::current();
     let name = info.name.clone();
-    tinynm_vpn_plugin::process::each_line(&mut child, move |l| {
+    let ended = lines.clone();
+    let readers = tinynm_vpn_plugin::process::each_line(&mut child, move |l| {
         let _in = span.enter();
         let (level, msg) = line_level(&l);
+        lines.push(msg);
         match level {
             tracing::Level::ERROR => tracing::error!(plugin = %name, "{msg}"),
             tracing::Level::WARN => tracing::warn!(plugin = %name, "{msg}"),
@@ -135,6 +190,12 @@ pub fn spawn(
             tracing::Level::TRACE => tracing::trace!(plugin = %name, "{msg}"),
             _ => tracing::info!(plugin = %name, "{msg}"),
         }
+    });
+    tokio::spawn(async move {
+        for r in readers {
+            let _ = r.await;
+        }
+        ended.0.ended.send_replace(true);
     });
     let (exited_tx, exited) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -386,6 +386,19 @@ impl Task {
     async fn teardown(&mut self, end: End) {
         self.timers.clear();
         self.remove_config().await;
+        // A plugin that died may have written why just before: its output, until it ends.
+        if end.reason == Reason::ServiceStopped {
+            self.link.lines.ended(Duration::from_millis(250)).await;
+        }
+        // Before the end is announced: a client that sees it and asks gets them.
+        let _ = self
+            .p
+            .core
+            .send(Command::PluginLog {
+                uuid: self.p.profile.connection.uuid.clone(),
+                lines: self.link.lines.lines(),
+            })
+            .await;
         self.set_phase(end.phase, end.reason).await;
         let tun = self.applier.made_tun.take();
         let nl = self.p.h.netlink.clone();

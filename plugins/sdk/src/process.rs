@@ -4,11 +4,12 @@
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Takes the child's piped stdout and stderr and calls `f` with each line of either, from a
-/// task per stream, until the stream ends.
-pub fn each_line<F>(child: &mut tokio::process::Child, f: F)
+/// task per stream, until the stream ends; the tasks, which end with their streams.
+pub fn each_line<F>(child: &mut tokio::process::Child, f: F) -> Vec<tokio::task::JoinHandle<()>>
 where
     F: Fn(String) + Clone + Send + 'static,
 {
+    let mut tasks = Vec::new();
     let out = child
         .stdout
         .take()
@@ -19,7 +20,7 @@ where
         .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
     for stream in [out, err].into_iter().flatten() {
         let f = f.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             // Every line, whatever its bytes (a line that is not UTF-8 is shown lossily and
             // does not end the stream), until the stream ends.
             let mut r = BufReader::new(stream);
@@ -35,6 +36,7 @@ where
                     }
                 }
             }
-        });
+        }));
     }
+    tasks
 }
