@@ -273,10 +273,7 @@ impl Names {
     }
 
     async fn profile(&mut self, conn: &zbus::Connection, path: &str) -> String {
-        if let Some(n) = self.profiles.get(path) {
-            return n.clone();
-        }
-        let id = async {
+        cached(&mut self.profiles, path, async {
             let d = tinynm_client::SettingsConnectionProxy::builder(conn)
                 .path(path.to_string())
                 .build()
@@ -286,52 +283,48 @@ impl Names {
                 .await
                 .ok()?;
             String::try_from(d.get("connection")?.get("id")?.try_clone().ok()?).ok()
-        }
+        })
         .await
-        .unwrap_or_else(|| path.to_string());
-        self.profiles.insert(path.to_string(), id.clone());
-        id
     }
 
     async fn device(&mut self, conn: &zbus::Connection, path: &str) -> String {
-        if let Some(n) = self.devices.get(path) {
-            return n.clone();
-        }
-        let name = async {
-            tinynm_client::DeviceProxy::builder(conn)
+        cached(&mut self.devices, path, async {
+            let p = tinynm_client::DeviceProxy::builder(conn)
                 .path(path.to_string())
                 .cache_properties(CacheProperties::No)
                 .build()
                 .await
-                .ok()?
-                .interface()
-                .await
-                .ok()
-        }
+                .ok()?;
+            p.interface().await.ok()
+        })
         .await
-        .unwrap_or_else(|| path.to_string());
-        self.devices.insert(path.to_string(), name.clone());
-        name
     }
 
     async fn active(&mut self, conn: &zbus::Connection, path: &str) -> String {
-        if let Some(n) = self.actives.get(path) {
-            return n.clone();
-        }
-        let id = async {
-            tinynm_client::ActiveProxy::builder(conn)
+        cached(&mut self.actives, path, async {
+            let p = tinynm_client::ActiveProxy::builder(conn)
                 .path(path.to_string())
                 .cache_properties(CacheProperties::No)
                 .build()
                 .await
-                .ok()?
-                .id()
-                .await
-                .ok()
-        }
+                .ok()?;
+            p.id().await.ok()
+        })
         .await
-        .unwrap_or_else(|| path.to_string());
-        self.actives.insert(path.to_string(), id.clone());
-        id
     }
+}
+
+/// The name `map` has for `path`, else what `look` finds (the path itself when nothing),
+/// kept.
+async fn cached(
+    map: &mut HashMap<String, String>,
+    path: &str,
+    look: impl std::future::Future<Output = Option<String>>,
+) -> String {
+    if let Some(n) = map.get(path) {
+        return n.clone();
+    }
+    let name = look.await.unwrap_or_else(|| path.to_string());
+    map.insert(path.to_string(), name.clone());
+    name
 }

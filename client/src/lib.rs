@@ -198,6 +198,27 @@ pub trait Active {
     fn state_signal(&self, state: u32, reason: u32) -> zbus::Result<()>;
 }
 
+/// `org.tinynm.Settings`: tinynmd's own settings interface (NetworkManager has none).
+#[zbus::proxy(
+    interface = "org.tinynm.Settings",
+    default_service = "org.tinynm",
+    default_path = "/org/tinynm/Settings"
+)]
+pub trait TinynmSettings {
+    /// Adds a profile after writing the files it names into `CertDir`.
+    fn add_connection_with_files(
+        &self,
+        settings: SettingsDict,
+        files: HashMap<String, Vec<u8>>,
+        save: bool,
+    ) -> zbus::Result<OwnedObjectPath>;
+    /// The last lines of the profile's last plugin.
+    fn plugin_log(&self, uuid: &str) -> zbus::Result<Vec<String>>;
+    /// Where imported certificates go.
+    #[zbus(property)]
+    fn cert_dir(&self) -> zbus::Result<String>;
+}
+
 /// `org.freedesktop.NetworkManager.VPN.Connection`
 #[zbus::proxy(
     interface = "org.freedesktop.NetworkManager.VPN.Connection",

@@ -44,7 +44,8 @@ pub struct OpenvpnRemote {
     pub proto: String,
 }
 
-const OPENVPN_PROTOS: [&str; 9] = [
+/// openvpn's protocol words, as nm-openvpn knows them (`NMOVPN_PROTCOL_TYPES`).
+pub(crate) const OPENVPN_PROTOS: [&str; 9] = [
     "udp",
     "udp4",
     "udp6",

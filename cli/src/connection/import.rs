@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tinynm_client::SettingsProxy;
+use tinynm_client::{SettingsProxy, TinynmSettingsProxy};
 use tinynm_config::Profile;
 use tinynm_config::ovpn::{Imported, Source};
 use zbus::OwnedObjectPath;
@@ -79,7 +79,7 @@ pub async fn run_import(conn: &zbus::Connection, a: ImportArgs, out: Out) -> any
 /// Where the inline files go.
 enum Sink {
     /// Sent to tinynmd with the profile (`org.tinynm.Settings.AddConnectionWithFiles`).
-    Daemon(zbus::Proxy<'static>),
+    Daemon(TinynmSettingsProxy<'static>),
     /// Written here, on this machine.
     Local,
 }
@@ -155,7 +155,7 @@ async fn import_openvpn(
                 })
                 .collect();
             proxy
-                .call("AddConnectionWithFiles", &(dict, files, save))
+                .add_connection_with_files(dict, files, save)
                 .await
                 .with_context(|| format!("cannot add '{name}'"))?
         }
@@ -168,16 +168,11 @@ async fn import_openvpn(
 }
 
 /// tinynmd's `org.tinynm.Settings` and its `CertDir`; `None` from another daemon (NM).
-async fn daemon_cert_dir(conn: &zbus::Connection) -> Option<(zbus::Proxy<'static>, PathBuf)> {
-    let proxy = zbus::Proxy::new(
-        conn,
-        "org.tinynm",
-        "/org/tinynm/Settings",
-        "org.tinynm.Settings",
-    )
-    .await
-    .ok()?;
-    let dir: String = proxy.get_property("CertDir").await.ok()?;
+async fn daemon_cert_dir(
+    conn: &zbus::Connection,
+) -> Option<(TinynmSettingsProxy<'static>, PathBuf)> {
+    let proxy = TinynmSettingsProxy::new(conn).await.ok()?;
+    let dir = proxy.cert_dir().await.ok()?;
     Some((proxy, PathBuf::from(dir)))
 }
 

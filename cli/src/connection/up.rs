@@ -148,16 +148,8 @@ async fn ac_signals(conn: &zbus::Connection, member: &str) -> anyhow::Result<Mes
 /// The last line the plugin of the profile's failed VPN wrote (tinynmd's
 /// `org.tinynm.Settings.PluginLog`; `None` from NetworkManager, or when it wrote nothing).
 async fn plugin_said(conn: &zbus::Connection, uuid: &str) -> Option<String> {
-    let p = zbus::Proxy::new(
-        conn,
-        "org.tinynm",
-        "/org/tinynm/Settings",
-        "org.tinynm.Settings",
-    )
-    .await
-    .ok()?;
-    let lines: Vec<String> = p.call("PluginLog", &(uuid,)).await.ok()?;
-    lines.last().cloned()
+    let p = tinynm_client::TinynmSettingsProxy::new(conn).await.ok()?;
+    p.plugin_log(uuid).await.ok()?.last().cloned()
 }
 
 /// Prints the states as they come: on a terminal one line, rewritten, with the time taken;

@@ -229,17 +229,7 @@ fn netmask_prefix(n: usize, m: &str) -> Result<u8, OvpnError> {
 }
 
 /// NM's protocols (`NMOVPN_PROTCOL_TYPES`).
-const PROTOCOLS: &[&str] = &[
-    "udp",
-    "udp4",
-    "udp6",
-    "tcp",
-    "tcp4",
-    "tcp6",
-    "tcp-client",
-    "tcp4-client",
-    "tcp6-client",
-];
+const PROTOCOLS: &[&str] = &crate::endpoints::OPENVPN_PROTOS;
 
 impl Import<'_> {
     fn set(&mut self, k: &str, v: impl Into<String>) {
