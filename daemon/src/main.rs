@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             .render(&mut std::io::stdout())?;
         return Ok(());
     }
+    memory::init();
     let cfg = load_config(&args)?;
     let level: LevelFilter = cfg.log_level.parse().map_err(|_| {
         anyhow::anyhow!(

@@ -720,6 +720,23 @@ impl Daemon {
         rss_of(self.child.id())
     }
 
+    /// Resets the resident set's high-water mark (`VmHWM`) to the current RSS
+    /// (`/proc/PID/clear_refs`, 5), so that [`Daemon::peak_kib`] gives the peak from now on.
+    pub fn reset_peak(&self) -> std::io::Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+    }
+
+    /// The resident set's high-water mark (`VmHWM`), in KiB.
+    pub fn peak_kib(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        s.lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
     /// Open file descriptors.
     pub fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))

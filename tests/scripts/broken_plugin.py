@@ -8,6 +8,8 @@ fault of its own, taken from its service name `org.tinynm.broken.<fault>`:
 - `leave-tun`: Disconnect does not remove the tun device it made
 - `ip4-first`: it sends Ip4Config before Config
 - `own-route`: it adds a route of its own to its tun, one no config of its names
+- `routes-aau`: no fault: it sends `vpn.data` `route-count` /32 routes from 100.64.0.1 in the
+  legacy `routes` form (`aau`, as nm-openvpn-service's helper does), for the bench
 
 It makes a tun device `brk<N>` (N from `--bus-name …Connection_N`) with `ip tuntap`, gives it
 10.77.<N>.2/24 by its Ip4Config, and quits when it is stopped.
@@ -76,6 +78,8 @@ class Plugin(dbus.service.Object):
     @dbus.service.method(IFACE, in_signature="a{sa{sv}}", out_signature="",
                          sender_keyword="sender")
     def Connect(self, settings, sender=None):
+        data = settings.get("vpn", {}).get("data", {})
+        self.route_count = int(data.get("route-count", "0"))
         if self.fault != "ignore-peer":
             self.watch = self.bus.watch_name_owner(sender, self.peer_changed)
         self.set_state(STARTING)
@@ -108,6 +112,14 @@ class Plugin(dbus.service.Object):
             "prefix": dbus.UInt32(24),
             "never-default": dbus.Boolean(True),
         }, signature="sv")
+        if self.fault == "routes-aau" and self.route_count:
+            base = struct.unpack("!I", socket.inet_aton("100.64.0.0"))[0]
+            ip4["routes"] = dbus.Array(
+                [dbus.Array([addr(socket.inet_ntoa(struct.pack("!I", base + i))),
+                             dbus.UInt32(32), dbus.UInt32(0), dbus.UInt32(50)],
+                            signature="u")
+                 for i in range(1, self.route_count + 1)],
+                signature="au")
         if self.fault == "ip4-first":
             self.Ip4Config(ip4)
             self.Config(config)

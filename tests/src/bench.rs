@@ -41,6 +41,10 @@ struct Cycle {
     apply: Duration,
     remove: Duration,
     rss_active_kib: u64,
+    /// The peak RSS of the activation (`VmHWM`, reset just before it).
+    peak_kib: u64,
+    /// RSS once it is down again.
+    rss_after_kib: u64,
     /// The plugin's routes (`route-count`, from 100.64.0.1) found in the kernel while active.
     in_kernel: usize,
 }
@@ -241,27 +245,37 @@ impl Bench {
         }
     }
 
-    /// One activate/deactivate cycle of a profile.
+    /// One activate/deactivate cycle of a profile (its routes on `bench0`).
     async fn cycle(&mut self, profile: &OwnedObjectPath) -> anyhow::Result<Cycle> {
+        self.cycle_on(profile, "bench0").await
+    }
+
+    /// One activate/deactivate cycle of a profile whose routes go on a device whose name starts
+    /// with `dev`.
+    async fn cycle_on(&mut self, profile: &OwnedObjectPath, dev: &str) -> anyhow::Result<Cycle> {
         let root = zbus::ObjectPath::try_from("/")?;
         let manager = ManagerProxy::new(&self.conn).await?;
+        self.daemon.reset_peak()?;
         let ac = manager.activate_connection(profile, &root, &root).await?;
         let got_config = self.wait_ip4().await?;
         let activated = self.wait_state(ac.as_str(), 5).await?;
         let rss_active_kib = self.daemon.rss_kib().unwrap_or(0);
+        let peak_kib = self.daemon.peak_kib().unwrap_or(0);
         // Counted from a dump of the kernel, between the two timings.
+        let on = format!(" dev {dev}");
         let in_kernel = self
             .ns
             .snapshot()?
-            .routes_on("bench0")
+            .routes
             .iter()
-            .filter(|r| r.starts_with("100.6"))
+            .filter(|r| r.starts_with("100.6") && r.contains(&on))
             .count();
         let t0 = Instant::now();
         manager.deactivate_connection(&ac).await?;
         let down = self.wait_state(ac.as_str(), 7).await?;
         // Let the plugin of this cycle leave before the next one starts.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let rss_after_kib = self.daemon.rss_kib().unwrap_or(0);
         let seen = activated - got_config;
         let work = self.last_daemon_work().unwrap_or(seen);
         Ok(Cycle {
@@ -270,6 +284,8 @@ impl Bench {
             apply: work.max(seen),
             remove: down - t0,
             rss_active_kib,
+            peak_kib,
+            rss_after_kib,
             in_kernel,
         })
     }
@@ -545,6 +561,9 @@ async fn main() -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--embedded") {
         return embedded_section(if quick { 1 } else { 5 }).await;
     }
+    if args.iter().any(|a| a == "--encodings") {
+        return encodings_section(if quick { 1 } else { 3 }).await;
+    }
     let runs = if quick { 1 } else { 3 };
     let mut b = Bench::new().await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -587,9 +606,9 @@ async fn main() -> anyhow::Result<()> {
 
     println!("## Routes: tinynmd apply/remove beside `ip -batch` add/delete of the same routes\n");
     println!(
-        "| routes | run | in the kernel | tinynmd apply (inside / on the bus) | ip -batch add | ratio | tinynmd remove | ip -batch del | ratio | RSS while active |"
+        "| routes | run | in the kernel | tinynmd apply (inside / on the bus) | ip -batch add | ratio | tinynmd remove | ip -batch del | ratio | peak RSS | RSS while active | RSS after |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rss_50k = 0;
     let sizes: &[u32] = if quick {
         &[1_000, 10_000]
@@ -608,7 +627,7 @@ async fn main() -> anyhow::Result<()> {
                 rss_50k = rss_50k.max(c.rss_active_kib);
             }
             println!(
-                "| {n} | {run} | {} | {} / {} | {} | {:.2}× | {} | {} | {:.2}× | {} |",
+                "| {n} | {run} | {} | {} / {} | {} | {:.2}× | {} | {} | {:.2}× | {} | {} | {} |",
                 c.in_kernel,
                 ms(c.work),
                 ms(c.seen),
@@ -617,7 +636,9 @@ async fn main() -> anyhow::Result<()> {
                 ms(c.remove),
                 ms(id),
                 c.remove.as_secs_f64() / id.as_secs_f64(),
-                mib(c.rss_active_kib)
+                mib(c.peak_kib),
+                mib(c.rss_active_kib),
+                mib(c.rss_after_kib)
             );
         }
     }
@@ -733,6 +754,63 @@ async fn main() -> anyhow::Result<()> {
             ms(*t.last().expect("runs"))
         );
     }
+    encodings_section(runs).await?;
     uplink_section(runs).await?;
     embedded_section(runs).await
+}
+
+/// 50,000 routes in both encodings a plugin may send: `route-data` (`aa{sv}`, the test-bench
+/// plugin) and the legacy `routes` (`aau`, as nm-openvpn-service's helper sends them), the
+/// second from a small dbus-python plugin; runs alternate on one daemon.
+async fn encodings_section(runs: usize) -> anyhow::Result<()> {
+    const N: u32 = 50_000;
+    const AAU: &str = "org.tinynm.broken.routes-aau";
+    let mut b = Bench::new().await?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broken_plugin.py");
+    std::fs::write(
+        b.daemon.plugin_dir.join("routes-aau.name"),
+        format!(
+            "[VPN Connection]\nname=routes-aau\nservice={AAU}\nprogram={}\nsupports-multiple-connections=true\n",
+            script.display()
+        ),
+    )?;
+    let data = b.add(N).await?;
+    b.profiles += 1;
+    let mut p = Profile::new_vpn(
+        "bench-aau",
+        &format!("5e1b0000-0000-4000-8000-{:012x}", b.profiles),
+        AAU,
+    );
+    p.vpn.data.insert("route-count".into(), N.to_string());
+    let aau = SettingsProxy::new(&b.conn)
+        .await?
+        .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+        .await?;
+    println!("\n## {N} routes in each encoding: peak, active and after\n");
+    println!(
+        "One tinynmd; runs alternate. Peak: `VmHWM`, reset (`/proc/PID/clear_refs`, 5) just before \
+         the activation; active: `VmRSS` at ACTIVATED; after: `VmRSS` once it is down.\n"
+    );
+    println!("| encoding | run | apply | peak RSS | RSS while active | RSS after |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for run in 1..=runs {
+        // The python plugin's tun is brk<N>, N its connection's number.
+        for (name, profile, dev) in [
+            ("route-data aa{sv} (test bench)", &data, "bench0 "),
+            ("routes aau (dbus-python)", &aau, "brk"),
+        ] {
+            let c = b.cycle_on(profile, dev).await?;
+            if c.in_kernel != N as usize {
+                bail!("{name}: {N} routes applied, {} in the kernel", c.in_kernel);
+            }
+            println!(
+                "| {name} | {run} | {} | {} | {} | {} |",
+                ms(c.apply),
+                mib(c.peak_kib),
+                mib(c.rss_active_kib),
+                mib(c.rss_after_kib)
+            );
+        }
+    }
+    Ok(())
 }
