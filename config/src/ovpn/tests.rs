@@ -1,4 +1,5 @@
 use super::*;
+use std::net::IpAddr;
 
 const FILE: &str = "client\ndev tun\nproto udp\nremote vpn.example 1195\nremote 10.0.0.1\n\
     nobind\npersist-key\nca /etc/ca.crt\n<cert>\n-----BEGIN CERTIFICATE-----\nMIIB\n\
