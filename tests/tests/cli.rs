@@ -429,6 +429,12 @@ async fn wait_online_exits_as_nm_online_does() {
     // The parent link is up with a default route: connected at once.
     let o = tinynm(&w, &["wait-online", "--timeout", "10"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // --json says so on stdout.
+    let o = tinynm(&w, &["wait-online", "--timeout", "10", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["online"], true);
+    assert_eq!(v["vpn"], false);
     let o = tinynm(&w, &["wait-online", "--vpn", "--timeout", "1"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert_eq!(
