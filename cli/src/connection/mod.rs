@@ -180,13 +180,14 @@ fn pick(all: Vec<Entry>, id: &str) -> anyhow::Result<Entry> {
     {
         return Ok(all.into_iter().nth(i).expect("found"));
     }
-    let mut same: Vec<Entry> = all.iter().filter(|e| e.id == id).map(clone_entry).collect();
+    let ids: Vec<String> = all.iter().map(|e| e.id.clone()).collect();
+    let mut same: Vec<Entry> = all.into_iter().filter(|e| e.id == id).collect();
     match same.len() {
         1 => Ok(same.remove(0)),
         0 => {
-            let near = all
+            let near = ids
                 .iter()
-                .map(|e| (strsim::jaro_winkler(&e.id, id), &e.id))
+                .map(|n| (strsim::jaro_winkler(n, id), n))
                 .filter(|(score, _)| *score > 0.8)
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             let hint = match near {
@@ -213,29 +214,6 @@ fn pick(all: Vec<Entry>, id: &str) -> anyhow::Result<Entry> {
                 ),
             ))
         }
-    }
-}
-
-fn clone_entry(e: &Entry) -> Entry {
-    Entry {
-        path: e.path.clone(),
-        id: e.id.clone(),
-        uuid: e.uuid.clone(),
-        kind: e.kind.clone(),
-        timestamp: e.timestamp,
-        profile: e.profile.clone(),
-        dict: e
-            .dict
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.try_clone().ok()?)))
-                        .collect(),
-                )
-            })
-            .collect(),
     }
 }
 
