@@ -5,6 +5,9 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../../daemon/src/netlink/journal.rs"]
 mod journal;
+#[allow(dead_code)]
+#[path = "../../daemon/src/netlink/route.rs"]
+mod route;
 
 use libfuzzer_sys::fuzz_target;
 

@@ -10,6 +10,8 @@ fault of its own, taken from its service name `org.tinynm.broken.<fault>`:
 - `own-route`: it adds a route of its own to its tun, one no config of its names
 - `routes-aau`: no fault: it sends `vpn.data` `route-count` /32 routes from 100.64.0.1 in the
   legacy `routes` form (`aau`, as nm-openvpn-service's helper does), for the bench
+- `routes-both`: as `routes-aau`, and the same routes again as `route-data` (`aa{sv}`, the
+  form of NM's settings), which NM 1.42 does not read from a plugin: for the bench
 
 It makes a tun device `brk<N>` (N from `--bus-name …Connection_N`) with `ip tuntap`, gives it
 10.77.<N>.2/24 by its Ip4Config, and quits when it is stopped.
@@ -112,7 +114,7 @@ class Plugin(dbus.service.Object):
             "prefix": dbus.UInt32(24),
             "never-default": dbus.Boolean(True),
         }, signature="sv")
-        if self.fault == "routes-aau" and self.route_count:
+        if self.fault in ("routes-aau", "routes-both") and self.route_count:
             base = struct.unpack("!I", socket.inet_aton("100.64.0.0"))[0]
             ip4["routes"] = dbus.Array(
                 [dbus.Array([addr(socket.inet_ntoa(struct.pack("!I", base + i))),
@@ -120,6 +122,14 @@ class Plugin(dbus.service.Object):
                             signature="u")
                  for i in range(1, self.route_count + 1)],
                 signature="au")
+        if self.fault == "routes-both" and self.route_count:
+            ip4["route-data"] = dbus.Array(
+                [dbus.Dictionary({
+                    "dest": dbus.String(socket.inet_ntoa(struct.pack("!I", base + i))),
+                    "prefix": dbus.UInt32(32),
+                    "metric": dbus.UInt32(50),
+                }, signature="sv") for i in range(1, self.route_count + 1)],
+                signature="a{sv}")
         if self.fault == "ip4-first":
             self.Ip4Config(ip4)
             self.Config(config)

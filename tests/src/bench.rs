@@ -759,33 +759,40 @@ async fn main() -> anyhow::Result<()> {
     embedded_section(runs).await
 }
 
-/// 50,000 routes in both encodings a plugin may send: `route-data` (`aa{sv}`, the test-bench
-/// plugin) and the legacy `routes` (`aau`, as nm-openvpn-service's helper sends them), the
-/// second from a small dbus-python plugin; runs alternate on one daemon.
+/// 50,000 routes as plugins send them: the legacy `routes` (`aau`, the only route key NM 1.42
+/// reads from a plugin) from the test bench (zbus) and from a small dbus-python plugin, as
+/// nm-openvpn-service's helper sends them; and from the latter with the same routes again as
+/// `route-data` (`aa{sv}`, the form of NM's settings), which must cost nothing. Runs alternate
+/// on one daemon.
 async fn encodings_section(runs: usize) -> anyhow::Result<()> {
     const N: u32 = 50_000;
-    const AAU: &str = "org.tinynm.broken.routes-aau";
     let mut b = Bench::new().await?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broken_plugin.py");
-    std::fs::write(
-        b.daemon.plugin_dir.join("routes-aau.name"),
-        format!(
-            "[VPN Connection]\nname=routes-aau\nservice={AAU}\nprogram={}\nsupports-multiple-connections=true\n",
-            script.display()
-        ),
-    )?;
     let data = b.add(N).await?;
-    b.profiles += 1;
-    let mut p = Profile::new_vpn(
-        "bench-aau",
-        &format!("5e1b0000-0000-4000-8000-{:012x}", b.profiles),
-        AAU,
-    );
-    p.vpn.data.insert("route-count".into(), N.to_string());
-    let aau = SettingsProxy::new(&b.conn)
-        .await?
-        .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
-        .await?;
+    let mut python = Vec::new();
+    for mode in ["routes-aau", "routes-both"] {
+        let service = format!("org.tinynm.broken.{mode}");
+        std::fs::write(
+            b.daemon.plugin_dir.join(format!("{mode}.name")),
+            format!(
+                "[VPN Connection]\nname={mode}\nservice={service}\nprogram={}\nsupports-multiple-connections=true\n",
+                script.display()
+            ),
+        )?;
+        b.profiles += 1;
+        let mut p = Profile::new_vpn(
+            &format!("bench-{mode}"),
+            &format!("5e1b0000-0000-4000-8000-{:012x}", b.profiles),
+            &service,
+        );
+        p.vpn.data.insert("route-count".into(), N.to_string());
+        python.push(
+            SettingsProxy::new(&b.conn)
+                .await?
+                .add_connection_unsaved(tinynm_config::dbus::to_dict(&p, true))
+                .await?,
+        );
+    }
     println!("\n## {N} routes in each encoding: peak, active and after\n");
     println!(
         "One tinynmd; runs alternate. Peak: `VmHWM`, reset (`/proc/PID/clear_refs`, 5) just before \
@@ -796,8 +803,13 @@ async fn encodings_section(runs: usize) -> anyhow::Result<()> {
     for run in 1..=runs {
         // The python plugin's tun is brk<N>, N its connection's number.
         for (name, profile, dev) in [
-            ("route-data aa{sv} (test bench)", &data, "bench0 "),
-            ("routes aau (dbus-python)", &aau, "brk"),
+            ("routes aau (test bench, zbus)", &data, "bench0 "),
+            ("routes aau (dbus-python)", &python[0], "brk"),
+            (
+                "routes aau + route-data aa{sv} (dbus-python)",
+                &python[1],
+                "brk",
+            ),
         ] {
             let c = b.cycle_on(profile, dev).await?;
             if c.in_kernel != N as usize {

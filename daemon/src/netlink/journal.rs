@@ -11,8 +11,9 @@ use std::io::Write;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+
+use super::route::Route;
 
 /// One object added to the kernel, as it must be undone.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,10 +21,10 @@ pub enum Applied {
     /// An address we added.
     Address(AddressMessage),
     /// A route we added.
-    Route(RouteMessage),
+    Route(Route),
     /// A route on the parent that several VPNs may need (the host route to a shared VPN
     /// server): counted, and deleted when the last VPN that needs it goes.
-    SharedRoute(RouteMessage),
+    SharedRoute(Route),
     /// The MTU we changed: (ifindex, old MTU).
     Mtu(u32, u32),
     /// A link that was down and we set up (ifindex).
@@ -120,11 +121,11 @@ impl Record {
     fn from_message(m: RouteNetlinkMessage) -> Option<Record> {
         use RouteNetlinkMessage as M;
         Some(match m {
-            M::NewRoute(r) => Record::Add(Applied::Route(r)),
+            M::NewRoute(r) => Record::Add(Applied::Route(Route::from_message(&r)?)),
             M::NewAddress(a) => Record::Add(Applied::Address(a)),
             M::NewRule(r) => Record::Add(Applied::Rule(r)),
             M::NewLink(l) => Record::Add(link_change(&l)?),
-            M::DelRoute(r) => Record::Retract(Applied::Route(r)),
+            M::DelRoute(r) => Record::Retract(Applied::Route(Route::from_message(&r)?)),
             M::DelAddress(a) => Record::Retract(Applied::Address(a)),
             M::DelRule(r) => Record::Retract(Applied::Rule(r)),
             M::DelLink(l) => Record::Retract(link_change(&l)?),
@@ -222,44 +223,6 @@ impl Wal {
     }
 }
 
-pub(super) fn describe_route(r: &RouteMessage) -> String {
-    let mut dst = None;
-    let mut gw = None;
-    let mut oif = None;
-    let mut metric = None;
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(d) => dst = Some(addr_of(d)),
-            RouteAttribute::Gateway(g) => gw = Some(addr_of(g)),
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::Priority(p) => metric = Some(*p),
-            _ => {}
-        }
-    }
-    let mut s = match dst {
-        Some(d) => format!("{d}/{}", r.header.destination_prefix_length),
-        None => "default".to_string(),
-    };
-    if let Some(g) = gw {
-        s.push_str(&format!(" via {g}"));
-    }
-    if let Some(o) = oif {
-        s.push_str(&format!(" dev #{o}"));
-    }
-    if let Some(m) = metric {
-        s.push_str(&format!(" metric {m}"));
-    }
-    s
-}
-
-pub(super) fn addr_of(a: &RouteAddress) -> String {
-    match a {
-        RouteAddress::Inet(v) => v.to_string(),
-        RouteAddress::Inet6(v) => v.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
 pub(super) fn describe_address(a: &AddressMessage) -> String {
     use netlink_packet_route::address::AddressAttribute as A;
     let local = a.attributes.iter().find_map(|x| match x {
@@ -288,7 +251,7 @@ impl Applied {
     pub(super) fn describe(&self) -> String {
         match self {
             Applied::Address(a) => format!("address {}", describe_address(a)),
-            Applied::Route(r) | Applied::SharedRoute(r) => format!("route {}", describe_route(r)),
+            Applied::Route(r) | Applied::SharedRoute(r) => format!("route {r}"),
             Applied::Mtu(i, m) => format!("MTU of #{i} (was {m})"),
             Applied::Up(i) => format!("up state of #{i} (was down)"),
             Applied::Rule(r) => format!("rule {}", describe_rule(r)),
@@ -297,9 +260,7 @@ impl Applied {
 
     pub(super) fn shared_key(&self) -> Option<String> {
         match self {
-            Applied::SharedRoute(r) => {
-                Some(format!("{} table {}", describe_route(r), r.header.table))
-            }
+            Applied::SharedRoute(r) => Some(format!("{r} table {}", r.kernel_table())),
             _ => None,
         }
     }
@@ -329,7 +290,7 @@ impl Applied {
         match self {
             Applied::Address(a) => Some(RouteNetlinkMessage::NewAddress(a.clone())),
             Applied::Route(r) | Applied::SharedRoute(r) => {
-                Some(RouteNetlinkMessage::NewRoute(r.clone()))
+                Some(RouteNetlinkMessage::NewRoute(r.message()))
             }
             Applied::Mtu(..) | Applied::Up(_) => None,
             Applied::Rule(r) => Some(RouteNetlinkMessage::NewRule(r.clone())),
@@ -340,7 +301,7 @@ impl Applied {
         match self {
             Applied::Address(a) => Some(RouteNetlinkMessage::DelAddress(a.clone())),
             Applied::Route(r) | Applied::SharedRoute(r) => {
-                Some(RouteNetlinkMessage::DelRoute(r.clone()))
+                Some(RouteNetlinkMessage::DelRoute(r.message()))
             }
             Applied::Mtu(..) | Applied::Up(_) => None,
             Applied::Rule(r) => Some(RouteNetlinkMessage::DelRule(r.clone())),
@@ -381,17 +342,19 @@ pub fn save_journal(path: &std::path::Path, j: &Journal) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_route::route::RouteMessage;
 
     fn route(n: u8) -> Applied {
-        let mut r = RouteMessage::default();
-        r.header.address_family = netlink_packet_route::AddressFamily::Inet;
-        r.header.destination_prefix_length = 32;
-        r.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(
-                std::net::Ipv4Addr::new(10, 0, 0, n),
-            )));
-        Applied::Route(r)
+        Applied::Route(Route {
+            dest: std::net::Ipv4Addr::new(10, 0, 0, n).into(),
+            prefix: 32,
+            gateway: None,
+            pref_src: None,
+            oif: 3,
+            metric: 50,
+            table: 0,
+            protocol: netlink_packet_route::route::RouteProtocol::Static,
+            unreachable: false,
+        })
     }
 
     #[test]

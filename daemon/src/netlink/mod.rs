@@ -7,6 +7,7 @@ mod journal;
 pub mod links;
 pub mod plan;
 mod recover;
+mod route;
 mod txn;
 
 use std::collections::HashMap;
@@ -18,13 +19,14 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NetlinkMessage, NetlinkPayload};
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 
 pub use journal::{Applied, Journal, save_journal};
 pub use plan::Plan;
 pub use recover::recover;
+pub use route::Route;
 pub use txn::crash_point;
 
 /// One route as NM lists it.
@@ -117,40 +119,17 @@ pub struct Netlink {
 }
 
 /// A route as NM's `RouteData` lists it, with its outgoing interface.
-pub fn route_entry(r: &RouteMessage) -> (u32, RouteEntry) {
-    let ip = |a: &RouteAddress| match a {
-        RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
-        RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
-        _ => None,
-    };
-    let v6 = r.header.address_family == netlink_packet_route::AddressFamily::Inet6;
-    let mut e = RouteEntry {
-        dest: if v6 {
-            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+pub fn route_entry(r: &Route) -> (u32, RouteEntry) {
+    (
+        r.oif,
+        RouteEntry {
+            dest: r.dest,
+            prefix: r.prefix,
+            next_hop: r.gateway,
+            metric: r.metric,
+            table: r.kernel_table(),
         },
-        prefix: r.header.destination_prefix_length,
-        next_hop: None,
-        metric: 0,
-        table: u32::from(r.header.table),
-    };
-    let mut oif = 0;
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(d) => {
-                if let Some(d) = ip(d) {
-                    e.dest = d;
-                }
-            }
-            RouteAttribute::Gateway(g) => e.next_hop = ip(g),
-            RouteAttribute::Oif(i) => oif = *i,
-            RouteAttribute::Priority(p) => e.metric = *p,
-            RouteAttribute::Table(t) => e.table = *t,
-            _ => {}
-        }
-    }
-    (oif, e)
+    )
 }
 
 /// errnos that mean "already gone" when deleting.

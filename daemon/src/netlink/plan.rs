@@ -4,8 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
-use netlink_packet_route::route::{RouteMessage, RouteProtocol, RouteScope};
-use rtnetlink::RouteMessageBuilder;
+use netlink_packet_route::route::RouteProtocol;
+
+use super::route::Route;
 use tinynm_config::Profile;
 use tinynm_config::nm::VPN_ROUTE_METRIC_DEFAULT;
 use tinynm_config::profile::{Family, IpMethod, IpSection};
@@ -84,59 +85,18 @@ pub(super) struct RouteSpec {
     pub(super) pref_src: Option<IpAddr>,
 }
 
-pub(super) fn route(r: RouteSpec) -> RouteMessage {
-    let scope = if r.gateway.is_none() {
-        RouteScope::Link
-    } else {
-        RouteScope::Universe
-    };
-    let mut m = match r.dest {
-        IpAddr::V4(d) => {
-            let mut b = RouteMessageBuilder::<Ipv4Addr>::new();
-            if r.prefix > 0 {
-                b = b.destination_prefix(d, r.prefix);
-            }
-            if let Some(IpAddr::V4(g)) = r.gateway {
-                b = b.gateway(g);
-            }
-            if let Some(IpAddr::V4(s)) = r.pref_src {
-                b = b.pref_source(s);
-            }
-            b.build()
-        }
-        IpAddr::V6(d) => {
-            let mut b = RouteMessageBuilder::<Ipv6Addr>::new();
-            if r.prefix > 0 {
-                b = b.destination_prefix(d, r.prefix);
-            }
-            if let Some(IpAddr::V6(g)) = r.gateway {
-                b = b.gateway(g);
-            }
-            b.build()
-        }
-    };
-    m.header.scope = if r.dest.is_ipv6() {
-        RouteScope::Universe
-    } else {
-        scope
-    };
-    m.header.protocol = r.protocol;
-    if r.unreachable {
-        m.header.kind = netlink_packet_route::route::RouteType::Unreachable;
-    } else {
-        m.attributes
-            .push(netlink_packet_route::route::RouteAttribute::Oif(r.oif));
+pub(super) fn route(r: RouteSpec) -> Route {
+    Route {
+        dest: r.dest,
+        prefix: r.prefix,
+        gateway: r.gateway,
+        pref_src: r.pref_src,
+        oif: if r.unreachable { 0 } else { r.oif },
+        metric: r.metric,
+        table: if r.table == 254 { 0 } else { r.table },
+        protocol: r.protocol,
+        unreachable: r.unreachable,
     }
-    m.attributes
-        .push(netlink_packet_route::route::RouteAttribute::Priority(
-            r.metric,
-        ));
-    if r.table != 0 && r.table != 254 {
-        m.header.table = u8::try_from(r.table).unwrap_or(0);
-        m.attributes
-            .push(netlink_packet_route::route::RouteAttribute::Table(r.table));
-    }
-    m
 }
 
 fn rule(
@@ -421,10 +381,8 @@ mod tests {
         p.routes
             .iter()
             .map(|r| match r {
-                Applied::Route(r) => super::super::journal::describe_route(r),
-                Applied::SharedRoute(r) => {
-                    format!("shared {}", super::super::journal::describe_route(r))
-                }
+                Applied::Route(r) => r.to_string(),
+                Applied::SharedRoute(r) => format!("shared {r}"),
                 _ => unreachable!(),
             })
             .collect()

@@ -4,7 +4,7 @@
 
 use tinynm_config::Profile;
 use tinynm_config::profile::{Family, IpMethod};
-use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig};
+use tinynm_vpn_plugin::wire::{Dict, GenericConfig, IpConfig, WireDict};
 use tokio::time::Instant;
 use zbus::Variant;
 
@@ -79,8 +79,8 @@ impl Task {
     }
 
     /// The plugin's `Config`.
-    pub(super) fn take_generic(&mut self, d: Dict) -> Event {
-        let g = match self.generic_from(&d) {
+    pub(super) fn take_generic(&mut self, d: WireDict) -> Event {
+        let g = match self.generic_from(&d.small) {
             Ok(g) => g,
             Err(e) => return e,
         };
@@ -97,11 +97,11 @@ impl Task {
     }
 
     /// The plugin's `Ip4Config` (an old-style plugin's carries the generic config too).
-    pub(super) fn take_ip4(&mut self, at: Instant, d: Dict) -> Event {
+    pub(super) fn take_ip4(&mut self, at: Instant, d: WireDict) -> Event {
         self.applier.ip4_at = Some(at);
         let old_style = self.applier.generic.is_none();
         if old_style {
-            match self.generic_from(&d) {
+            match self.generic_from(&d.small) {
                 Ok(g) => {
                     self.applier.ip6 = Some(None);
                     self.applier.generic = Some(g);
@@ -109,7 +109,7 @@ impl Task {
                 Err(e) => return e,
             }
         }
-        match self.family_config(&d, Family::V4) {
+        match self.family_config(d, Family::V4) {
             Ok(c) => self.applier.ip4 = Some(c),
             Err(_) if old_style => return Event::ConfigInvalid { generic: true },
             Err(e) => return e,
@@ -118,15 +118,15 @@ impl Task {
     }
 
     /// The plugin's `Ip6Config`.
-    pub(super) fn take_ip6(&mut self, d: Dict) -> Event {
-        match self.family_config(&d, Family::V6) {
+    pub(super) fn take_ip6(&mut self, d: WireDict) -> Event {
+        match self.family_config(d, Family::V6) {
             Ok(c) => self.applier.ip6 = Some(c),
             Err(e) => return e,
         }
         self.applier.received(false)
     }
 
-    fn family_config(&self, d: &Dict, f: Family) -> Result<Option<IpConfig>, Event> {
+    fn family_config(&self, d: WireDict, f: Family) -> Result<Option<IpConfig>, Event> {
         let sect = match f {
             Family::V4 => &self.p.profile.ipv4,
             Family::V6 => &self.p.profile.ipv6,
@@ -135,7 +135,7 @@ impl Task {
             return Ok(None);
         }
         let gw = self.applier.generic.as_ref().and_then(|g| g.gateway);
-        IpConfig::parse(d, f, gw).map_err(|e| invalid(false)(e.to_string()))
+        IpConfig::from_wire(d, f, gw).map_err(|e| invalid(false)(e.to_string()))
     }
 
     fn journal_path(&self) -> std::path::PathBuf {
@@ -148,13 +148,17 @@ impl Task {
 
     /// Puts the complete config in the kernel as one transaction; whether it went in.
     pub(super) async fn apply(&mut self) -> bool {
-        match self.try_apply().await {
+        let ok = match self.try_apply().await {
             Ok(()) => true,
             Err(why) => {
                 tracing::error!("{why}");
                 false
             }
-        }
+        };
+        // The config as it came and the plan are gone: what they took from the heap goes
+        // back now, not at the next trim, so that RSS while the VPN is up is what it holds.
+        crate::memory::release();
+        ok
     }
 
     async fn try_apply(&mut self) -> Result<(), String> {
@@ -361,8 +365,7 @@ impl Task {
             let (keep, drop): (Vec<Applied>, Vec<Applied>) =
                 j.items.into_iter().partition(|a| match a {
                     Applied::Route(r) => {
-                        let v6 =
-                            r.header.address_family == netlink_packet_route::AddressFamily::Inet6;
+                        let v6 = r.dest.is_ipv6();
                         (keep4 && !v6) || (keep6 && v6)
                     }
                     _ => false,

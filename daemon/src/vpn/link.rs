@@ -8,7 +8,7 @@ use crate::netlink::Netlink;
 use futures::StreamExt;
 use tinynm_config::daemon_config::Timeouts;
 use tinynm_vpn_plugin::proxy::VpnPluginProxy;
-use tinynm_vpn_plugin::wire::Dict;
+use tinynm_vpn_plugin::wire::WireDict;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -27,11 +27,11 @@ pub enum Ev {
     /// `Failure`
     Failure(u32),
     /// `Config`
-    Config(Dict),
+    Config(WireDict),
     /// `Ip4Config`, with when it arrived.
-    Ip4(Instant, Dict),
+    Ip4(Instant, WireDict),
     /// `Ip6Config`
-    Ip6(Dict),
+    Ip6(WireDict),
     /// `SecretsRequired(message, hints)`
     SecretsRequired(String, Vec<String>),
     /// The process ended, as said.

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use proptest::prelude::*;
 use tinynm_config::dbus::ov;
 use tinynm_config::profile::Family;
+use tinynm_vpn_plugin::wire::{WireDict, WireRoutes};
 use tinynm_vpn_plugin::{Dict, GenericConfig, IpConfig, PluginRoute};
 use zbus::OwnedVariant;
 
@@ -109,5 +110,39 @@ proptest! {
         let back = IpConfig::parse(&c.to_dict(), Family::V4, None)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(back, Some(c));
+    }
+
+    /// The routes streamed off the wire are the ones NM reads from the `aau` array (entries of
+    /// 4 or 5 numbers, prefix up to 32), in order; keys NM does not read are skipped unread.
+    #[test]
+    fn routes_are_read_off_the_wire_as_nm_reads_them(
+        routes in proptest::collection::vec(
+            proptest::collection::vec(prop_oneof![any::<u32>(), 0u32..=40], 0..7),
+            0..60,
+        ),
+        extra in any::<bool>(),
+    ) {
+        let mut d = Dict::new();
+        d.insert("address".into(), ov(0x0a08_0002u32));
+        d.insert("routes".into(), ov(routes.clone()));
+        if extra {
+            d.insert("route-data".into(), ov(vec![HashMap::from([("dest".to_string(), ov("10.0.0.0"))])]));
+        }
+        let w = WireDict::from_dict(&d).map_err(TestCaseError::fail)?;
+        let ip = |v: u32| IpAddr::V4(tinynm_config::dbus::u32_to_ip4(v));
+        let expected: Vec<PluginRoute> = routes
+            .iter()
+            .filter(|r| (r.len() == 4 || r.len() == 5) && r[1] <= 32)
+            .map(|r| PluginRoute {
+                dest: ip(r[0]),
+                prefix: r[1] as u8,
+                next_hop: (r[2] != 0).then(|| ip(r[2])),
+                pref_src: r.get(4).filter(|s| **s != 0).map(|s| ip(*s)),
+            })
+            .collect();
+        prop_assert_eq!(w.routes, Some(WireRoutes::V4(expected)));
+        prop_assert_eq!(w.entries, 2 + usize::from(extra));
+        prop_assert!(!w.small.contains_key("route-data"));
+        prop_assert!(w.small.contains_key("address"));
     }
 }

@@ -9,7 +9,10 @@ use tinynm_config::dbus::{
     bytes_to_ip6, dns4_legacy, dns6_legacy, ip4_to_u32, route4_legacy, route6_legacy, u32_to_ip4,
 };
 use tinynm_config::profile::Family;
-use zbus::{OwnedVariant, Variant};
+use zbus::OwnedVariant;
+
+mod de;
+pub use de::{WireDict, WireRoutes};
 
 /// An `a{sv}` dictionary as it travels on the bus.
 pub type Dict = HashMap<String, OwnedVariant>;
@@ -137,6 +140,13 @@ impl Get<'_> {
     }
 }
 
+fn family_dict(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "Ip4Config",
+        Family::V6 => "Ip6Config",
+    }
+}
+
 fn clear_host_bits(a: IpAddr, prefix: u8) -> IpAddr {
     match a {
         IpAddr::V4(v) => {
@@ -245,11 +255,26 @@ impl IpConfig {
         if d.is_empty() {
             return Ok(None);
         }
+        let w = WireDict::from_dict(d).map_err(|message| ConfigError {
+            dict: family_dict(family),
+            key: String::new(),
+            message,
+        })?;
+        Self::from_wire(w, family, external_gw)
+    }
+
+    /// As [`IpConfig::parse`], from a dict read off the message (see [`WireDict`]).
+    pub fn from_wire(
+        w: WireDict,
+        family: Family,
+        external_gw: Option<IpAddr>,
+    ) -> Result<Option<Self>, ConfigError> {
+        if w.entries == 0 {
+            return Ok(None);
+        }
+        let d = &w.small;
         let g = Get {
-            dict: match family {
-                Family::V4 => "Ip4Config",
-                Family::V6 => "Ip6Config",
-            },
+            dict: family_dict(family),
             d,
         };
         let max = family.max_prefix();
@@ -300,80 +325,33 @@ impl IpConfig {
         };
         let mut domains: Vec<String> = g.typed::<String>("domain", "s")?.into_iter().collect();
         domains.extend(g.typed::<Vec<String>>("domains", "as")?.unwrap_or_default());
-        let mut raw: Vec<PluginRoute> = Vec::new();
-        match family {
-            Family::V4 => {
-                // Read in place: a VPN may push tens of thousands of routes, and a typed copy
-                // of the whole array would double the work.
-                if let Some(v) = d.get("routes") {
-                    let sig = v.value_signature().to_string();
-                    if sig != "aau" {
-                        return Err(
-                            g.err("routes", format!("expected D-Bus type 'aau', got '{sig}'"))
-                        );
-                    }
-                    if let Variant::Array(outer) = &**v {
-                        raw.reserve(outer.len());
-                        for item in outer.inner() {
-                            let Variant::Array(r) = item else { continue };
-                            let n = r.len();
-                            if !(n == 4 || n == 5) {
-                                continue;
-                            }
-                            let mut f = [0u32; 5];
-                            for (slot, x) in f.iter_mut().zip(r.inner()) {
-                                if let Variant::U32(u) = x {
-                                    *slot = *u;
-                                }
-                            }
-                            if f[1] > 32 {
-                                continue;
-                            }
-                            raw.push(PluginRoute {
-                                dest: IpAddr::V4(u32_to_ip4(f[0])),
-                                prefix: f[1] as u8,
-                                next_hop: (f[2] != 0).then(|| IpAddr::V4(u32_to_ip4(f[2]))),
-                                pref_src: (n == 5 && f[4] != 0)
-                                    .then(|| IpAddr::V4(u32_to_ip4(f[4]))),
-                            });
-                        }
-                    }
-                }
+        let mut routes = match (family, w.routes) {
+            (_, None) => Vec::new(),
+            (Family::V4, Some(WireRoutes::V4(r))) | (Family::V6, Some(WireRoutes::V6(r))) => r,
+            (_, Some(other)) => {
+                let want = match family {
+                    Family::V4 => "aau",
+                    Family::V6 => "a(ayuayu)",
+                };
+                let got = match other {
+                    WireRoutes::V4(_) => "aau".to_string(),
+                    WireRoutes::V6(_) => "a(ayuayu)".to_string(),
+                    WireRoutes::Other(s) => s,
+                };
+                return Err(g.err(
+                    "routes",
+                    format!("expected D-Bus type '{want}', got '{got}'"),
+                ));
             }
-            Family::V6 => {
-                for (dst, p, nh, _m) in g
-                    .typed::<Vec<(Vec<u8>, u32, Vec<u8>, u32)>>("routes", "a(ayuayu)")?
-                    .unwrap_or_default()
-                {
-                    let Some(dst) = bytes_to_ip6(&dst) else {
-                        continue;
-                    };
-                    if p > 128 {
-                        continue;
-                    }
-                    raw.push(PluginRoute {
-                        dest: IpAddr::V6(dst),
-                        prefix: p as u8,
-                        next_hop: bytes_to_ip6(&nh)
-                            .filter(|a| !a.is_unspecified())
-                            .map(IpAddr::V6),
-                        pref_src: None,
-                    });
-                }
-            }
-        }
-        let mut routes: Vec<PluginRoute> = Vec::with_capacity(raw.len());
-        let mut seen = std::collections::HashSet::with_capacity(raw.len());
-        for mut r in raw {
+        };
+        // In place: NM merges identical routes rather than failing on them.
+        let mut seen = std::collections::HashSet::with_capacity(routes.len());
+        routes.retain_mut(|r| {
             r.dest = clear_host_bits(r.dest, r.prefix);
-            if r.prefix == max && Some(r.dest) == external_gw {
-                continue;
-            }
-            // NM merges identical routes rather than failing on them.
-            if seen.insert((r.dest, r.prefix)) {
-                routes.push(r);
-            }
-        }
+            !(r.prefix == max && Some(r.dest) == external_gw) && seen.insert((r.dest, r.prefix))
+        });
+        drop(seen);
+        routes.shrink_to_fit();
         Ok(Some(IpConfig {
             family,
             address,
@@ -448,137 +426,4 @@ impl IpConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn a4(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn parses_nm_openvpn_capture() {
-        // [live] Ip4Config from nm-openvpn-service (spec traces).
-        let mut d = Dict::new();
-        d.insert("address".into(), ov(33556490u32));
-        d.insert("ptp".into(), ov(16779274u32));
-        d.insert("prefix".into(), ov(32u32));
-        d.insert("tundev".into(), ov("tun0"));
-        d.insert("gateway".into(), ov(16802570u32));
-        d.insert("mtu".into(), ov(1500u32));
-        let c = IpConfig::parse(&d, Family::V4, None).unwrap().unwrap();
-        assert_eq!(c.address, a4("10.8.0.2"));
-        assert_eq!(c.ptp, Some(a4("10.8.0.1")));
-        assert_eq!(c.prefix, 32);
-        let g = GenericConfig::parse(&d).unwrap();
-        assert_eq!(g.gateway, Some(a4("10.99.0.1")));
-        assert_eq!(g.tundev.as_deref(), Some("tun0"));
-    }
-
-    #[test]
-    fn nm_rules() {
-        let base = IpConfig {
-            family: Family::V4,
-            address: a4("10.8.0.2"),
-            prefix: 24,
-            ptp: None,
-            internal_gateway: None,
-            dns: vec![a4("10.8.0.1")],
-            domains: vec![],
-            routes: vec![
-                PluginRoute {
-                    dest: a4("10.60.1.7"),
-                    prefix: 16,
-                    next_hop: None,
-                    pref_src: None,
-                },
-                PluginRoute {
-                    dest: a4("10.60.0.0"),
-                    prefix: 16,
-                    next_hop: None,
-                    pref_src: None,
-                },
-                PluginRoute {
-                    dest: a4("192.0.2.1"),
-                    prefix: 32,
-                    next_hop: None,
-                    pref_src: None,
-                },
-            ],
-            never_default: false,
-            preserve_routes: false,
-            mss: None,
-        };
-        let d = base.to_dict();
-        let c = IpConfig::parse(&d, Family::V4, Some(a4("192.0.2.1")))
-            .unwrap()
-            .unwrap();
-        // host bits cleared, duplicates merged, the host route to the external gateway dropped
-        assert_eq!(c.routes.len(), 1);
-        assert_eq!(c.routes[0].dest, a4("10.60.0.0"));
-        let mut bad = d.clone();
-        bad.insert("prefix".into(), ov(33u32));
-        assert_eq!(
-            IpConfig::parse(&bad, Family::V4, None)
-                .unwrap_err()
-                .to_string(),
-            "Ip4Config: prefix: 33 is out of range (expected 1 to 32)"
-        );
-        let mut bad = d.clone();
-        bad.insert("address".into(), ov(0u32));
-        assert_eq!(
-            IpConfig::parse(&bad, Family::V4, None)
-                .unwrap_err()
-                .to_string(),
-            "Ip4Config: address: 0.0.0.0 is not a usable address"
-        );
-        let mut bad = d.clone();
-        bad.insert("address".into(), ov("10.8.0.2"));
-        assert_eq!(
-            IpConfig::parse(&bad, Family::V4, None)
-                .unwrap_err()
-                .to_string(),
-            "Ip4Config: address: expected D-Bus type 'u', got 's'"
-        );
-        let mut noprefix = d.clone();
-        noprefix.remove("prefix");
-        assert_eq!(
-            IpConfig::parse(&noprefix, Family::V4, None)
-                .unwrap()
-                .unwrap()
-                .prefix,
-            24
-        );
-        assert_eq!(
-            IpConfig::parse(&Dict::new(), Family::V4, None).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn ipv6_round_trip() {
-        let c = IpConfig {
-            family: Family::V6,
-            address: "fd00:8::2".parse().unwrap(),
-            prefix: 64,
-            ptp: None,
-            internal_gateway: Some("fd00:8::1".parse().unwrap()),
-            dns: vec!["fd00:8::1".parse().unwrap()],
-            domains: vec!["vpn.example".into()],
-            routes: vec![PluginRoute {
-                dest: "fd00:60::".parse().unwrap(),
-                prefix: 48,
-                next_hop: None,
-                pref_src: None,
-            }],
-            never_default: true,
-            preserve_routes: false,
-            mss: None,
-        };
-        assert_eq!(
-            IpConfig::parse(&c.to_dict(), Family::V6, None)
-                .unwrap()
-                .unwrap(),
-            c
-        );
-    }
-}
+mod tests;
