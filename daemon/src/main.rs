@@ -180,6 +180,8 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     ]));
     let agents = secrets::Agents::default();
     let authority = Arc::new(auth::Authority::new(cfg.authorization.clone()));
+    // The two bus connections and the link dump at once: each is a round trip or more, and
+    // start-up to the name owned is mostly waiting on them.
     let conn = connect_bus(&cfg)
         .await?
         .serve_at(
@@ -215,10 +217,7 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
                 list: settings_rx,
                 auth: authority.clone(),
             },
-        )
-        .build()
-        .await
-        .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
+        );
     // tinynm's own interfaces on a connection of their own, named `org.tinynm`: libnm takes
     // every PropertiesChanged from NetworkManager's name for one of its objects, and one of an
     // interface it does not know for an error (nmcli aborts with G_DEBUG=fatal-warnings).
@@ -236,11 +235,13 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
                 auth: authority.clone(),
                 cert_dir: cfg.cert_dir(),
             },
-        )
-        .build()
-        .await
-        .with_context(|| format!("cannot connect to the bus '{}'", cfg.bus))?;
-    let links = netlink.links().await.context("cannot read the links")?;
+        );
+    let bus_err = || format!("cannot connect to the bus '{}'", cfg.bus);
+    let (conn, own, links) = tokio::try_join!(
+        async { conn.build().await.with_context(bus_err) },
+        async { own.build().await.with_context(bus_err) },
+        async { netlink.links().await.context("cannot read the links") },
+    )?;
     let bus = bus::export::Exporter::new(conn.clone(), own.clone(), objects_tx);
     let handles = vpn::Handles {
         bus,

@@ -382,6 +382,56 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     tinynmd: PathBuf,
     launch: Launch,
+    /// From its (last) spawn to `org.freedesktop.NetworkManager` owned, as a client already on
+    /// the bus sees it.
+    pub startup: Duration,
+}
+
+/// A client on the bus waiting for `org.freedesktop.NetworkManager` to get an owner, subscribed
+/// before tinynmd is spawned so that the start-up is timed from the spawn.
+struct NameWatch {
+    _conn: zbus::Connection,
+    changes: zbus::fdo::NameOwnerChangedStream,
+}
+
+impl NameWatch {
+    async fn new(bus: &Bus) -> Result<NameWatch, SandboxError> {
+        let setup = |e: zbus::Error| SandboxError::Setup(e.to_string());
+        let conn = bus
+            .connect()
+            .await
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let changes = zbus::fdo::DBusProxy::new(&conn)
+            .await
+            .map_err(setup)?
+            .receive_name_owner_changed_with_args(&[(0, "org.freedesktop.NetworkManager")])
+            .await
+            .map_err(setup)?;
+        Ok(NameWatch {
+            _conn: conn,
+            changes,
+        })
+    }
+
+    async fn owned(mut self, limit: Duration) -> Result<(), SandboxError> {
+        use futures::StreamExt;
+        let wait = async {
+            while let Some(sig) = self.changes.next().await {
+                if let Ok(a) = sig.args()
+                    && a.new_owner().is_some()
+                {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(limit, wait).await {
+            Ok(true) => Ok(()),
+            _ => Err(SandboxError::Setup(format!(
+                "org.freedesktop.NetworkManager did not appear on the bus within {limit:?}"
+            ))),
+        }
+    }
 }
 
 /// How tinynmd is started, kept for restarts.
@@ -584,6 +634,8 @@ impl Daemon {
             bus_in_config_only: opts.bus_in_config_only,
             env,
         };
+        let watch = NameWatch::new(bus).await?;
+        let t0 = std::time::Instant::now();
         let child = Self::spawn(ns, bus, &tinynmd, &conf, &log, &launch)?;
         let mut d = Daemon {
             child,
@@ -594,8 +646,9 @@ impl Daemon {
             dir,
             tinynmd,
             launch,
+            startup: Duration::ZERO,
         };
-        d.wait_ready(bus).await?;
+        d.wait_ready(watch, t0).await?;
         Ok(d)
     }
 
@@ -636,22 +689,17 @@ impl Daemon {
             .map_err(|e| SandboxError::Sys("spawn tinynmd", e))
     }
 
-    async fn wait_ready(&mut self, bus: &Bus) -> Result<(), SandboxError> {
-        let conn = bus
-            .connect()
-            .await
-            .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        if let Err(e) = wait_for_name(
-            &conn,
-            "org.freedesktop.NetworkManager",
-            Duration::from_secs(20),
-        )
-        .await
-        {
+    async fn wait_ready(
+        &mut self,
+        watch: NameWatch,
+        t0: std::time::Instant,
+    ) -> Result<(), SandboxError> {
+        if let Err(e) = watch.owned(Duration::from_secs(20)).await {
             let log = self.log_text();
             terminate(&mut self.child);
             return Err(SandboxError::Setup(format!("{e}; tinynmd's log:\n{log}")));
         }
+        self.startup = t0.elapsed();
         Ok(())
     }
 
@@ -665,8 +713,10 @@ impl Daemon {
     pub async fn restart(&mut self, ns: &Netns, bus: &Bus) -> Result<(), SandboxError> {
         terminate(&mut self.child);
         let conf = self.dir.path().join("daemon.toml");
+        let watch = NameWatch::new(bus).await?;
+        let t0 = std::time::Instant::now();
         self.child = Self::spawn(ns, bus, &self.tinynmd, &conf, &self.log, &self.launch)?;
-        self.wait_ready(bus).await
+        self.wait_ready(watch, t0).await
     }
 
     /// Sets (or with `None` drops) a variable of tinynmd's environment for its next start.

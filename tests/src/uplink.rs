@@ -60,7 +60,7 @@ pub struct Run {
 }
 
 enum Running {
-    Tinynm(Daemon),
+    Tinynm(Box<Daemon>),
     Nm(NetworkManager),
 }
 
@@ -116,7 +116,7 @@ pub async fn run(which: Which, bin: &std::path::Path) -> anyhow::Result<Run> {
     let mut s = MessageStream::for_match_rule(rule, &conn, None).await?;
     let t0 = Instant::now();
     let d = match which {
-        Which::Tinynm => Running::Tinynm(
+        Which::Tinynm => Running::Tinynm(Box::new(
             Daemon::start(
                 &ns,
                 &bus,
@@ -129,7 +129,7 @@ pub async fn run(which: Which, bin: &std::path::Path) -> anyhow::Result<Run> {
                 },
             )
             .await?,
-        ),
+        )),
         Which::Nm => {
             let name = format!(
                 "[VPN Connection]\nname=testbench\nservice=org.freedesktop.NetworkManager.testbench\n\
