@@ -90,6 +90,7 @@ fn load_config(a: &Args) -> anyhow::Result<DaemonConfig> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let args = Args::parse();
     if args.manual {
         use clap::CommandFactory;
@@ -117,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(serve(cfg, args))
+    rt.block_on(serve(cfg, args, started))
 }
 
 async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Builder<'static>> {
@@ -134,10 +135,9 @@ async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Bui
     Ok(b.method_timeout(tinynm_config::daemon_config::Timeouts::dur(longest)))
 }
 
-async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
+async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let netlink = netlink::Netlink::new().context("netlink")?;
-    netlink::recover(&netlink, &cfg.state_dir).await;
     let run = state::paths::runtime_dir(&cfg.state_dir);
     if run.exists() {
         match std::fs::remove_dir_all(&run) {
@@ -237,10 +237,24 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
             },
         );
     let bus_err = || format!("cannot connect to the bus '{}'", cfg.bus);
+    // What a crashed tinynmd left is removed before the links are read; `org.tinynm` is
+    // owned as soon as its connection is up (its calls wait in the core's queue), so that
+    // its round trip overlaps the rest of the start.
     let (conn, own, links) = tokio::try_join!(
         async { conn.build().await.with_context(bus_err) },
-        async { own.build().await.with_context(bus_err) },
-        async { netlink.links().await.context("cannot read the links") },
+        async {
+            let own = own.build().await.with_context(bus_err)?;
+            own.request_name(state::paths::TINYNM_NAME)
+                .await
+                .with_context(|| {
+                    format!("cannot own {} on '{}'", state::paths::TINYNM_NAME, cfg.bus)
+                })?;
+            Ok(own)
+        },
+        async {
+            netlink::recover(&netlink, &cfg.state_dir).await;
+            netlink.links().await.context("cannot read the links")
+        },
     )?;
     let bus = bus::export::Exporter::new(conn.clone(), own.clone(), objects_tx);
     let handles = vpn::Handles {
@@ -282,17 +296,15 @@ async fn serve(cfg: DaemonConfig, args: Args) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    own.request_name(state::paths::TINYNM_NAME)
-        .await
-        .with_context(|| format!("cannot own {} on '{}'", state::paths::TINYNM_NAME, cfg.bus))?;
     conn.request_name(state::paths::NM_NAME)
         .await
         .with_context(|| format!("cannot own {} on '{}'", state::paths::NM_NAME, cfg.bus))?;
     tracing::info!(
-        "tinynmd {} serving {} on {}",
+        "tinynmd {} serving {} on {} ({} µs after start)",
         env!("CARGO_PKG_VERSION"),
         state::paths::NM_NAME,
-        cfg.bus
+        cfg.bus,
+        started.elapsed().as_micros()
     );
     // As NM: the links profiles fit are managed, and autoconnected, once the name is owned
     // (so that whoever waits for the name sees it all).

@@ -190,9 +190,14 @@ impl Drop for Bus {
 
 /// A process's resident memory (VmRSS), KiB.
 pub fn rss_of(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A KiB figure of `/proc/PID/status`: `VmRSS`, `VmHWM`, `RssAnon`, `RssFile`…
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -778,13 +783,7 @@ impl Daemon {
 
     /// The resident set's high-water mark (`VmHWM`), in KiB.
     pub fn peak_kib(&self) -> Option<u64> {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        s.lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        status_kib(self.child.id(), "VmHWM")
     }
 
     /// Open file descriptors.

@@ -1,8 +1,9 @@
 //! Applies a validated IP config through rtnetlink as one transaction: every object added is
 //! journaled; a kernel error rolls back everything already added; teardown deletes exactly
-//! the journal. Addresses and routes go in batches (`request_batch`, ≤256 a datagram).
+//! the journal. Addresses and routes go in batches (`batch.rs`, ≤256 a datagram).
 
 pub mod base;
+mod batch;
 mod journal;
 pub mod links;
 pub mod plan;
@@ -16,11 +17,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::NLM_F_CREATE;
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 
 pub use journal::{Applied, Journal, save_journal};
@@ -42,14 +43,6 @@ pub struct RouteEntry {
     pub metric: u32,
     /// Routing table (254 = main).
     pub table: u32,
-}
-
-struct BatchSocket {
-    handle: rtnetlink::proto::ConnectionHandle<RouteNetlinkMessage>,
-    unsolicited: futures::channel::mpsc::UnboundedReceiver<(
-        NetlinkMessage<RouteNetlinkMessage>,
-        rtnetlink::sys::SocketAddr,
-    )>,
 }
 
 /// At most this many requests in one datagram: more overflows the socket buffers (notes/).
@@ -112,7 +105,7 @@ pub struct Netlink {
     handle: rtnetlink::Handle,
     // One batch at a time: the errors of a batch's un-acknowledged requests arrive on the
     // socket's unsolicited stream, which must not be shared by two batches.
-    batch: Arc<tokio::sync::Mutex<BatchSocket>>,
+    batch: Arc<tokio::sync::Mutex<batch::BatchSocket>>,
     // How many of our connections use each shared route. Locked only for instants, never
     // across an await.
     shared: Arc<Mutex<HashMap<String, usize>>>,
@@ -140,41 +133,15 @@ pub(crate) fn already_gone(e: &io::Error) -> bool {
     )
 }
 
-fn same_request(a: &RouteNetlinkMessage, b: &RouteNetlinkMessage) -> bool {
-    match (a, b) {
-        (RouteNetlinkMessage::NewRoute(x), RouteNetlinkMessage::NewRoute(y))
-        | (RouteNetlinkMessage::DelRoute(x), RouteNetlinkMessage::DelRoute(y)) => x == y,
-        (RouteNetlinkMessage::NewAddress(x), RouteNetlinkMessage::NewAddress(y))
-        | (RouteNetlinkMessage::DelAddress(x), RouteNetlinkMessage::DelAddress(y)) => x == y,
-        _ => false,
-    }
-}
-
 impl Netlink {
     /// Opens the sockets in the calling thread's network namespace.
     pub fn new() -> Result<Self, NetlinkError> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(conn);
-        let (mut conn, batch, unsolicited) =
-            rtnetlink::proto::new_connection::<RouteNetlinkMessage>(
-                rtnetlink::sys::protocols::NETLINK_ROUTE,
-            )
-            .map_err(NetlinkError::Socket)?;
-        {
-            use rtnetlink::sys::AsyncSocket;
-            // ACKs of a whole batch must fit, or the kernel drops them and the batch never ends.
-            conn.socket_mut()
-                .socket_mut()
-                .set_rx_buf_sz(4 << 20)
-                .map_err(NetlinkError::Socket)?;
-        }
-        tokio::spawn(conn);
+        let batch = batch::BatchSocket::new().map_err(NetlinkError::Socket)?;
         Ok(Netlink {
             handle,
-            batch: Arc::new(tokio::sync::Mutex::new(BatchSocket {
-                handle: batch,
-                unsolicited,
-            })),
+            batch: Arc::new(tokio::sync::Mutex::new(batch)),
             shared: Arc::default(),
         })
     }
@@ -301,80 +268,27 @@ impl Netlink {
             })
     }
 
-    /// Sends requests in batches of at most [`BATCH`] and returns the failed ones, by index.
-    ///
-    /// Only the last request of a datagram asks for an ACK: the kernel handles a datagram's
-    /// requests in order, within the send, so that ACK means all of them are done, and each
-    /// failure still comes back as an error carrying the request it refused. Not having the
-    /// kernel build and send ten thousand ACKs is most of what makes this faster than `ip`.
+    /// Sends requests in batches of at most [`BATCH`] a datagram (`batch.rs`) and returns the
+    /// failed ones, by index. Not having the kernel build and send ten thousand ACKs is most
+    /// of what makes this faster than `ip`.
     pub async fn batch(
         &self,
         msgs: &[RouteNetlinkMessage],
         flags: u16,
     ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
-        use rtnetlink::proto::ReplyExpectation;
         let mut sock = self.batch.lock().await;
         let mut failed = Vec::new();
         for (c, chunk) in msgs.chunks(BATCH).enumerate() {
-            let base = c * BATCH;
-            let last = chunk.len() - 1;
-            let reqs = chunk.iter().cloned().enumerate().map(|(i, m)| {
-                let mut nl = NetlinkMessage::from(m);
-                if i == last {
-                    nl.header.flags = flags | NLM_F_ACK;
-                    (nl, ReplyExpectation::Expected)
-                } else {
-                    nl.header.flags = flags & !NLM_F_ACK;
-                    (nl, ReplyExpectation::NotExpected)
-                }
-            });
-            let mut replies = sock
-                .handle
-                .request_batch_with_expectation(reqs, rtnetlink::sys::SocketAddr::new(0, 0))
-                .map_err(|e| NetlinkError::Proto(e.to_string()))?;
-            let mut errors: Vec<NetlinkMessage<RouteNetlinkMessage>> = Vec::new();
-            let drain = async {
-                while let Some(reply) = replies.next().await {
-                    errors.push(reply);
-                }
-            };
-            tokio::time::timeout(REPLY_TIMEOUT, drain)
+            let refused = tokio::time::timeout(REPLY_TIMEOUT, sock.send(chunk, flags))
                 .await
                 .map_err(|_| {
                     NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {} changes", chunk.len()))
-                })?;
+                })?
+                .map_err(NetlinkError::Socket)?;
             if flags & NLM_F_CREATE == 0 {
                 crash_point("remove-batch");
             }
-            // The ACK has come, so every error of this datagram is already queued.
-            while let Ok((m, _)) = sock.unsolicited.try_recv() {
-                errors.push(m);
-            }
-            for reply in errors {
-                match reply.payload {
-                    NetlinkPayload::Error(e) if e.code.is_some() => {
-                        let err = e.to_io();
-                        let echoed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&e.header)
-                            .ok()
-                            .and_then(|m| match m.payload {
-                                NetlinkPayload::InnerMessage(i) => Some(i),
-                                _ => None,
-                            });
-                        let at = echoed
-                            .and_then(|m| chunk.iter().position(|c| same_request(c, &m)))
-                            .map(|i| base + i);
-                        match at {
-                            Some(i) => failed.push((i, err)),
-                            None => {
-                                tracing::warn!("kernel error on an unidentified request: {err}");
-                                failed.push((usize::MAX, err));
-                            }
-                        }
-                    }
-                    NetlinkPayload::Error(_) | NetlinkPayload::Done(_) | NetlinkPayload::Noop => {}
-                    other => tracing::debug!("unexpected netlink reply: {other:?}"),
-                }
-            }
+            failed.extend(refused.into_iter().map(|(i, e)| (c * BATCH + i, e)));
         }
         Ok(failed)
     }

@@ -16,6 +16,9 @@ use crate::netlink::links::LinkAddr;
 use crate::netlink::{Applied, Journal, Plan, RouteEntry, plan};
 use crate::state::{IpData, root};
 
+/// Routes from which a config is large enough for its memory to be handed back at once.
+const LARGE: usize = 1000;
+
 /// The config as it comes, and what of it is in force.
 #[derive(Default)]
 pub struct Applier {
@@ -155,9 +158,17 @@ impl Task {
                 false
             }
         };
-        // The config as it came and the plan are gone: what they took from the heap goes
-        // back now, not at the next trim, so that RSS while the VPN is up is what it holds.
-        crate::memory::release();
+        // A large config and its plan are gone: what they took from the heap goes back now,
+        // not at the next trim, so that RSS while the VPN is up is what it holds. (A small one
+        // leaves too little to be worth the walk over the heap.)
+        if self
+            .applier
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.routes() >= LARGE)
+        {
+            crate::memory::release();
+        }
         ok
     }
 
