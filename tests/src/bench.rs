@@ -578,6 +578,20 @@ async fn main() -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--embedded") {
         return embedded_section(if quick { 1 } else { 5 }).await;
     }
+    if args.iter().any(|a| a == "--many") {
+        let mut b = Bench::new().await?;
+        let r = b.many(100).await;
+        if std::env::var_os("TINYNM_BENCH_LOG").is_some() {
+            eprintln!("{}", b.daemon.log_text());
+        }
+        let (mut times, rss) = r?;
+        println!(
+            "100 at once: median {}, RSS {}",
+            ms(median(&mut times)),
+            mib(rss)
+        );
+        return Ok(());
+    }
     if args.iter().any(|a| a == "--encodings") {
         return encodings_section(if quick { 1 } else { 3 }).await;
     }
@@ -745,8 +759,6 @@ async fn main() -> anyhow::Result<()> {
         median(&mut t)
     };
     let n = if quick { 20 } else { 100 };
-    let (mut times, rss_many) = b.many(n).await?;
-    let med = median(&mut times);
     println!("\n## Many VPNs at once\n");
     println!(
         "{n} test-bench VPNs activated at once (one ActivateConnection each, all sent together); \
@@ -754,13 +766,20 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| | median | worst | one alone (median of 5) | RSS with all up |");
     println!("|---|---:|---:|---:|---:|");
-    println!(
-        "| {n} at once | {} | {} | {} | {} |",
-        ms(med),
-        ms(*times.last().expect("times")),
-        ms(single),
-        mib(rss_many)
-    );
+    match b.many(n).await {
+        Ok((mut times, rss_many)) => println!(
+            "| {n} at once | {} | {} | {} | {} |",
+            ms(median(&mut times)),
+            ms(*times.last().expect("times")),
+            ms(single),
+            mib(rss_many)
+        ),
+        // Said, not hidden; the rest runs on a daemon of its own.
+        Err(e) => {
+            println!("| {n} at once | **failed**: {e} | | {} | |", ms(single));
+            b = Bench::new().await?;
+        }
+    }
     let cycles = if quick { 100 } else { 1000 };
     println!("\n## {cycles} activate/deactivate cycles of one VPN\n");
     println!("| cycles done | RSS | open fds |");

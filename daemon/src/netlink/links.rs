@@ -314,6 +314,23 @@ pub async fn read_links(h: &rtnetlink::Handle) -> Result<Vec<Link>, rtnetlink::E
     Ok(links)
 }
 
+/// The links as two reads in a row agree on them (at most five reads). A dump the kernel
+/// interrupts because links or addresses changed meanwhile (`NLM_F_DUMP_INTR`, which rtnetlink
+/// does not report) can miss entries: with a hundred VPNs' tunnels coming up at once, the
+/// uplink was once read without its address, seen as unconfigured, and the VPNs over it taken
+/// down.
+async fn read_links_settled(h: &rtnetlink::Handle) -> Result<Vec<Link>, rtnetlink::Error> {
+    let mut last = read_links(h).await?;
+    for _ in 0..4 {
+        let again = read_links(h).await?;
+        if again == last {
+            break;
+        }
+        last = again;
+    }
+    Ok(last)
+}
+
 /// Reads the links now and again after every link or address event (events that come
 /// together are read once), sending each new picture to `tx`.
 pub fn watch(tx: mpsc::Sender<Vec<Link>>) -> std::io::Result<()> {
@@ -328,7 +345,7 @@ pub fn watch(tx: mpsc::Sender<Vec<Link>>) -> std::io::Result<()> {
     tokio::spawn(async move {
         let mut last: Option<Vec<Link>> = None;
         loop {
-            match read_links(&handle).await {
+            match read_links_settled(&handle).await {
                 Ok(links) => {
                     if last.as_ref() != Some(&links) {
                         last = Some(links.clone());
