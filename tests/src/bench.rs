@@ -83,7 +83,8 @@ impl Bench {
             .msg_type(zbus::message::Type::Signal)
             .build()?;
         let signals =
-            MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(4096)).await?;
+            MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(1 << 17))
+                .await?;
         Ok(Bench {
             ns,
             daemon,

@@ -269,13 +269,13 @@ impl PluginLink {
         // One rule for every plugin, the sender checked here: a rule naming the plugin's unique
         // name is dropped by the bus when the plugin leaves, so zbus's later RemoveMatch fails
         // and zbus keeps the subscription (and its channel) for ever: ~250 bytes a connection.
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .path(tinynm_vpn_plugin::service::PLUGIN_PATH)
-            .interface(tinynm_vpn_plugin::service::PLUGIN_IFACE)
-            .build()?;
-        let stream = zbus::MessageStream::for_match_rule(rule, &self.conn, None).await?;
-        let from = owner.to_string();
+        //
+        // That rule's queue is shared by every VPN, and zbus stops reading the connection
+        // while any subscriber's queue is full: the stream is polled from the moment it exists,
+        // with no await in between. (With the round trips of the name's own watch and of the
+        // liveness check in that gap, a hundred plugins starting at once filled it, and the
+        // daemon waited on a reply it could no longer read until the start timers fired.)
+        //
         // The name's owner changes come through the same forwarder, after whatever the plugin
         // sent before it left: the bus delivers the plugin's last signals (Failure, STOPPED)
         // before the NameOwnerChanged of its exit, and NM reads them in that order.
@@ -287,6 +287,13 @@ impl PluginLink {
             .arg(0, self.bus_name.as_str())
             .build()?;
         let owners = zbus::MessageStream::for_match_rule(rule, &self.conn, None).await?;
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .path(tinynm_vpn_plugin::service::PLUGIN_PATH)
+            .interface(tinynm_vpn_plugin::service::PLUGIN_IFACE)
+            .build()?;
+        let stream = zbus::MessageStream::for_match_rule(rule, &self.conn, None).await?;
+        let from = owner.to_string();
         let both = futures::stream::select_with_strategy(
             stream.map(futures::future::Either::Left),
             owners.map(futures::future::Either::Right),
@@ -295,9 +302,6 @@ impl PluginLink {
         // The first watch, from before the owner was known, is no longer needed.
         if let Some(w) = self.owner_watch.take() {
             w.abort();
-        }
-        if !self.alive().await {
-            let _ = self.events_tx.send(Ev::Owner(None));
         }
         self.forward(both, move |m| {
             let m = match m {
@@ -331,6 +335,9 @@ impl PluginLink {
             };
             Some(ev)
         });
+        if !self.alive().await {
+            let _ = self.events_tx.send(Ev::Owner(None));
+        }
         Ok(())
     }
 
