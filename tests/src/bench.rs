@@ -557,6 +557,22 @@ fn own_start_up(d: &Daemon) -> anyhow::Result<Duration> {
     Ok(Duration::from_micros(us))
 }
 
+/// A table of median, min and max, one row per series (each sorted in place).
+fn spread_table<const N: usize>(head: &str, rows: [(&str, &mut Vec<Duration>); N]) {
+    println!("| {head} | median | min | max |");
+    println!("|---|---:|---:|---:|");
+    for (name, v) in rows {
+        let med = median(v);
+        println!(
+            "| {name} | {} | {} | {} |",
+            ms(med),
+            ms(v[0]),
+            ms(*v.last().expect("runs"))
+        );
+    }
+    println!();
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -627,24 +643,16 @@ async fn main() -> anyhow::Result<()> {
          client subscribed to NameOwnerChanged before the spawn. Target ≤ 2 ms; NetworkManager 1.42: \
          9.7 ms (issue 16).\n"
     );
-    println!("| {} starts | median | min | max |", startup.len());
-    println!("|---|---:|---:|---:|");
-    for (name, v) in [
-        (
-            "tinynmd's own: main() → name owned (its log)",
-            &mut own_start,
-        ),
-        ("seen by a client: spawn → NameOwnerChanged", &mut startup),
-    ] {
-        let med = median(v);
-        println!(
-            "| {name} | {} | {} | {} |",
-            ms(med),
-            ms(v[0]),
-            ms(*v.last().expect("runs"))
-        );
-    }
-    println!();
+    spread_table(
+        &format!("{} starts", startup.len()),
+        [
+            (
+                "tinynmd's own: main() → name owned (its log)",
+                &mut own_start,
+            ),
+            ("seen by a client: spawn → NameOwnerChanged", &mut startup),
+        ],
+    );
 
     // Daemon work at 0 routes.
     let p0 = b.add(0).await?;
@@ -656,21 +664,13 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("## Daemon work from Ip4Config to ACTIVATED, 0 routes\n");
     println!("Target ≤ 2 ms; NetworkManager 1.42: about 18 ms.\n");
-    println!("| {} cycles | median | min | max |", work.len());
-    println!("|---|---:|---:|---:|");
-    for (name, v) in [
-        ("inside tinynmd", &mut work),
-        ("seen on the bus", &mut seen),
-    ] {
-        let med = median(v);
-        println!(
-            "| {name} | {} | {} | {} |",
-            ms(med),
-            ms(v[0]),
-            ms(*v.last().expect("runs"))
-        );
-    }
-    println!();
+    spread_table(
+        &format!("{} cycles", work.len()),
+        [
+            ("inside tinynmd", &mut work),
+            ("seen on the bus", &mut seen),
+        ],
+    );
 
     println!("## Routes: tinynmd apply/remove beside `ip -batch` add/delete of the same routes\n");
     println!(

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use proptest::prelude::*;
 use tinynm_config::dbus::ov;
 use tinynm_config::profile::Family;
-use tinynm_vpn_plugin::wire::{WireDict, WireRoutes};
+use tinynm_vpn_plugin::wire::{READ_KEYS, WireDict, WireRoutes};
 use tinynm_vpn_plugin::{Dict, GenericConfig, IpConfig, PluginRoute};
 use zbus::OwnedVariant;
 
@@ -36,29 +36,13 @@ fn value() -> impl Strategy<Value = OwnedVariant> {
 }
 
 fn dict() -> impl Strategy<Value = Dict> {
-    let key = proptest::sample::select(
-        &[
-            "gateway",
-            "tundev",
-            "mtu",
-            "banner",
-            "has-ip4",
-            "has-ip6",
-            "address",
-            "prefix",
-            "ptp",
-            "dns",
-            "domain",
-            "domains",
-            "nbns",
-            "routes",
-            "route-data",
-            "never-default",
-            "preserve-routes",
-            "int-gateway",
-            "mss",
-        ][..],
-    );
+    // Every key NM reads, `routes`, and keys it does not read (NM 1.42 reads no `route-data`).
+    let keys: Vec<&'static str> = READ_KEYS
+        .iter()
+        .copied()
+        .chain(["routes", "route-data", "nbns", "int-gateway"])
+        .collect();
+    let key = proptest::sample::select(keys);
     proptest::collection::hash_map(key.prop_map(String::from), value(), 0..10)
 }
 

@@ -15,7 +15,7 @@ use zbus::{OwnedVariant, Signature, Type};
 use super::{Dict, PluginRoute};
 
 /// The keys of `Config`, `Ip4Config` and `Ip6Config` that are read, `routes` apart.
-const KEYS: &[&str] = &[
+pub const READ_KEYS: &[&str] = &[
     "gateway",
     "tundev",
     "mtu",
@@ -95,7 +95,7 @@ impl<'de> Visitor<'de> for DictVisitor {
             w.entries += 1;
             if k == "routes" {
                 w.routes = Some(m.next_value_seed(RoutesSeed)?);
-            } else if KEYS.contains(&k.as_str()) {
+            } else if READ_KEYS.contains(&k.as_str()) {
                 let v = m.next_value::<OwnedVariant>()?;
                 w.small.insert(k, v);
             } else {

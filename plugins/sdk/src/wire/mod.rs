@@ -12,7 +12,7 @@ use tinynm_config::profile::Family;
 use zbus::OwnedVariant;
 
 mod de;
-pub use de::{WireDict, WireRoutes};
+pub use de::{READ_KEYS, WireDict, WireRoutes};
 
 /// An `a{sv}` dictionary as it travels on the bus.
 pub type Dict = HashMap<String, OwnedVariant>;
