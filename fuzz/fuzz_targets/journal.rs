@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
     let again = j.to_bytes();
     let (k, damage) = journal::Journal::from_bytes(&again);
     assert!(damage.is_empty());
-    assert_eq!(k.items.len(), j.items.len());
+    assert_eq!(k.len(), j.len());
 });

@@ -96,13 +96,13 @@ fn addresses6(d: &IpData) -> Vec<(Vec<u8>, u32, Vec<u8>)> {
 }
 
 /// NM's legacy IPv4 route: (dest, prefix, next hop, metric); default routes are left out.
-fn route4_legacy(r: &RouteEntry) -> Option<[u32; 4]> {
+fn route4_legacy(r: RouteEntry) -> Option<[u32; 4]> {
     let dest = v4(&r.dest).filter(|_| r.prefix != 0)?;
     let nh = r.next_hop.as_ref().and_then(v4).map(net_u32).unwrap_or(0);
     Some([net_u32(dest), u32::from(r.prefix), nh, r.metric])
 }
 
-fn route6_legacy(r: &RouteEntry) -> Option<([u8; 16], u32, [u8; 16], u32)> {
+fn route6_legacy(r: RouteEntry) -> Option<([u8; 16], u32, [u8; 16], u32)> {
     let dest = v6(&r.dest).filter(|_| r.prefix != 0)?;
     let nh = r
         .next_hop
@@ -310,9 +310,9 @@ impl Type for Routes6Wire<'_> {
 
 impl serde::Serialize for RouteDataWire<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.routes.len()))?;
-        for r in &self.0.routes {
-            seq.serialize_element(&RouteEntryWire(r))?;
+        let mut seq = s.serialize_seq(None)?;
+        for r in self.0.routes.iter() {
+            seq.serialize_element(&RouteEntryWire(&r))?;
         }
         seq.end()
     }
@@ -428,12 +428,12 @@ mod tests {
                 peer: Some("10.8.0.1".parse().unwrap()),
             }],
             gateway: "0.0.0.0".into(),
-            routes: vec![
+            routes: crate::state::Routes::Listed(vec![
                 r("0.0.0.0", 0, None, 50, 254),
                 r("10.60.1.0", 24, Some("10.8.0.1"), 50, 254),
                 r("10.61.0.0", 16, None, 20, 100),
                 r("fd00::", 64, Some("fd00::1"), 50, 254),
-            ],
+            ]),
             nameservers: vec!["10.8.0.53".parse().unwrap()],
             domains: vec!["corp.example".into()],
             searches: Vec::new(),

@@ -156,16 +156,10 @@ impl Netlink {
     /// Gives addresses that are already ours fresh lifetimes (a renewed DHCP lease), as NM
     /// does: the same address added again with NLM_F_REPLACE.
     pub async fn refresh_addresses(&self, msgs: &[AddressMessage]) -> Result<(), NetlinkError> {
-        let reqs: Vec<RouteNetlinkMessage> = msgs
-            .iter()
-            .cloned()
-            .map(RouteNetlinkMessage::NewAddress)
-            .collect();
-        if reqs.is_empty() {
-            return Ok(());
-        }
         let failed = self
-            .batch(&reqs, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE)
+            .batch(msgs, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, |m| {
+                Some(RouteNetlinkMessage::NewAddress(m.clone()))
+            })
             .await?;
         match failed.into_iter().next() {
             None => Ok(()),

@@ -5,8 +5,8 @@
 //! fuzz targets read journals with this very code.
 
 use std::io;
-
 use std::io::Write;
+use std::sync::Arc;
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
@@ -33,18 +33,67 @@ pub enum Applied {
     Rule(netlink_packet_route::rule::RuleMessage),
 }
 
-/// Everything one connection put in the kernel, in order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Everything one connection put in the kernel, in order. Held as the parts it went in as, each
+/// shared: a plan's routes are moved in whole when applied, never copied, and a clone of the
+/// journal shares them, so that a VPN's routes exist once while it is up (its IP4Config reads
+/// them from a clone).
+#[derive(Debug, Clone, Default)]
 pub struct Journal {
-    /// In the order applied.
-    pub items: Vec<Applied>,
+    parts: Vec<Arc<Vec<Applied>>>,
+}
+
+impl PartialEq for Journal {
+    fn eq(&self, other: &Journal) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl From<Vec<Applied>> for Journal {
+    fn from(items: Vec<Applied>) -> Journal {
+        let mut j = Journal::default();
+        j.append(items);
+        j
+    }
 }
 
 impl Journal {
+    /// The objects in the order applied.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Applied> + Clone {
+        self.parts.iter().flat_map(|p| p.iter())
+    }
+
+    /// How many objects.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.len()).sum()
+    }
+
+    /// Adds these objects after the others, moving the vector in without copying it.
+    pub fn append(&mut self, items: Vec<Applied>) {
+        if !items.is_empty() {
+            self.parts.push(Arc::new(items));
+        }
+    }
+
+    /// Adds another journal's objects after these.
+    pub fn extend(&mut self, other: Journal) {
+        self.parts
+            .extend(other.parts.into_iter().filter(|p| !p.is_empty()));
+    }
+
+    /// The objects, in one vector (a part still shared is copied).
+    #[cfg(test)]
+    pub fn into_items(self) -> Vec<Applied> {
+        let mut parts: Vec<Vec<Applied>> =
+            self.parts.into_iter().map(Arc::unwrap_or_clone).collect();
+        if parts.len() == 1 {
+            return parts.pop().unwrap_or_default();
+        }
+        parts.concat()
+    }
+
     /// Number of routes in the journal.
     pub fn routes(&self) -> usize {
-        self.items
-            .iter()
+        self.iter()
             .filter(|a| matches!(a, Applied::Route(_) | Applied::SharedRoute(_)))
             .count()
     }
@@ -59,7 +108,7 @@ impl Journal {
     /// The journal's objects as records.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for a in &self.items {
+        for a in self.iter() {
             push_record(&mut out, a.record());
         }
         out
@@ -108,7 +157,7 @@ impl Journal {
             }
             b = &b[len..];
         }
-        (Journal { items }, damage)
+        (Journal::from(items), damage)
     }
 }
 
@@ -258,6 +307,11 @@ impl Applied {
         }
     }
 
+    /// An MTU or up state: undone by a link change, not by a delete request.
+    pub(super) fn is_link_change(&self) -> bool {
+        matches!(self, Applied::Mtu(..) | Applied::Up(_))
+    }
+
     pub(super) fn shared_key(&self) -> Option<String> {
         match self {
             Applied::SharedRoute(r) => Some(format!("{r} table {}", r.kernel_table())),
@@ -359,9 +413,12 @@ mod tests {
 
     #[test]
     fn link_changes_round_trip_and_retractions_take_objects_out() {
-        let j = Journal {
-            items: vec![Applied::Up(7), Applied::Mtu(7, 1500), route(1), route(2)],
-        };
+        let j = Journal::from(vec![
+            Applied::Up(7),
+            Applied::Mtu(7, 1500),
+            route(1),
+            route(2),
+        ]);
         let mut bytes = j.to_bytes();
         assert_eq!(Journal::from_bytes(&bytes), (j.clone(), vec![]));
         // The kernel refused route 1 (someone else's): retracted, it is not ours to delete.
@@ -377,7 +434,7 @@ mod tests {
         let (read, damage) = Journal::from_bytes(&bytes);
         assert!(damage.is_empty());
         assert_eq!(
-            read.items,
+            read.into_items(),
             vec![Applied::Up(7), Applied::Mtu(7, 1500), route(2)]
         );
     }
@@ -396,17 +453,18 @@ mod tests {
         w.sync().unwrap();
         let (j, damage) = Journal::from_bytes(&std::fs::read(&p).unwrap());
         assert!(damage.is_empty());
-        assert_eq!(j.items, vec![Applied::Mtu(3, 1400), route(1), route(3)]);
+        assert_eq!(
+            j.into_items(),
+            vec![Applied::Mtu(3, 1400), route(1), route(3)]
+        );
     }
 
     #[test]
     fn a_torn_tail_is_damage_and_what_precedes_it_is_kept() {
-        let j = Journal {
-            items: vec![route(1), route(2)],
-        };
+        let j = Journal::from(vec![route(1), route(2)]);
         let bytes = j.to_bytes();
         let (read, damage) = Journal::from_bytes(&bytes[..bytes.len() - 3]);
-        assert_eq!(read.items, vec![route(1)]);
+        assert_eq!(read.into_items(), vec![route(1)]);
         assert_eq!(damage.len(), 1, "{damage:?}");
         assert!(damage[0].contains("torn write"));
     }
@@ -444,7 +502,7 @@ mod tests {
         ) {
             let mut items = vec![Applied::Up(3), Applied::Mtu(3, mtu)];
             items.extend(n.iter().map(|x| route(*x)));
-            let j = Journal { items };
+            let j = Journal::from(items.clone());
             let bytes = j.to_bytes();
             proptest::prop_assert_eq!(Journal::from_bytes(&bytes), (j.clone(), vec![]));
             let cut = cut.min(bytes.len() - 1);
@@ -457,8 +515,8 @@ mod tests {
             }
             let (read, damage) = Journal::from_bytes(&bytes[..end]);
             proptest::prop_assert_eq!(damage.len(), usize::from(!ends.contains(&end)));
-            proptest::prop_assert!(read.items.len() < j.items.len());
-            proptest::prop_assert_eq!(&j.items[..read.items.len()], &read.items[..]);
+            proptest::prop_assert!(read.len() < items.len());
+            proptest::prop_assert_eq!(&items[..read.len()], &read.into_items()[..]);
         }
     }
 }

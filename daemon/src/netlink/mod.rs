@@ -271,24 +271,41 @@ impl Netlink {
     /// Sends requests in batches of at most [`BATCH`] a datagram (`batch.rs`) and returns the
     /// failed ones, by index. Not having the kernel build and send ten thousand ACKs is most
     /// of what makes this faster than `ip`.
-    pub async fn batch(
+    pub async fn batch<T>(
         &self,
-        msgs: &[RouteNetlinkMessage],
+        items: &[T],
         flags: u16,
+        request: impl Fn(&T) -> Option<RouteNetlinkMessage>,
     ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
         let mut sock = self.batch.lock().await;
         let mut failed = Vec::new();
-        for (c, chunk) in msgs.chunks(BATCH).enumerate() {
-            let refused = tokio::time::timeout(REPLY_TIMEOUT, sock.send(chunk, flags))
+        // The requests are built a datagram at a time, never all at once.
+        let mut msgs = Vec::with_capacity(BATCH.min(items.len()));
+        let mut at = Vec::with_capacity(BATCH.min(items.len()));
+        for (c, chunk) in items.chunks(BATCH).enumerate() {
+            msgs.clear();
+            at.clear();
+            for (i, item) in chunk.iter().enumerate() {
+                if let Some(m) = request(item) {
+                    msgs.push(m);
+                    at.push(c * BATCH + i);
+                }
+            }
+            let refused = tokio::time::timeout(REPLY_TIMEOUT, sock.send(&msgs, flags))
                 .await
                 .map_err(|_| {
-                    NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {} changes", chunk.len()))
+                    NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {} changes", msgs.len()))
                 })?
                 .map_err(NetlinkError::Socket)?;
             if flags & NLM_F_CREATE == 0 {
                 crash_point("remove-batch");
             }
-            failed.extend(refused.into_iter().map(|(i, e)| (c * BATCH + i, e)));
+            // An index the socket did not send stays out of range: an unknown request.
+            failed.extend(
+                refused
+                    .into_iter()
+                    .map(|(i, e)| (at.get(i).copied().unwrap_or(usize::MAX), e)),
+            );
         }
         Ok(failed)
     }

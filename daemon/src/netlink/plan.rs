@@ -449,9 +449,13 @@ mod tests {
         };
         let p = profile();
         let plan = plan_on_tun(&p, &g, &c, None);
-        let j = crate::netlink::Journal {
-            items: plan.addresses.iter().chain(&plan.routes).cloned().collect(),
-        };
+        let j = crate::netlink::Journal::from(
+            plan.addresses
+                .iter()
+                .chain(&plan.routes)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let mut bytes = j.to_bytes();
         assert_eq!(
             crate::netlink::Journal::from_bytes(&bytes),
@@ -461,7 +465,7 @@ mod tests {
         let whole = bytes.len();
         bytes.truncate(whole - 3);
         let (read, damage) = crate::netlink::Journal::from_bytes(&bytes);
-        assert_eq!(read.items.len(), j.items.len() - 1);
+        assert_eq!(read.len(), j.len() - 1);
         assert_eq!(damage.len(), 1);
         assert!(
             damage[0].ends_with("are not a whole record (a torn write?)"),
@@ -472,7 +476,7 @@ mod tests {
         let first = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
         bytes[4..first].fill(0xff);
         let (read, damage) = crate::netlink::Journal::from_bytes(&bytes);
-        assert_eq!(read.items.len(), j.items.len() - 1);
+        assert_eq!(read.len(), j.len() - 1);
         assert_eq!(damage.len(), 1, "{damage:?}");
     }
 }

@@ -17,7 +17,7 @@ pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
             Ok(b) => Journal::from_bytes(&b),
             Err(e) => (Journal::default(), vec![format!("cannot read it: {e}")]),
         };
-        let n = j.items.len();
+        let n = j.len();
         if !damage.is_empty() {
             // What can be read names objects tinynmd added: removing them is safe; what cannot
             // be read is said, so that nobody thinks the kernel is as it was.
@@ -27,7 +27,7 @@ pub async fn recover(nl: &Netlink, dir: &std::path::Path) {
                 damage.join("; ")
             );
         }
-        let errors = nl.remove(j).await;
+        let errors = nl.remove(&j).await;
         for err in &errors {
             tracing::error!("recovery from {}: {err}", p.display());
         }

@@ -5,7 +5,6 @@
 use std::io;
 use std::path::Path;
 
-use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::LinkUnspec;
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
 
@@ -43,15 +42,25 @@ pub fn crash_point(point: &str) {
     }
 }
 
+/// What became of one object of a plan's group.
+#[derive(Clone, Copy, PartialEq)]
+enum Fate {
+    /// Not sent (yet).
+    Unsent,
+    /// A shared route another connection of ours already has: counted, not sent.
+    Counted,
+    /// Added: ours.
+    In,
+    /// Refused by the kernel: not ours.
+    Refused,
+}
+
 impl Netlink {
     /// Applies a plan as one transaction. On any error everything already added is removed
     /// again and the error names the object the kernel refused. With a journal path, each
-    /// change is written there and fsync'd before the kernel is asked for it.
-    pub async fn apply(
-        &self,
-        plan: &Plan,
-        journal: Option<&Path>,
-    ) -> Result<Journal, NetlinkError> {
+    /// change is written there and fsync'd before the kernel is asked for it. The plan's
+    /// objects are moved into the journal, not copied.
+    pub async fn apply(&self, plan: Plan, journal: Option<&Path>) -> Result<Journal, NetlinkError> {
         let mut wal = match journal {
             Some(p) => {
                 Some(Wal::open(p).map_err(|e| NetlinkError::Journal(p.display().to_string(), e))?)
@@ -63,7 +72,7 @@ impl Netlink {
         match r {
             Ok(()) => Ok(done),
             Err(e) => {
-                for re in self.remove(done).await {
+                for re in self.remove(&done).await {
                     tracing::error!("rollback: {re}");
                 }
                 Err(e)
@@ -73,11 +82,17 @@ impl Netlink {
 
     async fn apply_into(
         &self,
-        plan: &Plan,
+        plan: Plan,
         journal: &mut Journal,
         mut wal: Option<&mut Wal>,
     ) -> Result<(), NetlinkError> {
-        for l in &plan.links {
+        let Plan {
+            links,
+            addresses,
+            routes,
+            rules,
+        } = plan;
+        for l in &links {
             let now = self
                 .link_by_index(l.index)
                 .await?
@@ -97,7 +112,7 @@ impl Netlink {
                 w.intend(&changes);
                 w.sync().map_err(|e| journal_err(w, e))?;
             }
-            journal.items.extend(changes);
+            journal.append(changes);
             if !now.up || mtu.is_some() {
                 self.link_up(l.index, mtu).await?;
             }
@@ -106,16 +121,17 @@ impl Netlink {
         // each have, say, a default route of the same metric through their own interface.
         let address_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
         let route_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
-        for (group, flags) in [
-            (&plan.addresses, address_flags),
-            (&plan.routes, route_flags),
-            (&plan.rules, address_flags),
+        for (mut group, flags) in [
+            (addresses, address_flags),
+            (routes, route_flags),
+            (rules, address_flags),
         ] {
+            let mut fate = vec![Fate::Unsent; group.len()];
             // A shared route some other connection of ours already has: count it, send nothing.
-            let mut send: Vec<&Applied> = Vec::with_capacity(group.len());
+            let mut send: Vec<usize> = Vec::with_capacity(group.len());
             {
                 let mut shared = self.shared.lock().expect("poisoned");
-                for a in group {
+                for (i, a) in group.iter().enumerate() {
                     match a.shared_key() {
                         Some(k) => match shared.get_mut(&k) {
                             Some(n) => {
@@ -123,23 +139,47 @@ impl Netlink {
                                 if let Some(w) = wal.as_deref_mut() {
                                     w.intend([a]);
                                 }
-                                journal.items.push(a.clone());
+                                fate[i] = Fate::Counted;
                             }
                             None => {
                                 // Reserved before it is sent, so that a connection applying
                                 // at the same moment counts it rather than racing to add it.
                                 shared.insert(k, 1);
-                                send.push(a);
+                                send.push(i);
                             }
                         },
-                        None => send.push(a),
+                        None if a.is_link_change() => fate[i] = Fate::Counted,
+                        None => send.push(i),
                     }
                 }
             }
+            let mut result = Ok(());
             for window in send.chunks(WINDOW) {
-                self.apply_window(window, flags, journal, wal.as_deref_mut())
-                    .await?;
+                result = self
+                    .apply_window(&group, window, flags, &mut fate, wal.as_deref_mut())
+                    .await;
+                if result.is_err() {
+                    break;
+                }
             }
+            drop(send);
+            // What was never sent gives its reservation back; what went in, or was counted,
+            // is ours and moves into the journal.
+            {
+                let mut shared = self.shared.lock().expect("poisoned");
+                for (a, f) in group.iter().zip(&fate) {
+                    if *f == Fate::Unsent {
+                        unshare(&mut shared, a);
+                    }
+                }
+            }
+            let mut i = 0;
+            group.retain(|_| {
+                i += 1;
+                matches!(fate[i - 1], Fate::In | Fate::Counted)
+            });
+            journal.append(group);
+            result?;
         }
         if let Some(w) = wal {
             w.sync().map_err(|e| journal_err(w, e))?;
@@ -147,24 +187,25 @@ impl Netlink {
         Ok(())
     }
 
-    /// Sends one window of add requests, written ahead first; journals what went in, retracts
-    /// what the kernel refused, and fails on the first refusal that is not "already there".
+    /// Sends one window of add requests (indices into `group`), written ahead first; records
+    /// each one's fate, retracts what the kernel refused, and fails on the first refusal that
+    /// is not "already there".
     async fn apply_window(
         &self,
-        window: &[&Applied],
+        group: &[Applied],
+        window: &[usize],
         flags: u16,
-        journal: &mut Journal,
+        fate: &mut [Fate],
         mut wal: Option<&mut Wal>,
     ) -> Result<(), NetlinkError> {
         if let Some(w) = wal.as_deref_mut() {
-            w.intend(window.iter().copied());
+            w.intend(window.iter().map(|i| &group[*i]));
             w.sync().map_err(|e| journal_err(w, e))?;
         }
         crate::netlink::crash_point("apply-window");
-        let msgs: Vec<RouteNetlinkMessage> =
-            window.iter().filter_map(|a| a.add_message()).collect();
-        let failed = self.batch(&msgs, flags).await?;
-        drop(msgs);
+        let failed = self
+            .batch(window, flags, |i| group[*i].add_message())
+            .await?;
         let mut outcome: Vec<Option<&io::Error>> = vec![None; window.len()];
         let mut unknown = None;
         for (i, e) in &failed {
@@ -173,47 +214,40 @@ impl Netlink {
                 None => unknown = Some(e),
             }
         }
-        let mut first_error = None;
-        let mut refused = Vec::new();
-        {
-            let mut shared = self.shared.lock().expect("poisoned");
-            for (a, o) in window.iter().zip(&outcome) {
-                if o.is_some()
-                    && let Some(k) = a.shared_key()
-                    && let Some(n) = shared.get_mut(&k)
-                {
-                    *n -= 1;
-                    if *n == 0 {
-                        shared.remove(&k);
-                    }
-                }
-                match o {
-                    None => journal.items.push((*a).clone()),
-                    Some(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        // Someone else's identical object: it stays, and stays theirs.
-                        tracing::warn!("{} is already in the kernel: left as it is", a.describe());
-                        refused.push(*a);
-                    }
-                    Some(e) => {
-                        refused.push(*a);
-                        if first_error.is_none() {
-                            first_error = Some((
-                                a.describe(),
-                                io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
         if let Some(e) = unknown {
-            // The kernel named no request we sent: journal all (deleting what is not there is
-            // harmless) and fail.
-            journal.items.extend(window.iter().map(|a| (*a).clone()));
+            // The kernel named no request we sent: take all as ours (deleting what is not
+            // there is harmless) and fail.
+            for i in window {
+                fate[*i] = Fate::In;
+            }
             return Err(NetlinkError::Kernel {
                 op: "apply a batch of changes".into(),
                 source: io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
             });
+        }
+        let mut first_error = None;
+        let mut refused = Vec::new();
+        {
+            let mut shared = self.shared.lock().expect("poisoned");
+            for (i, o) in window.iter().zip(&outcome) {
+                let a = &group[*i];
+                let Some(e) = o else {
+                    fate[*i] = Fate::In;
+                    continue;
+                };
+                fate[*i] = Fate::Refused;
+                unshare(&mut shared, a);
+                refused.push(a);
+                if e.raw_os_error() == Some(libc::EEXIST) {
+                    // Someone else's identical object: it stays, and stays theirs.
+                    tracing::warn!("{} is already in the kernel: left as it is", a.describe());
+                } else if first_error.is_none() {
+                    first_error = Some((
+                        a.describe(),
+                        io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                    ));
+                }
+            }
         }
         if let Some(w) = wal {
             // Written with the next window's intents, or at the end.
@@ -230,14 +264,20 @@ impl Netlink {
 
     /// Removes exactly what a journal recorded, newest first; returns the errors (an object
     /// already gone is not one).
-    pub async fn remove(&self, journal: Journal) -> Vec<NetlinkError> {
+    pub async fn remove(&self, journal: &Journal) -> Vec<NetlinkError> {
+        self.remove_items(journal.iter().rev()).await
+    }
+
+    /// Removes these objects, in this order; returns the errors (an object already gone is
+    /// not one). A shared route still used by another connection of ours is only uncounted.
+    pub async fn remove_items<'a>(
+        &self,
+        items: impl Iterator<Item = &'a Applied>,
+    ) -> Vec<NetlinkError> {
         let mut errors = Vec::new();
-        let items: Vec<Applied> = {
+        let items: Vec<&Applied> = {
             let mut shared = self.shared.lock().expect("poisoned");
-            journal
-                .items
-                .into_iter()
-                .rev()
+            items
                 .filter(|a| match a.shared_key() {
                     None => true,
                     Some(k) => match shared.get_mut(&k) {
@@ -253,13 +293,15 @@ impl Netlink {
                 })
                 .collect()
         };
-        let dels: Vec<(usize, RouteNetlinkMessage)> = items
+        let dels: Vec<&Applied> = items
             .iter()
-            .enumerate()
-            .filter_map(|(i, a)| a.del_message().map(|m| (i, m)))
+            .copied()
+            .filter(|a| !a.is_link_change())
             .collect();
-        let msgs: Vec<RouteNetlinkMessage> = dels.iter().map(|(_, m)| m.clone()).collect();
-        match self.batch(&msgs, NLM_F_REQUEST | NLM_F_ACK).await {
+        match self
+            .batch(&dels, NLM_F_REQUEST | NLM_F_ACK, |a| a.del_message())
+            .await
+        {
             Ok(failed) => {
                 for (i, e) in failed {
                     if already_gone(&e) {
@@ -267,7 +309,7 @@ impl Netlink {
                     }
                     let what = dels
                         .get(i)
-                        .map(|(j, _)| items[*j].describe())
+                        .map(|a| a.describe())
                         .unwrap_or_else(|| "a change".into());
                     errors.push(NetlinkError::Kernel {
                         op: format!("remove {what}"),
@@ -296,5 +338,17 @@ impl Netlink {
             }
         }
         errors
+    }
+}
+
+/// Gives back one use of a shared route (no-op for anything else).
+fn unshare(shared: &mut std::collections::HashMap<String, usize>, a: &Applied) {
+    if let Some(k) = a.shared_key()
+        && let Some(n) = shared.get_mut(&k)
+    {
+        *n -= 1;
+        if *n == 0 {
+            shared.remove(&k);
+        }
     }
 }

@@ -20,7 +20,7 @@ pub use device::{DeviceSnapshot, STATE_ACTIVATED, STATE_UNMANAGED, dev_reason, d
 pub use dns::DnsSnapshot;
 pub use errors::{DeviceError, NmError, SettingsError};
 pub use ids::{AcId, DeviceId, ProfileId};
-pub use ip::IpData;
+pub use ip::{IpData, Routes};
 pub use keepup::{KeepUpSnapshot, PendingTry};
 pub use manager::{ManagerSnapshot, connectivity};
 pub use profile::{Generated, ProfileSnapshot, Storage};

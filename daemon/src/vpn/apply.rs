@@ -13,8 +13,8 @@ use super::task::Task;
 use crate::bus::export::IpObject;
 use crate::bus::objects::Iface;
 use crate::netlink::links::LinkAddr;
-use crate::netlink::{Applied, Journal, Plan, RouteEntry, plan};
-use crate::state::{IpData, root};
+use crate::netlink::{Applied, Journal, Plan, plan};
+use crate::state::{IpData, Routes, root};
 
 /// Routes from which a config is large enough for its memory to be handed back at once.
 const LARGE: usize = 1000;
@@ -235,24 +235,25 @@ impl Task {
         });
         let default4 = has_default(profile, ip4.as_ref());
         let default6 = has_default(profile, ip6.as_ref());
-        self.applier.ip_data = [
-            ip4.as_ref().map(|c| ip_data(profile, c, &plan, ifindex)),
-            ip6.as_ref().map(|c| ip_data(profile, c, &plan, ifindex)),
-        ];
-        drop((ip4, ip6));
+        let addresses = plan.addresses.len();
         let started = Instant::now();
         // Each change is journaled (fsync'd) before the kernel is asked for it: a crash at any
         // point leaves nothing the next start does not remove.
         let j = nl
-            .apply(&plan, Some(&self.journal_path()))
+            .apply(plan, Some(&self.journal_path()))
             .await
             .map_err(|e| format!("cannot apply the VPN's config, rolled back: {e}"))?;
         tracing::info!(
-            "applied {} addresses and {} routes on #{ifindex} in {:?}",
-            plan.addresses.len(),
+            "applied {addresses} addresses and {} routes on #{ifindex} in {:?}",
             j.routes(),
             started.elapsed()
         );
+        // The IP configs list the routes the journal holds: the same ones, not a copy.
+        self.applier.ip_data = [
+            ip4.as_ref().map(|c| ip_data(profile, c, &j, ifindex)),
+            ip6.as_ref().map(|c| ip_data(profile, c, &j, ifindex)),
+        ];
+        drop((ip4, ip6));
         self.applier.journal = Some(j);
         let iface = g.tundev.clone().unwrap_or_default();
         let dns = self.dns_entry(iface, ifindex, default4 || default6);
@@ -373,23 +374,23 @@ impl Task {
         );
         let mut kept = Vec::new();
         if let Some(j) = self.applier.journal.take() {
-            let (keep, drop): (Vec<Applied>, Vec<Applied>) =
-                j.items.into_iter().partition(|a| match a {
-                    Applied::Route(r) => {
-                        let v6 = r.dest.is_ipv6();
-                        (keep4 && !v6) || (keep6 && v6)
-                    }
-                    _ => false,
-                });
-            kept = keep;
-            for e in self.p.h.netlink.remove(Journal { items: drop }).await {
+            let keep = |a: &&Applied| match a {
+                Applied::Route(r) => {
+                    let v6 = r.dest.is_ipv6();
+                    (keep4 && !v6) || (keep6 && v6)
+                }
+                _ => false,
+            };
+            kept = j.iter().filter(keep).cloned().collect();
+            let gone = j.iter().rev().filter(|a| !keep(a));
+            for e in self.p.h.netlink.remove_items(gone).await {
                 tracing::error!("re-apply: {e}");
             }
         }
         self.unexport_ip_configs().await;
         if !self.apply().await {
             // The kept routes are still ours: the teardown that follows removes them.
-            self.applier.journal = Some(Journal { items: kept });
+            self.applier.journal = Some(Journal::from(kept));
             return false;
         }
         // Taking the last address off the interface took the kernel's routes through it with
@@ -403,7 +404,7 @@ impl Task {
                 .p
                 .h
                 .netlink
-                .apply(&again, Some(&self.journal_path()))
+                .apply(again, Some(&self.journal_path()))
                 .await
             {
                 tracing::warn!("re-apply: the kept routes: {e}");
@@ -411,7 +412,7 @@ impl Task {
         }
         let path = self.journal_path();
         if let Some(j) = &mut self.applier.journal {
-            j.items.extend(kept);
+            j.append(kept);
             if let Err(e) = crate::netlink::save_journal(&path, j) {
                 tracing::warn!("cannot journal the re-applied config: {e}");
             }
@@ -423,7 +424,7 @@ impl Task {
     pub(super) async fn remove_config(&mut self) {
         if let Some(j) = self.applier.journal.take() {
             let n = j.routes();
-            for e in self.p.h.netlink.remove(j).await {
+            for e in self.p.h.netlink.remove(&j).await {
                 tracing::error!("teardown: {e}");
             }
             tracing::info!("removed the VPN's config ({n} routes)");
@@ -446,22 +447,18 @@ impl Task {
 
 /// What the VPN's IP4Config/IP6Config show: its address, the routes on its interface, its
 /// DNS (the plugin's, then the profile's), DNS priority 50 unless the profile sets one.
-fn ip_data(p: &Profile, c: &IpConfig, plan: &Plan, ifindex: u32) -> IpData {
+fn ip_data(p: &Profile, c: &IpConfig, journal: &Journal, ifindex: u32) -> IpData {
     let sect = match c.family {
         Family::V4 => &p.ipv4,
         Family::V6 => &p.ipv6,
     };
-    let routes: Vec<RouteEntry> = plan
-        .routes
-        .iter()
-        .filter_map(|a| match a {
-            Applied::Route(r) => Some(crate::netlink::route_entry(r)),
-            _ => None,
-        })
-        .filter(|(oif, e)| *oif == ifindex && e.dest.is_ipv6() == c.address.is_ipv6())
-        .map(|(_, e)| e)
-        .collect();
-    let gateway = match routes.iter().find(|r| r.prefix == 0) {
+    let routes = Routes::Journal {
+        journal: journal.clone(),
+        oif: ifindex,
+        v6: c.address.is_ipv6(),
+    };
+    let default = routes.iter().find(|r| r.prefix == 0);
+    let gateway = match default {
         Some(r) => r.next_hop.map(|g| g.to_string()).unwrap_or_else(|| {
             match c.family {
                 Family::V4 => "0.0.0.0",

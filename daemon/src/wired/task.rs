@@ -315,13 +315,13 @@ impl Task {
             .p
             .h
             .netlink
-            .apply(&plan, Some(&self.journal_path()))
+            .apply(plan, Some(&self.journal_path()))
             .await
         {
             Ok(j) => {
                 // The write-ahead journal on disk already has both transactions (it appends).
                 let mut all = self.journal.take().unwrap_or_default();
-                all.items.extend(j.items);
+                all.extend(j);
                 self.journal = Some(all);
                 Ok(())
             }
@@ -490,7 +490,7 @@ impl Task {
             }
         }
         if let Some(j) = self.journal.take() {
-            for e in self.p.h.netlink.remove(j).await {
+            for e in self.p.h.netlink.remove(&j).await {
                 tracing::error!("teardown: {e}");
             }
         }
