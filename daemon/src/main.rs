@@ -135,6 +135,31 @@ async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Bui
     Ok(b.method_timeout(tinynm_config::daemon_config::Timeouts::dur(longest)))
 }
 
+/// Owns `name` on the bus with one `RequestName`, as NM does: not queued, not replaceable, and
+/// an error when another process has it. (zbus's own `request_name` adds two match rules
+/// first, a round trip each, and lets another process take the name over.)
+async fn own_name(conn: &zbus::Connection, name: &str, bus: &str) -> anyhow::Result<()> {
+    const DO_NOT_QUEUE: u32 = 4;
+    let reply: u32 = conn
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "RequestName",
+            &(name, DO_NOT_QUEUE),
+        )
+        .await
+        .and_then(|m| m.body().deserialize())
+        .with_context(|| format!("cannot own {name} on '{bus}'"))?;
+    match reply {
+        1 | 4 => Ok(()),
+        3 => anyhow::bail!(
+            "cannot own {name} on '{bus}': another process owns it (another tinynmd, or NetworkManager?)"
+        ),
+        r => anyhow::bail!("cannot own {name} on '{bus}': the bus answered {r}"),
+    }
+}
+
 async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let netlink = netlink::Netlink::new().context("netlink")?;
@@ -244,11 +269,7 @@ async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> an
         async { conn.build().await.with_context(bus_err) },
         async {
             let own = own.build().await.with_context(bus_err)?;
-            own.request_name(state::paths::TINYNM_NAME)
-                .await
-                .with_context(|| {
-                    format!("cannot own {} on '{}'", state::paths::TINYNM_NAME, cfg.bus)
-                })?;
+            own_name(&own, state::paths::TINYNM_NAME, &cfg.bus).await?;
             Ok(own)
         },
         async {
@@ -257,6 +278,7 @@ async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> an
         },
     )?;
     let bus = bus::export::Exporter::new(conn.clone(), own.clone(), objects_tx);
+    let exporter = bus.clone();
     let handles = vpn::Handles {
         bus,
         netlink,
@@ -287,18 +309,17 @@ async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> an
             }
         }
     });
-    core.publish_manager()
-        .await
-        .context("cannot publish the manager's state")?;
+    core.prepare_manager().await;
     let core_task = tokio::spawn(core.run(cmd_rx));
     // Handled from before the name is owned: whoever sees tinynmd ready may signal it.
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    conn.request_name(state::paths::NM_NAME)
-        .await
-        .with_context(|| format!("cannot own {} on '{}'", state::paths::NM_NAME, cfg.bus))?;
+    // Nothing runs between here and the request going out (this task does not yield), so
+    // every signal from now on is sent, and none before was needed.
+    exporter.go_live();
+    own_name(&conn, state::paths::NM_NAME, &cfg.bus).await?;
     tracing::info!(
         "tinynmd {} serving {} on {} ({} µs after start)",
         env!("CARGO_PKG_VERSION"),

@@ -252,3 +252,73 @@ async fn nm_online_s_returns_once_the_start_up_uplink_has_settled() {
     .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// As NM: a second daemon on the same bus does not take the names from the first (which
+/// keeps serving), and says why it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_tinynmd_on_the_same_bus_is_refused_and_the_first_keeps_its_names() {
+    let w = World::new().await;
+    let dbus = zbus::fdo::DBusProxy::new(&w.conn).await.unwrap();
+    let owner = |name: &'static str| {
+        let dbus = dbus.clone();
+        async move {
+            dbus.get_name_owner(name.try_into().unwrap())
+                .await
+                .unwrap()
+                .to_string()
+        }
+    };
+    let nm = owner("org.freedesktop.NetworkManager").await;
+    let own = owner("org.tinynm").await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("daemon.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "bus = \"{}\"\nprofile-dir = \"{d}/p\"\nstate-dir = \"{d}/s\"\nlease-dir = \"{d}/l\"\nkeyfile-dirs = []\nnm-plugin-dirs = false\n[dns]\nbackend = \"none\"\n",
+            w.bus.address,
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(tinynm_sandbox::binary("tinynmd").unwrap());
+    cmd.arg("--config")
+        .arg(&conf)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    w.ns.prepare_tokio(&mut cmd);
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        cmd.spawn().unwrap().wait_with_output(),
+    )
+    .await
+    .expect("the second tinynmd stops by itself")
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot own org.tinynm on '{}': another process owns it",
+            w.bus.address
+        )),
+        "{err}"
+    );
+    assert_eq!(owner("org.freedesktop.NetworkManager").await, nm);
+    assert_eq!(owner("org.tinynm").await, own);
+    // And the first still answers.
+    let version: String = zbus::Proxy::new(
+        &w.conn,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager",
+        "org.freedesktop.NetworkManager",
+    )
+    .await
+    .unwrap()
+    .get_property("Version")
+    .await
+    .unwrap();
+    assert!(!version.is_empty());
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 use zbus::object_server::{Interface, SignalEmitter};
@@ -26,6 +26,10 @@ pub struct Exporter {
     ip_numbers: Arc<[AtomicU64; 2]>,
     /// The next DHCP4Config number (never reused).
     pub(super) dhcp4_numbers: Arc<AtomicU64>,
+    /// Whether NM's name is (being) owned. Before, no client can hear a signal of ours (they
+    /// match on the name's owner), so none is built or sent: the start-up exports its objects
+    /// silently, and clients read them all when the name appears.
+    live: Arc<AtomicBool>,
 }
 
 /// An exported IP4Config or IP6Config object; dropped by [`Exporter::unexport_ip`].
@@ -56,7 +60,18 @@ impl Exporter {
             objects: Arc::new(objects),
             ip_numbers: Arc::new([AtomicU64::new(1), AtomicU64::new(1)]),
             dhcp4_numbers: Arc::new(AtomicU64::new(1)),
+            live: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// From now on signals are sent: called just before NM's name is requested.
+    pub fn go_live(&self) {
+        self.live.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether signals are sent (see [`Exporter::go_live`]).
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
     }
 
     /// The bus connection.
@@ -83,6 +98,9 @@ impl Exporter {
     /// Lists an object whose interfaces are all served, and sends one `InterfacesAdded`.
     pub async fn announce(&self, path: &str, ifaces: &[Iface]) -> zbus::Result<()> {
         self.list(path, ifaces);
+        if !self.is_live() {
+            return Ok(());
+        }
         announce_added(&self.conn, path, ifaces).await
     }
 
@@ -95,6 +113,9 @@ impl Exporter {
     /// Unlists an object and sends one `InterfacesRemoved`; a failure to send is logged.
     pub async fn withdraw(&self, path: &str, ifaces: &[Iface]) {
         self.objects.send_modify(|o| drop(o.remove(path)));
+        if !self.is_live() {
+            return;
+        }
         if let Err(e) = announce_removed(&self.conn, path, ifaces).await {
             tracing::warn!("cannot announce the removal of {path}: {e}");
         }
@@ -109,8 +130,10 @@ impl Exporter {
     ) -> zbus::Result<()> {
         let conn = if iface.is_tinynm() {
             &self.own
-        } else {
+        } else if self.is_live() {
             &self.conn
+        } else {
+            return Ok(());
         };
         let e = SignalEmitter::new(conn, path)?;
         let changed: HashMap<&str, Variant<'_>> = props.into_iter().collect();

@@ -160,7 +160,9 @@ impl Core {
         };
         serve_device(&bus, p, &ifaces, &rx, ctl).await?;
         bus.announce(p, &ifaces).await?;
-        Manager::emit_device_added(&bus.emitter(NM_PATH)?, path.clone()).await?;
+        if bus.is_live() {
+            Manager::emit_device_added(&bus.emitter(NM_PATH)?, path.clone()).await?;
+        }
         tracing::debug!("device {path}: {}", rx.borrow().link.name);
         self.devices.insert(
             index,
@@ -258,7 +260,9 @@ impl Core {
         // The Manager stops listing it before it goes.
         self.publish_manager().await?;
         let bus = &self.h.bus;
-        Manager::emit_device_removed(&bus.emitter(NM_PATH)?, entry.path.clone()).await?;
+        if bus.is_live() {
+            Manager::emit_device_removed(&bus.emitter(NM_PATH)?, entry.path.clone()).await?;
+        }
         let p = entry.path.as_str();
         bus.withdraw(p, &entry.ifaces).await;
         unserve_device(bus, p, &entry.ifaces).await;
@@ -427,6 +431,9 @@ impl Core {
             let s = entry.snap.borrow();
             (s.state, s.reason)
         };
+        if !bus.is_live() {
+            return Ok(());
+        }
         DeviceView::emit_state_changed(&bus.emitter(p)?, new, old, reason).await
     }
 
@@ -456,7 +463,10 @@ impl Core {
             let deactivated = AcState::Deactivated as u32;
             ac.snap.send_modify(|s| s.state = deactivated);
             let bus = &self.h.bus;
-            ActiveView::emit_state_changed(&bus.emitter(path.as_str())?, deactivated, 0).await?;
+            if bus.is_live() {
+                ActiveView::emit_state_changed(&bus.emitter(path.as_str())?, deactivated, 0)
+                    .await?;
+            }
             bus.changed(
                 path.as_str(),
                 Iface::Active,

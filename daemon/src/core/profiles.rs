@@ -81,7 +81,9 @@ impl Core {
     ) -> zbus::Result<()> {
         let list: Vec<OwnedObjectPath> = self.profiles.keys().map(|n| n.path()).collect();
         self.out.settings.send_replace(list.clone());
-        if let Some(p) = added {
+        if let Some(p) = added
+            && self.h.bus.is_live()
+        {
             SettingsView::emit_new_connection(&self.h.bus.emitter(SETTINGS_PATH)?, p.clone())
                 .await?;
         }

@@ -13,8 +13,19 @@ use crate::state::{AcId, ManagerSnapshot, root};
 impl Core {
     /// Publishes the Manager's list and state (and their PropertiesChanged when they changed).
     pub async fn publish_manager(&self) -> zbus::Result<()> {
+        // Before NM's name is owned nobody reads the Manager: the start-up computes it once,
+        // last ([`Core::prepare_manager`]).
+        if !self.h.bus.is_live() {
+            return Ok(());
+        }
         let change = self.update_manager().await;
         self.announce_manager(change).await
+    }
+
+    /// Computes the Manager's snapshot without a signal: the last step before the name is
+    /// requested.
+    pub async fn prepare_manager(&self) {
+        self.update_manager().await;
     }
 
     /// Recomputes the Manager's snapshot; returns the old one, for [`Core::announce_manager`].
