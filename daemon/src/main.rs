@@ -299,16 +299,6 @@ async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> an
     core.sync_links(links)
         .await
         .context("cannot export the devices")?;
-    let (links_tx, mut links_rx) = mpsc::channel(4);
-    netlink::links::watch(links_tx).context("cannot watch the links")?;
-    let to_core = cmd_tx.clone();
-    tokio::spawn(async move {
-        while let Some(l) = links_rx.recv().await {
-            if to_core.send(state::Command::Links(l)).await.is_err() {
-                return;
-            }
-        }
-    });
     core.prepare_manager().await;
     let core_task = tokio::spawn(core.run(cmd_rx));
     // Handled from before the name is owned: whoever sees tinynmd ready may signal it.
@@ -327,6 +317,18 @@ async fn serve(cfg: DaemonConfig, args: Args, started: std::time::Instant) -> an
         cfg.bus,
         started.elapsed().as_micros()
     );
+    // The links are watched from now: the watcher reads them once subscribed, so a change
+    // since the dump above is not missed, and its reads do not delay the name's reply.
+    let (links_tx, mut links_rx) = mpsc::channel(4);
+    netlink::links::watch(links_tx).context("cannot watch the links")?;
+    let to_core = cmd_tx.clone();
+    tokio::spawn(async move {
+        while let Some(l) = links_rx.recv().await {
+            if to_core.send(state::Command::Links(l)).await.is_err() {
+                return;
+            }
+        }
+    });
     // As NM: the links profiles fit are managed, and autoconnected, once the name is owned
     // (so that whoever waits for the name sees it all).
     let (reply, started) = tokio::sync::oneshot::channel();
