@@ -156,10 +156,13 @@ impl Netlink {
     /// Gives addresses that are already ours fresh lifetimes (a renewed DHCP lease), as NM
     /// does: the same address added again with NLM_F_REPLACE.
     pub async fn refresh_addresses(&self, msgs: &[AddressMessage]) -> Result<(), NetlinkError> {
+        let reqs: Vec<RouteNetlinkMessage> = msgs
+            .iter()
+            .cloned()
+            .map(RouteNetlinkMessage::NewAddress)
+            .collect();
         let failed = self
-            .batch(msgs, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, |m| {
-                Some(RouteNetlinkMessage::NewAddress(m.clone()))
-            })
+            .batch(&reqs, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE)
             .await?;
         match failed.into_iter().next() {
             None => Ok(()),

@@ -7,8 +7,7 @@
 
 use std::io;
 
-use netlink_packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_core::{NLM_F_ACK, NetlinkSerializable};
+use rtnetlink::packet_core::NLM_F_ACK;
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use tokio::io::unix::AsyncFd;
 
@@ -44,38 +43,28 @@ impl BatchSocket {
         })
     }
 
-    /// Sends `msgs` as one datagram with `flags` (the ACK flag on the last only) and waits for
-    /// its ACK; returns the refused requests, by index in `msgs`, with the kernel's error.
+    /// Sends `n` requests as one datagram with `flags` (the ACK flag on the last only), each
+    /// written by `write(i, out, flags, seq)`, and waits for its ACK; returns the refused
+    /// requests, by index, with the kernel's error.
     pub(super) async fn send(
         &mut self,
-        msgs: &[RouteNetlinkMessage],
+        n: usize,
         flags: u16,
+        mut write: impl FnMut(usize, &mut Vec<u8>, u16, u32),
     ) -> io::Result<Vec<(usize, io::Error)>> {
-        let Some(last) = msgs.len().checked_sub(1) else {
+        let Some(last) = n.checked_sub(1) else {
             return Ok(Vec::new());
         };
         let first = self.seq.wrapping_add(1);
-        self.seq = self.seq.wrapping_add(msgs.len() as u32);
+        self.seq = self.seq.wrapping_add(n as u32);
         self.out.clear();
-        for (i, m) in msgs.iter().enumerate() {
-            let len = HEADER + NetlinkSerializable::buffer_len(m);
+        for i in 0..n {
             let flags = if i == last {
                 flags | NLM_F_ACK
             } else {
                 flags & !NLM_F_ACK
             };
-            let at = self.out.len();
-            self.out.extend_from_slice(&(len as u32).to_ne_bytes());
-            self.out
-                .extend_from_slice(&NetlinkSerializable::message_type(m).to_ne_bytes());
-            self.out.extend_from_slice(&flags.to_ne_bytes());
-            self.out
-                .extend_from_slice(&first.wrapping_add(i as u32).to_ne_bytes());
-            self.out.extend_from_slice(&0u32.to_ne_bytes());
-            self.out.resize(at + len, 0);
-            NetlinkSerializable::serialize(m, &mut self.out[at + HEADER..]);
-            // Messages are 4-byte aligned in a datagram.
-            self.out.resize(self.out.len().next_multiple_of(4), 0);
+            write(i, &mut self.out, flags, first.wrapping_add(i as u32));
         }
         loop {
             let mut guard = self.sock.writable().await?;

@@ -13,7 +13,7 @@ use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 
-use super::route::Route;
+use super::route::{DEL_ROUTE, NEW_ROUTE, Route};
 
 /// One object added to the kernel, as it must be undone.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +109,7 @@ impl Journal {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for a in self.iter() {
-            push_record(&mut out, a.record());
+            a.write_record(&mut out, false);
         }
         out
     }
@@ -195,6 +195,23 @@ fn link_change(l: &LinkMessage) -> Option<Applied> {
     }
 }
 
+/// Appends `m` as one request of a datagram: header (`flags`, `seq`), then the message,
+/// padded to 4 bytes.
+pub(super) fn serialize_request(out: &mut Vec<u8>, m: &RouteNetlinkMessage, flags: u16, seq: u32) {
+    use rtnetlink::packet_core::NetlinkSerializable;
+    const HEADER: usize = 16;
+    let len = HEADER + NetlinkSerializable::buffer_len(m);
+    let at = out.len();
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&NetlinkSerializable::message_type(m).to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.resize(at + len, 0);
+    NetlinkSerializable::serialize(m, &mut out[at + HEADER..]);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
 fn push_record(out: &mut Vec<u8>, m: RouteNetlinkMessage) {
     let mut nl = NetlinkMessage::from(m);
     nl.finalize();
@@ -238,21 +255,14 @@ impl Wal {
     /// Records that these objects are about to be added (or, for an MTU, changed).
     pub fn intend<'a>(&mut self, items: impl IntoIterator<Item = &'a Applied>) {
         for a in items {
-            push_record(&mut self.buf, a.record());
+            a.write_record(&mut self.buf, false);
         }
     }
 
     /// Records that the kernel refused these: they are not ours to undo.
     pub fn retract<'a>(&mut self, items: impl IntoIterator<Item = &'a Applied>) {
         for a in items {
-            let m = match a.record() {
-                RouteNetlinkMessage::NewRoute(r) => RouteNetlinkMessage::DelRoute(r),
-                RouteNetlinkMessage::NewAddress(x) => RouteNetlinkMessage::DelAddress(x),
-                RouteNetlinkMessage::NewRule(r) => RouteNetlinkMessage::DelRule(r),
-                RouteNetlinkMessage::NewLink(l) => RouteNetlinkMessage::DelLink(l),
-                other => other,
-            };
-            push_record(&mut self.buf, m);
+            a.write_record(&mut self.buf, true);
         }
     }
 
@@ -316,6 +326,46 @@ impl Applied {
         match self {
             Applied::SharedRoute(r) => Some(format!("{r} table {}", r.kernel_table())),
             _ => None,
+        }
+    }
+
+    /// Appends the object's journal record to `out`: its add request (a retraction: its
+    /// delete request), or for an MTU a link message with the MTU to put back. A route's is
+    /// written straight ([`Route::encode`]).
+    pub(super) fn write_record(&self, out: &mut Vec<u8>, retract: bool) {
+        if let Applied::Route(r) | Applied::SharedRoute(r) = self {
+            let kind = if retract { DEL_ROUTE } else { NEW_ROUTE };
+            r.encode(out, kind, 0, 0);
+            return;
+        }
+        let m = match (self.record(), retract) {
+            (m, false) => m,
+            (RouteNetlinkMessage::NewAddress(x), true) => RouteNetlinkMessage::DelAddress(x),
+            (RouteNetlinkMessage::NewRule(r), true) => RouteNetlinkMessage::DelRule(r),
+            (RouteNetlinkMessage::NewLink(l), true) => RouteNetlinkMessage::DelLink(l),
+            (other, true) => other,
+        };
+        push_record(out, m);
+    }
+
+    /// Appends the object's add (or delete) request to a batch's datagram; false for a link
+    /// change, which has none.
+    pub(super) fn write_request(&self, out: &mut Vec<u8>, add: bool, flags: u16, seq: u32) -> bool {
+        if let Applied::Route(r) | Applied::SharedRoute(r) = self {
+            r.encode(out, if add { NEW_ROUTE } else { DEL_ROUTE }, flags, seq);
+            return true;
+        }
+        let m = if add {
+            self.add_message()
+        } else {
+            self.del_message()
+        };
+        match m {
+            Some(m) => {
+                serialize_request(out, &m, flags, seq);
+                true
+            }
+            None => false,
         }
     }
 

@@ -271,41 +271,53 @@ impl Netlink {
     /// Sends requests in batches of at most [`BATCH`] a datagram (`batch.rs`) and returns the
     /// failed ones, by index. Not having the kernel build and send ten thousand ACKs is most
     /// of what makes this faster than `ip`.
-    pub async fn batch<T>(
+    pub async fn batch(
         &self,
-        items: &[T],
+        msgs: &[RouteNetlinkMessage],
         flags: u16,
-        request: impl Fn(&T) -> Option<RouteNetlinkMessage>,
+    ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
+        self.batch_with(msgs.len(), flags, |i, out, flags, seq| {
+            journal::serialize_request(out, &msgs[i], flags, seq)
+        })
+        .await
+    }
+
+    /// [`Netlink::batch`] of objects' add (or delete) requests, each written straight into the
+    /// datagram (a route with no message built); the objects must not be link changes.
+    pub(crate) async fn batch_applied(
+        &self,
+        items: &[&Applied],
+        flags: u16,
+        add: bool,
+    ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
+        self.batch_with(items.len(), flags, |i, out, flags, seq| {
+            let written = items[i].write_request(out, add, flags, seq);
+            debug_assert!(written, "a link change has no request");
+        })
+        .await
+    }
+
+    async fn batch_with(
+        &self,
+        n: usize,
+        flags: u16,
+        write: impl Fn(usize, &mut Vec<u8>, u16, u32),
     ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
         let mut sock = self.batch.lock().await;
         let mut failed = Vec::new();
-        // The requests are built a datagram at a time, never all at once.
-        let mut msgs = Vec::with_capacity(BATCH.min(items.len()));
-        let mut at = Vec::with_capacity(BATCH.min(items.len()));
-        for (c, chunk) in items.chunks(BATCH).enumerate() {
-            msgs.clear();
-            at.clear();
-            for (i, item) in chunk.iter().enumerate() {
-                if let Some(m) = request(item) {
-                    msgs.push(m);
-                    at.push(c * BATCH + i);
-                }
-            }
-            let refused = tokio::time::timeout(REPLY_TIMEOUT, sock.send(&msgs, flags))
-                .await
-                .map_err(|_| {
-                    NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {} changes", msgs.len()))
-                })?
-                .map_err(NetlinkError::Socket)?;
+        for at in (0..n).step_by(BATCH) {
+            let count = BATCH.min(n - at);
+            let refused = tokio::time::timeout(
+                REPLY_TIMEOUT,
+                sock.send(count, flags, |i, out, f, seq| write(at + i, out, f, seq)),
+            )
+            .await
+            .map_err(|_| NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {count} changes")))?
+            .map_err(NetlinkError::Socket)?;
             if flags & NLM_F_CREATE == 0 {
                 crash_point("remove-batch");
             }
-            // An index the socket did not send stays out of range: an unknown request.
-            failed.extend(
-                refused
-                    .into_iter()
-                    .map(|(i, e)| (at.get(i).copied().unwrap_or(usize::MAX), e)),
-            );
+            failed.extend(refused.into_iter().map(|(i, e)| (at + i, e)));
         }
         Ok(failed)
     }

@@ -14,6 +14,18 @@ use netlink_packet_route::route::{
 /// Main table, as the kernel numbers it.
 const MAIN: u32 = 254;
 
+/// `RTM_NEWROUTE`.
+pub const NEW_ROUTE: u16 = 24;
+/// `RTM_DELROUTE`.
+pub const DEL_ROUTE: u16 = 25;
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
+const RTA_TABLE: u16 = 15;
+
 /// One route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -95,6 +107,78 @@ impl Route {
             a.push(RouteAttribute::Table(t));
         }
         m
+    }
+
+    /// Appends the whole netlink request (header, `rtmsg`, attributes) of type `kind`
+    /// (`RTM_NEWROUTE` or `RTM_DELROUTE`) to `out`: the bytes [`Route::message`] serializes
+    /// to, written straight, with no message built in between. Batches and the journal's
+    /// records use it for every route.
+    pub fn encode(&self, out: &mut Vec<u8>, kind: u16, flags: u16, seq: u32) {
+        fn attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+            out.extend_from_slice(&(4 + payload.len() as u16).to_ne_bytes());
+            out.extend_from_slice(&kind.to_ne_bytes());
+            out.extend_from_slice(payload);
+            out.extend_from_slice(&[0; 3][..payload.len().next_multiple_of(4) - payload.len()]);
+        }
+        fn ip(out: &mut Vec<u8>, kind: u16, a: IpAddr) {
+            match a {
+                IpAddr::V4(v) => attr(out, kind, &v.octets()),
+                IpAddr::V6(v) => attr(out, kind, &v.octets()),
+            }
+        }
+        let v4 = self.dest.is_ipv4();
+        let start = out.len();
+        out.extend_from_slice(&0u32.to_ne_bytes()); // the length, set below
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(&flags.to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        let t = self.table();
+        let family = if v4 { libc::AF_INET } else { libc::AF_INET6 } as u8;
+        let scope = if self.gateway.is_none() && v4 {
+            RouteScope::Link
+        } else {
+            RouteScope::Universe
+        };
+        let rtype = if self.unreachable {
+            RouteType::Unreachable
+        } else {
+            RouteType::Unicast
+        };
+        let header_table = if t == 0 {
+            MAIN as u8
+        } else {
+            u8::try_from(t).unwrap_or(0)
+        };
+        out.extend_from_slice(&[
+            family,
+            self.prefix,
+            0,
+            0,
+            header_table,
+            u8::from(self.protocol),
+            u8::from(scope),
+            u8::from(rtype),
+        ]);
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        if self.prefix > 0 {
+            ip(out, RTA_DST, self.dest);
+        }
+        if let Some(g) = self.gateway.filter(|g| g.is_ipv4() == v4) {
+            ip(out, RTA_GATEWAY, g);
+        }
+        if let Some(s) = self.pref_src.filter(|s| s.is_ipv4() && v4) {
+            ip(out, RTA_PREFSRC, s);
+        }
+        if !self.unreachable {
+            attr(out, RTA_OIF, &self.oif.to_ne_bytes());
+        }
+        attr(out, RTA_PRIORITY, &self.metric.to_ne_bytes());
+        if t != 0 {
+            attr(out, RTA_TABLE, &t.to_ne_bytes());
+        }
+        let len = (out.len() - start) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
     /// A route read back from a request this module built (a journal on disk); `None` for a
@@ -198,6 +282,60 @@ mod tests {
                 back.dest = r.dest;
             }
             proptest::prop_assert_eq!(back, r);
+        }
+
+        /// The request written straight is byte for byte what netlink-packet-route serializes
+        /// for the route's message, with any header.
+        #[test]
+        fn a_routes_request_is_written_as_the_library_serializes_it(
+            d in proptest::prelude::any::<u128>(),
+            prefix in 0u8..=128,
+            gw in proptest::option::of(proptest::prelude::any::<u128>()),
+            src in proptest::option::of(proptest::prelude::any::<u32>()),
+            oif in proptest::prelude::any::<u32>(),
+            metric in proptest::prelude::any::<u32>(),
+            table in proptest::prelude::prop_oneof![proptest::prelude::Just(0u32), proptest::prelude::Just(254u32), proptest::prelude::any::<u32>()],
+            unreachable in proptest::prelude::any::<bool>(),
+            v6 in proptest::prelude::any::<bool>(),
+            gw_other_family in proptest::prelude::any::<bool>(),
+            protocol in proptest::prelude::any::<u8>(),
+            del in proptest::prelude::any::<bool>(),
+            flags in proptest::prelude::any::<u16>(),
+            seq in proptest::prelude::any::<u32>(),
+        ) {
+            use netlink_packet_route::RouteNetlinkMessage;
+            use rtnetlink::packet_core::NetlinkMessage;
+            let a = |x: u128, v6: bool| if v6 {
+                IpAddr::V6(Ipv6Addr::from(x))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(x as u32))
+            };
+            let r = Route {
+                dest: a(d, v6),
+                prefix: if v6 { prefix } else { prefix.min(32) },
+                gateway: gw.map(|g| a(g, v6 != gw_other_family)),
+                pref_src: src.map(|s| a(u128::from(s), false)),
+                oif,
+                metric,
+                table,
+                protocol: RouteProtocol::from(protocol),
+                unreachable,
+            };
+            let (kind, m) = if del {
+                (DEL_ROUTE, RouteNetlinkMessage::DelRoute(r.message()))
+            } else {
+                (NEW_ROUTE, RouteNetlinkMessage::NewRoute(r.message()))
+            };
+            let mut nl = NetlinkMessage::from(m);
+            nl.header.flags = flags;
+            nl.header.sequence_number = seq;
+            nl.finalize();
+            let mut want = vec![0; nl.buffer_len()];
+            nl.serialize(&mut want);
+            proptest::prop_assert_eq!(nl.header.message_type, kind);
+            let mut got = vec![0xAA; 3];
+            r.encode(&mut got, kind, flags, seq);
+            proptest::prop_assert_eq!(&got[3..], &want[..]);
         }
     }
 }

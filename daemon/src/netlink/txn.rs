@@ -203,9 +203,9 @@ impl Netlink {
             w.sync().map_err(|e| journal_err(w, e))?;
         }
         crate::netlink::crash_point("apply-window");
-        let failed = self
-            .batch(window, flags, |i| group[*i].add_message())
-            .await?;
+        let items: Vec<&Applied> = window.iter().map(|i| &group[*i]).collect();
+        let failed = self.batch_applied(&items, flags, true).await?;
+        drop(items);
         let mut outcome: Vec<Option<&io::Error>> = vec![None; window.len()];
         let mut unknown = None;
         for (i, e) in &failed {
@@ -299,7 +299,7 @@ impl Netlink {
             .filter(|a| !a.is_link_change())
             .collect();
         match self
-            .batch(&dels, NLM_F_REQUEST | NLM_F_ACK, |a| a.del_message())
+            .batch_applied(&dels, NLM_F_REQUEST | NLM_F_ACK, false)
             .await
         {
             Ok(failed) => {
