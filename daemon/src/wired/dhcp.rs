@@ -294,6 +294,9 @@ impl Dhcp {
         }
         cfg.use_mac_as_client_id();
         cfg.set_timeout_sec(0);
+        // As NM: its DHCP client (n-dhcp4) has a start delay of 1 ms, where mozim waits a
+        // random 0-200 ms before the first DISCOVER: most of a boot's time to the VPN.
+        cfg.set_start_delay_max_ms(1);
         let previous = leases.get(&key);
         if let Some(l) = &previous {
             tracing::info!("DHCPv4: asking for {} again (INIT-REBOOT)", l.yiaddr);
