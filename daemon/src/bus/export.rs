@@ -177,6 +177,9 @@ impl Exporter {
             return Ok(());
         }
         o.data.send_replace(Arc::new(data));
+        if !self.is_live() {
+            return Ok(());
+        }
         let server = self.conn.object_server();
         let all = interfaces_of(server, &self.conn, o.path.as_str(), &[o.iface()]).await?;
         for (_, props) in all {

@@ -402,6 +402,10 @@ impl Core {
     /// Announces a device's new state (from `old`), with the properties that follow it, as
     /// its view shows them.
     pub(super) async fn announce_device_state(&self, index: u32, old: u32) -> zbus::Result<()> {
+        // Before the name is owned nobody hears it: the properties are not even read.
+        if !self.h.bus.is_live() {
+            return Ok(());
+        }
         let Some(entry) = self.devices.get(&index) else {
             return Ok(());
         };
@@ -431,9 +435,6 @@ impl Core {
             let s = entry.snap.borrow();
             (s.state, s.reason)
         };
-        if !bus.is_live() {
-            return Ok(());
-        }
         DeviceView::emit_state_changed(&bus.emitter(p)?, new, old, reason).await
     }
 
