@@ -139,21 +139,21 @@ async fn connect_bus(cfg: &DaemonConfig) -> anyhow::Result<zbus::connection::Bui
 /// an error when another process has it. (zbus's own `request_name` adds two match rules
 /// first, a round trip each, and lets another process take the name over.)
 async fn own_name(conn: &zbus::Connection, name: &str, bus: &str) -> anyhow::Result<()> {
-    const DO_NOT_QUEUE: u32 = 4;
-    let reply: u32 = conn
+    use zbus::fdo::{RequestNameFlags, RequestNameReply};
+    let reply: RequestNameReply = conn
         .call_method(
             Some("org.freedesktop.DBus"),
             "/org/freedesktop/DBus",
             Some("org.freedesktop.DBus"),
             "RequestName",
-            &(name, DO_NOT_QUEUE),
+            &(name, RequestNameFlags::DO_NOT_QUEUE),
         )
         .await
         .and_then(|m| m.body().deserialize())
         .with_context(|| format!("cannot own {name} on '{bus}'"))?;
     match reply {
-        1 | 4 => Ok(()),
-        3 => anyhow::bail!(
+        RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner => Ok(()),
+        RequestNameReply::Exists => anyhow::bail!(
             "cannot own {name} on '{bus}': another process owns it (another tinynmd, or NetworkManager?)"
         ),
         r => anyhow::bail!("cannot own {name} on '{bus}': the bus answered {r}"),

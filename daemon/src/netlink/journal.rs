@@ -212,12 +212,9 @@ pub(super) fn serialize_request(out: &mut Vec<u8>, m: &RouteNetlinkMessage, flag
     out.resize(out.len().next_multiple_of(4), 0);
 }
 
+/// Appends `m` as a journal record: a request with no flags and no number.
 fn push_record(out: &mut Vec<u8>, m: RouteNetlinkMessage) {
-    let mut nl = NetlinkMessage::from(m);
-    nl.finalize();
-    let start = out.len();
-    out.resize(start + nl.buffer_len(), 0);
-    nl.serialize(&mut out[start..]);
+    serialize_request(out, &m, 0, 0);
 }
 
 /// A connection's journal file, appended to ahead of each change the kernel is asked for and

@@ -111,18 +111,15 @@ pub struct Netlink {
     shared: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-/// A route as NM's `RouteData` lists it, with its outgoing interface.
-pub fn route_entry(r: &Route) -> (u32, RouteEntry) {
-    (
-        r.oif,
-        RouteEntry {
-            dest: r.dest,
-            prefix: r.prefix,
-            next_hop: r.gateway,
-            metric: r.metric,
-            table: r.kernel_table(),
-        },
-    )
+/// A route as NM's `RouteData` lists it.
+pub fn route_entry(r: &Route) -> RouteEntry {
+    RouteEntry {
+        dest: r.dest,
+        prefix: r.prefix,
+        next_hop: r.gateway,
+        metric: r.metric,
+        table: r.kernel_table(),
+    }
 }
 
 /// errnos that mean "already gone" when deleting.

@@ -277,21 +277,7 @@ impl Netlink {
         let mut errors = Vec::new();
         let items: Vec<&Applied> = {
             let mut shared = self.shared.lock().expect("poisoned");
-            items
-                .filter(|a| match a.shared_key() {
-                    None => true,
-                    Some(k) => match shared.get_mut(&k) {
-                        Some(n) if *n > 1 => {
-                            *n -= 1;
-                            false
-                        }
-                        _ => {
-                            shared.remove(&k);
-                            true
-                        }
-                    },
-                })
-                .collect()
+            items.filter(|a| unshare(&mut shared, a)).collect()
         };
         let dels: Vec<&Applied> = items
             .iter()
@@ -341,14 +327,20 @@ impl Netlink {
     }
 }
 
-/// Gives back one use of a shared route (no-op for anything else).
-fn unshare(shared: &mut std::collections::HashMap<String, usize>, a: &Applied) {
-    if let Some(k) = a.shared_key()
-        && let Some(n) = shared.get_mut(&k)
-    {
-        *n -= 1;
-        if *n == 0 {
+/// Gives back one use of a shared route; whether no use is left, so that it is to be deleted
+/// (always, for anything but a shared route).
+fn unshare(shared: &mut std::collections::HashMap<String, usize>, a: &Applied) -> bool {
+    let Some(k) = a.shared_key() else {
+        return true;
+    };
+    match shared.get_mut(&k) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        _ => {
             shared.remove(&k);
+            true
         }
     }
 }

@@ -55,7 +55,7 @@ impl Routes {
             Routes::Journal { journal, oif, v6 } => {
                 Box::new(journal.iter().filter_map(move |a| match a {
                     Applied::Route(r) if r.oif == *oif && r.dest.is_ipv6() == *v6 => {
-                        Some(route_entry(r).1)
+                        Some(route_entry(r))
                     }
                     _ => None,
                 }))
