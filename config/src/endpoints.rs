@@ -178,7 +178,7 @@ pub fn vpn_endpoints(
 /// `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`.
 fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     if let Some(v6) = s.strip_prefix('[') {
-        let (h, rest) = v6.split_once(']')?;
+        let (h, rest) = v6.split_once(']').filter(|(h, _)| !h.is_empty())?;
         let port = match rest.strip_prefix(':') {
             Some(p) => Some(p.parse().ok()?),
             None if rest.is_empty() => None,
@@ -261,6 +261,12 @@ mod tests {
         let e = vpn_endpoints("org.freedesktop.NetworkManager.openconnect", &d).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].port, Some((Transport::Tcp, 8443)));
+        // Brackets with nothing inside name no host.
+        let d = data(&[("gateway", "[]:443")]);
+        assert_eq!(
+            vpn_endpoints("org.freedesktop.NetworkManager.openconnect", &d).unwrap_err(),
+            "vpn.data gateway: '[]:443' is not HOST[:PORT][/PATH]"
+        );
         let d = data(&[("gateway", "192.0.2.1")]);
         let e = vpn_endpoints("org.example.other", &d).unwrap();
         assert_eq!(e[0].literal(), Some("192.0.2.1".parse().unwrap()));
