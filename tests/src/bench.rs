@@ -541,6 +541,11 @@ async fn embedded_section(runs: usize) -> anyhow::Result<()> {
 }
 
 /// The daemon's last start, as it logs it: from main() to both names owned.
+/// tinynmd's RSS as what is mapped from its binary (`RssFile`) and its anonymous memory.
+fn rss_split(d: &Daemon) -> [u64; 2] {
+    ["RssFile", "RssAnon"].map(|f| tinynm_sandbox::status_kib(d.pid(), f).unwrap_or(0))
+}
+
 fn own_start_up(d: &Daemon) -> anyhow::Result<Duration> {
     let log = d.log_text();
     let us = log
@@ -624,8 +629,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = b.daemon.rss_kib().unwrap_or(0);
-    let idle_split =
-        ["RssFile", "RssAnon"].map(|f| tinynm_sandbox::status_kib(b.daemon.pid(), f).unwrap_or(0));
+    let idle_split = rss_split(&b.daemon);
     let binary_kib = std::fs::metadata(release_dir()?.join("tinynmd"))?.len() / 1024;
     let idle_fds = b.daemon.fd_count();
 
@@ -712,6 +716,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = b.daemon.rss_kib().unwrap_or(0);
+    let after_split = rss_split(&b.daemon);
     println!("\n## Memory\n");
     println!("| | tinynmd | target | NetworkManager 1.42 |");
     println!("|---|---:|---:|---:|");
@@ -735,6 +740,11 @@ async fn main() -> anyhow::Result<()> {
         "| RSS after the last deactivation | {} ({:+.1} MiB from idle) | within 2 MiB of idle | never given back |",
         mib(after),
         (after as f64 - idle as f64) / 1024.0
+    );
+    println!(
+        "| of which mapped from the binary / anonymous | {} / {} | | |",
+        mib(after_split[0]),
+        mib(after_split[1])
     );
     println!(
         "| open fds idle / after | {idle_fds} / {} | | |",
