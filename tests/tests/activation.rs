@@ -229,6 +229,45 @@ async fn kernel_error_mid_apply_rolls_back_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_answers_are_lost_is_rolled_back_whole() {
+    // The third datagram of adds (the routes' second 256; the address was the first) reaches
+    // the kernel, which adds its routes, but its answers are lost, as at a socket error or the
+    // 10 s timeout. The routes of that window, answered or not, are removed with the rest.
+    let mut w = World::with(tinynm_sandbox::DaemonOptions {
+        env: vec![("TINYNMD_FAIL_AT".into(), "batch-answers:3".into())],
+        ..Default::default()
+    })
+    .await;
+    let base = w.kernel();
+    // A route-based VPN: its routes sit on the parent, which outlives the plugin, so only the
+    // rollback takes them away.
+    let p = w
+        .add(
+            "lost",
+            &[
+                ("malformed", "no-tundev"),
+                ("address", "10.8.9.6"),
+                ("route-count", "600"),
+                ("never-default", "true"),
+            ],
+        )
+        .await;
+    let ac = w.activate(&p).await.unwrap();
+    assert_eq!(w.wait_vpn(ac.as_str(), &[5, 6, 7]).await, (6, 5));
+    w.wait_removed(ac.as_str()).await;
+    w.assert_clean(&base);
+    let log = w.daemon.log_text();
+    assert!(
+        log.contains("TINYNMD_FAIL_AT: failing at batch-answers")
+            && log.contains(
+                "the netlink socket failed while trying to apply 256 changes: \
+                 its answers were lost"
+            ),
+        "the log names the failed batch:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_crashed_daemon_left_is_removed_at_its_next_start() {
     let mut w = World::new().await;
     let base = w.kernel();

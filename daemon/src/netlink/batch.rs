@@ -7,7 +7,7 @@
 
 use std::io;
 
-use rtnetlink::packet_core::NLM_F_ACK;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE};
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use tokio::io::unix::AsyncFd;
 
@@ -76,6 +76,10 @@ impl BatchSocket {
                 Err(_would_block) => continue,
             }
         }
+        if flags & NLM_F_CREATE != 0 && super::fail_point("batch-answers") {
+            // Their answers are read, and passed over, with the next batch's.
+            return Err(io::Error::other("its answers were lost (TINYNMD_FAIL_AT)"));
+        }
         let ack = first.wrapping_add(last as u32);
         let mut failed = Vec::new();
         loop {
@@ -98,7 +102,8 @@ impl BatchSocket {
                     let code = i32::from_ne_bytes([b[16], b[17], b[18], b[19]]);
                     let seq = u32::from_ne_bytes([b[28], b[29], b[30], b[31]]);
                     let i = seq.wrapping_sub(first) as usize;
-                    // Another number is a late answer to an earlier batch, which timed out.
+                    // Another number is a late answer to an earlier batch, which failed
+                    // before it was answered (the timeout, a lost answer).
                     if code != 0 && i <= last {
                         failed.push((i, io::Error::from_raw_os_error(-code)));
                     }

@@ -28,7 +28,7 @@ pub use journal::{Applied, Journal, save_journal};
 pub use plan::Plan;
 pub use recover::recover;
 pub use route::Route;
-pub use txn::crash_point;
+pub use txn::{crash_point, fail_point};
 
 /// One route as NM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,9 @@ pub enum NetlinkError {
     /// The kernel did not answer in time.
     #[error("no answer from the kernel within {0:?} while trying to {1}")]
     Timeout(Duration, String),
+    /// The socket failed while a batch was sent or answered.
+    #[error("the netlink socket failed while trying to {0}: {1}")]
+    Io(String, #[source] io::Error),
     /// A request could not be sent.
     #[error("netlink request failed: {0}")]
     Proto(String),
@@ -277,6 +280,7 @@ impl Netlink {
             journal::serialize_request(out, &msgs[i], flags, seq)
         })
         .await
+        .map_err(|b| b.error)
     }
 
     /// [`Netlink::batch`] of objects' add (or delete) requests, each written straight into the
@@ -286,7 +290,7 @@ impl Netlink {
         items: &[&Applied],
         flags: u16,
         add: bool,
-    ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
+    ) -> Result<Vec<(usize, io::Error)>, BatchFailed> {
         self.batch_with(items.len(), flags, |i, out, flags, seq| {
             let written = items[i].write_request(out, add, flags, seq);
             debug_assert!(written, "a link change has no request");
@@ -299,25 +303,41 @@ impl Netlink {
         n: usize,
         flags: u16,
         write: impl Fn(usize, &mut Vec<u8>, u16, u32),
-    ) -> Result<Vec<(usize, io::Error)>, NetlinkError> {
+    ) -> Result<Vec<(usize, io::Error)>, BatchFailed> {
         let mut sock = self.batch.lock().await;
-        let mut failed = Vec::new();
+        let mut refused = Vec::new();
         for at in (0..n).step_by(BATCH) {
             let count = BATCH.min(n - at);
-            let refused = tokio::time::timeout(
+            let op = || format!("apply {count} changes");
+            let sent = tokio::time::timeout(
                 REPLY_TIMEOUT,
                 sock.send(count, flags, |i, out, f, seq| write(at + i, out, f, seq)),
             )
             .await
-            .map_err(|_| NetlinkError::Timeout(REPLY_TIMEOUT, format!("apply {count} changes")))?
-            .map_err(NetlinkError::Socket)?;
+            .map_err(|_| NetlinkError::Timeout(REPLY_TIMEOUT, op()))
+            .and_then(|r| r.map_err(|e| NetlinkError::Io(op(), e)));
+            let this = match sent {
+                Ok(this) => this,
+                Err(error) => {
+                    return Err(BatchFailed { refused, error });
+                }
+            };
             if flags & NLM_F_CREATE == 0 {
                 crash_point("remove-batch");
             }
-            failed.extend(refused.into_iter().map(|(i, e)| (at + i, e)));
+            refused.extend(this.into_iter().map(|(i, e)| (at + i, e)));
         }
-        Ok(failed)
+        Ok(refused)
     }
+}
+
+/// A batch that failed part-way (the socket, or no answer in time): what is known of it.
+/// The kernel may have taken any of the requests it did not answer, or none.
+pub(crate) struct BatchFailed {
+    /// The refusals among the requests it did answer, by index, with the kernel's error.
+    pub refused: Vec<(usize, io::Error)>,
+    /// Why the rest has no answer.
+    pub error: NetlinkError,
 }
 
 fn link_state(m: &LinkMessage) -> LinkState {

@@ -25,20 +25,54 @@ fn journal_err(wal: &Wal, e: io::Error) -> NetlinkError {
 /// adds is sent), `remove-batch` (after a datagram of deletes), `phase-STATE` (a VPN state just
 /// announced), `dns-applied` (resolv.conf just written).
 pub fn crash_point(point: &str) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static HITS: AtomicUsize = AtomicUsize::new(0);
-    static AT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
-    let at = AT.get_or_init(|| {
-        let v = std::env::var("TINYNMD_CRASH_AT").ok()?;
-        let (p, n) = v.split_once(':')?;
-        Some((p.to_string(), n.parse().ok()?))
-    });
-    let Some((p, n)) = at else {
-        return;
-    };
-    if p == point && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-        tracing::warn!("TINYNMD_CRASH_AT: dying at {point} #{n}");
+    static AT: PointAt = PointAt::new("TINYNMD_CRASH_AT");
+    if AT.reached(point) {
+        tracing::warn!("TINYNMD_CRASH_AT: dying at {point}");
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Where a test makes an operation fail as the kernel or the socket could make it fail:
+/// `TINYNMD_FAIL_AT=POINT:N` is true the N-th time POINT is reached: `batch-answers` (a datagram
+/// of adds sent and taken by the kernel, its answers lost, as at a socket error or the timeout).
+pub fn fail_point(point: &str) -> bool {
+    static AT: PointAt = PointAt::new("TINYNMD_FAIL_AT");
+    let hit = AT.reached(point);
+    if hit {
+        tracing::warn!("TINYNMD_FAIL_AT: failing at {point}");
+    }
+    hit
+}
+
+/// `POINT:N` from an environment variable, and how often POINT has been reached.
+struct PointAt {
+    var: &'static str,
+    at: std::sync::OnceLock<Option<(String, usize)>>,
+    hits: std::sync::atomic::AtomicUsize,
+}
+
+impl PointAt {
+    const fn new(var: &'static str) -> PointAt {
+        PointAt {
+            var,
+            at: std::sync::OnceLock::new(),
+            hits: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether this is the N-th time `point` is reached.
+    fn reached(&self, point: &str) -> bool {
+        let at = self.at.get_or_init(|| {
+            let v = std::env::var(self.var).ok()?;
+            let (p, n) = v.split_once(':')?;
+            Some((p.to_string(), n.parse().ok()?))
+        });
+        match at {
+            Some((p, n)) if p == point => {
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == *n
+            }
+            _ => false,
+        }
     }
 }
 
@@ -204,7 +238,13 @@ impl Netlink {
         }
         crate::netlink::crash_point("apply-window");
         let items: Vec<&Applied> = window.iter().map(|i| &group[*i]).collect();
-        let failed = self.batch_applied(&items, flags, true).await?;
+        // A batch that failed part-way leaves its unanswered requests with no refusal known:
+        // they are taken as ours below, so that the rollback removes whatever of them the
+        // kernel took (deleting what is not there is harmless).
+        let (failed, broken) = match self.batch_applied(&items, flags, true).await {
+            Ok(failed) => (failed, None),
+            Err(b) => (b.refused, Some(b.error)),
+        };
         drop(items);
         let mut outcome: Vec<Option<&io::Error>> = vec![None; window.len()];
         let mut unknown = None;
@@ -259,7 +299,7 @@ impl Netlink {
                 source,
             });
         }
-        Ok(())
+        broken.map_or(Ok(()), Err)
     }
 
     /// Removes exactly what a journal recorded, newest first; returns the errors (an object
@@ -284,27 +324,35 @@ impl Netlink {
             .copied()
             .filter(|a| !a.is_link_change())
             .collect();
-        match self
+        let mut refusals = |failed: Vec<(usize, io::Error)>| {
+            for (i, e) in failed {
+                if already_gone(&e) {
+                    continue;
+                }
+                let what = dels
+                    .get(i)
+                    .map(|a| a.describe())
+                    .unwrap_or_else(|| "a change".into());
+                errors.push(NetlinkError::Kernel {
+                    op: format!("remove {what}"),
+                    source: e,
+                });
+            }
+        };
+        let broken = match self
             .batch_applied(&dels, NLM_F_REQUEST | NLM_F_ACK, false)
             .await
         {
             Ok(failed) => {
-                for (i, e) in failed {
-                    if already_gone(&e) {
-                        continue;
-                    }
-                    let what = dels
-                        .get(i)
-                        .map(|a| a.describe())
-                        .unwrap_or_else(|| "a change".into());
-                    errors.push(NetlinkError::Kernel {
-                        op: format!("remove {what}"),
-                        source: e,
-                    });
-                }
+                refusals(failed);
+                None
             }
-            Err(e) => errors.push(e),
-        }
+            Err(b) => {
+                refusals(b.refused);
+                Some(b.error)
+            }
+        };
+        errors.extend(broken);
         for a in &items {
             let (msg, what) = match a {
                 Applied::Mtu(index, old) => (
